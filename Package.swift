@@ -1,0 +1,67 @@
+// swift-tools-version:6.0
+// Paris in Swift: decentralized diffusion training over libtorch.
+//
+// libtorch is found like tch-rs finds it: the `LIBTORCH` variable (a folder with `include/` and `lib/`),
+// else the project-local `.libtorch` link that `scripts/setup.sh` makes. Nothing needs exporting by hand.
+import Foundation
+import PackageDescription
+
+let packageDir = Context.packageDirectory
+let env = Context.environment
+
+/// The libtorch folder (holds include/ and lib/), resolved through links so that rpaths are real paths.
+let libtorch: String = {
+    let raw = env["LIBTORCH"] ?? "\(packageDir)/.libtorch"
+    return URL(fileURLWithPath: raw).resolvingSymlinksInPath().path
+}()
+let libtorchInclude = env["LIBTORCH_INCLUDE"] ?? "\(libtorch)/include"
+let libtorchLib = env["LIBTORCH_LIB"] ?? "\(libtorch)/lib"
+/// The PyPI wheel's libtorch_cpu needs libcudart and libcupti from the nvidia wheels beside it.
+let nvidiaLib = URL(fileURLWithPath: "\(libtorch)/../nvidia/cu13/lib").standardized.path
+
+let package = Package(
+    name: "Paris",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "paris", targets: ["paris"]),
+        .library(name: "Torch", targets: ["Torch"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "CTorch",
+            cxxSettings: [
+                .unsafeFlags([
+                    "-isystem", libtorchInclude,
+                    "-isystem", "\(libtorchInclude)/torch/csrc/api/include",
+                    "-D_GLIBCXX_USE_CXX11_ABI=1",
+                    "-DCTORCH_LIBTORCH_DIR=\"\(libtorch)\"",
+                    "-Wno-unused-parameter", "-Wno-deprecated-declarations",
+                    "-O2",
+                ]),
+            ],
+            linkerSettings: [
+                .unsafeFlags([
+                    "-L\(libtorchLib)", "-Xlinker", "-rpath", "-Xlinker", libtorchLib,
+                    "-L\(nvidiaLib)", "-Xlinker", "-rpath", "-Xlinker", nvidiaLib,
+                    "-Xlinker", "--no-as-needed", "-ltorch_cpu", "-lc10", "-Xlinker", "--as-needed",
+                ]),
+                .linkedLibrary("dl"),
+                .linkedLibrary("stdc++"),
+            ]
+        ),
+        .target(name: "Torch", dependencies: ["CTorch"]),
+        .executableTarget(
+            name: "paris",
+            dependencies: ["Torch", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(
+            name: "TorchTests",
+            dependencies: ["Torch"],
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    cxxLanguageStandard: .cxx17
+)

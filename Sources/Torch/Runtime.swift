@@ -1,0 +1,67 @@
+import CTorch
+
+/// The libtorch runtime: version, build, threads, seeding and CUDA. CUDA support is loaded on first use
+/// (`loadCUDA`), by dlopen of `libtorch_cuda.so` beside `libtorch_cpu.so`, so one binary runs with or without a GPU.
+public enum Runtime {
+    private static let cudaLoadResult: (state: Int32, error: String?) = {
+        let r = ct_cuda_load()
+        return (r, r < 0 ? TorchError.last().message : nil)
+    }()
+
+    /// Loads CUDA support if libtorch has it; safe to call many times.
+    @discardableResult
+    public static func loadCUDA() -> Bool { cudaLoadResult.state == 1 }
+
+    /// Why CUDA support could not be loaded (for example a missing cuDNN), or nil.
+    public static var cudaLoadError: String? { cudaLoadResult.error }
+    /// Whether this libtorch has `libtorch_cuda.so` at all.
+    public static var hasCUDALibrary: Bool { cudaLoadResult.state != 0 }
+
+    public static var cudaIsAvailable: Bool {
+        loadCUDA()
+        return ct_cuda_is_available()
+    }
+
+    public static var cudaDeviceCount: Int {
+        loadCUDA()
+        return Int(ct_cuda_device_count())
+    }
+
+    /// Name and total memory (bytes) of cuda:`index`, from the CUDA driver.
+    public static func cudaDevice(_ index: Int) -> (name: String, memory: Int)? {
+        var buf = [CChar](repeating: 0, count: 256)
+        var mem: Int64 = 0
+        guard ct_cuda_device_info(Int32(index), &buf, 256, &mem) == 0 else { return nil }
+        let name = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return (name, Int(mem))
+    }
+
+    /// cuDNN's version number (e.g. 91002), or nil without CUDA.
+    public static var cudnnVersion: Int? {
+        let v = ct_cudnn_version()
+        return v > 0 ? Int(v) : nil
+    }
+
+    /// Waits for all queued CUDA work (a no-op without CUDA); use before reading a clock.
+    public static func synchronize() throws { try checkStatus(ct_cuda_synchronize()) }
+
+    public static var version: String { String(cString: ct_torch_version()) }
+    public static var libraryPath: String { String(cString: ct_libtorch_path()) }
+    public static var cxx11ABI: Bool { ct_cxx11_abi() }
+    /// The best vector instruction set libtorch's CPU kernels use here (DEFAULT, AVX2, AVX512...).
+    public static var cpuCapability: String { String(cString: ct_cpu_capability()) }
+    /// libtorch's build configuration (`torch.__config__.show()`).
+    public static var buildConfig: String { String(cString: ct_build_config()) }
+
+    /// Intra-op threads used by CPU kernels.
+    public static var threads: Int {
+        get { Int(ct_get_num_threads()) }
+        set { ct_set_num_threads(Int32(newValue)) }
+    }
+
+    /// Seeds libtorch's generators (CPU and CUDA): the same numbers as `torch.manual_seed(seed)` in PyTorch.
+    public static func manualSeed(_ seed: UInt64) {
+        loadCUDA()
+        ct_manual_seed(seed)
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import Torch
+
+/// `paris doctor`: reports libtorch, CPU and CUDA, so a broken setup is visible before training starts.
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show libtorch's path, version and ABI, the CPU's capability, threads, and CUDA devices.")
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    @Flag(help: "Also print libtorch's build configuration.")
+    var verbose = false
+
+    func run() throws {
+        let report = RuntimeReport.collect()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            report.lines.forEach { print($0) }
+            if verbose { print(Runtime.buildConfig) }
+        }
+    }
+}

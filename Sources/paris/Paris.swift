@@ -1,0 +1,13 @@
+import ArgumentParser
+import Torch
+
+/// The `paris` command line: a thin layer that turns arguments into library calls.
+@main
+struct Paris: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paris",
+        abstract: "Decentralized diffusion training: isolated experts, a router, and their mixture.",
+        version: "0.1.0",
+        subcommands: [Doctor.self]
+    )
+}
