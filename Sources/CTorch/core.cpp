@@ -2,6 +2,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/generated/variable_factories.h>
+#include <torch/csrc/autograd/utils/error_messages.h>
 #include <torch/utils.h>
 
 #include <cstring>
@@ -12,7 +13,21 @@ using namespace ctorch;
 
 namespace {
 thread_local std::string last_error;
+
+// Without libtorch_cuda (or without a driver or GPU) the dispatcher's own error for a CUDA tensor is a 60-line
+// table of backends; this says what is wrong instead.
+void require_device(int dev) {
+    if (dev >= 0 && !at::globalContext().hasCUDA())
+        throw std::runtime_error("cuda:" + std::to_string(dev) +
+                                 " was requested, but CUDA is not available here (libtorch_cuda.so not loaded, or "
+                                 "no NVIDIA driver or GPU): see `paris doctor`");
 }
+
+at::TensorOptions checked_options(int dt, int dev) {
+    require_device(dev);
+    return options(dt, dev);
+}
+}  // namespace
 
 void ctorch::set_error(const char *message) { last_error = message ? message : "unknown error"; }
 
@@ -34,27 +49,41 @@ int ct_dtype(ct_tensor t) { return static_cast<int>(T(t).scalar_type()); }
 int ct_device(ct_tensor t) { return T(t).is_cuda() ? T(t).get_device() : -1; }
 int64_t ct_numel(ct_tensor t) { return T(t).numel(); }
 bool ct_is_contiguous(ct_tensor t) { return T(t).is_contiguous(); }
+int ct_parse_device(const char *s, int *out) {
+    CT_GUARD(-1, {
+        c10::Device d{std::string(s ? s : "")};
+        if (d.is_cpu()) {
+            *out = -1;
+        } else if (d.is_cuda()) {
+            *out = d.has_index() ? d.index() : 0;
+        } else {
+            throw std::invalid_argument("device type '" + c10::DeviceTypeName(d.type(), true) +
+                                        "' is not supported: use cpu, cuda or cuda:N");
+        }
+        return 0;
+    })
+}
 void *ct_data_ptr(ct_tensor t) { return T(t).data_ptr(); }
 
 // ---- creation (through torch:: factories so requires_grad works on the results) ----
-ct_tensor ct_empty(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::empty(dims(s, n), options(dt, dev))) }
-ct_tensor ct_zeros(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::zeros(dims(s, n), options(dt, dev))) }
-ct_tensor ct_ones(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::ones(dims(s, n), options(dt, dev))) }
+ct_tensor ct_empty(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::empty(dims(s, n), checked_options(dt, dev))) }
+ct_tensor ct_zeros(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::zeros(dims(s, n), checked_options(dt, dev))) }
+ct_tensor ct_ones(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::ones(dims(s, n), checked_options(dt, dev))) }
 ct_tensor ct_full(const int64_t *s, int64_t n, double v, int dt, int dev) {
-    CT_TENSOR(torch::full(dims(s, n), v, options(dt, dev)))
+    CT_TENSOR(torch::full(dims(s, n), v, checked_options(dt, dev)))
 }
 ct_tensor ct_arange(double start, double end, double step, int dt, int dev) {
-    CT_TENSOR(torch::arange(start, end, step, options(dt, dev)))
+    CT_TENSOR(torch::arange(start, end, step, checked_options(dt, dev)))
 }
 ct_tensor ct_linspace(double start, double end, int64_t steps, int dt, int dev) {
-    CT_TENSOR(torch::linspace(start, end, steps, options(dt, dev)))
+    CT_TENSOR(torch::linspace(start, end, steps, checked_options(dt, dev)))
 }
-ct_tensor ct_randn(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::randn(dims(s, n), options(dt, dev))) }
-ct_tensor ct_rand(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::rand(dims(s, n), options(dt, dev))) }
+ct_tensor ct_randn(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::randn(dims(s, n), checked_options(dt, dev))) }
+ct_tensor ct_rand(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::rand(dims(s, n), checked_options(dt, dev))) }
 ct_tensor ct_randint(int64_t low, int64_t high, const int64_t *s, int64_t n, int dt, int dev) {
-    CT_TENSOR(torch::randint(low, high, dims(s, n), options(dt, dev)))
+    CT_TENSOR(torch::randint(low, high, dims(s, n), checked_options(dt, dev)))
 }
-ct_tensor ct_randperm(int64_t n, int dev) { CT_TENSOR(torch::randperm(n, options(4, dev))) }
+ct_tensor ct_randperm(int64_t n, int dev) { CT_TENSOR(torch::randperm(n, checked_options(4, dev))) }
 ct_tensor ct_multinomial(ct_tensor probs, int64_t samples, bool replacement) {
     CT_TENSOR(at::multinomial(T(probs), samples, replacement))
 }
@@ -80,7 +109,10 @@ int ct_item_int64(ct_tensor t, int64_t *out) { CT_STATUS(*out = T(t).item<int64_
 
 // ---- conversion and copies ----
 ct_tensor ct_to(ct_tensor t, int dev, int dt, bool non_blocking) {
-    CT_TENSOR(T(t).to(device(dev), dtype(dt), non_blocking))
+    CT_GUARD(nullptr, {
+        require_device(dev);
+        return wrap(T(t).to(device(dev), dtype(dt), non_blocking));
+    })
 }
 ct_tensor ct_contiguous(ct_tensor t) { CT_TENSOR(T(t).contiguous()) }
 ct_tensor ct_clone(ct_tensor t) { CT_TENSOR(T(t).clone()) }
@@ -98,7 +130,13 @@ void ct_set_num_threads(int n) { at::set_num_threads(n); }
 
 // ---- autograd ----
 bool ct_requires_grad(ct_tensor t) { return T(t).requires_grad(); }
-int ct_set_requires_grad(ct_tensor t, bool on) { CT_STATUS(T(t).set_requires_grad(on)) }
+// As Python's requires_grad_(): turning it off on a non-leaf is an error (C++ would silently keep it on).
+int ct_set_requires_grad(ct_tensor t, bool on) {
+    CT_STATUS({
+        if (!on && !T(t).is_leaf()) throw std::runtime_error(torch::autograd::utils::requires_grad_leaf_error(on));
+        T(t).set_requires_grad(on);
+    })
+}
 int ct_backward(ct_tensor t, ct_tensor grad, bool retain_graph) {
     CT_STATUS(T(t).backward(grad ? T(grad) : at::Tensor(), retain_graph))
 }

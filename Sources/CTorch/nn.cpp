@@ -24,6 +24,14 @@ ct_tensor ct_log_softmax(ct_tensor x, int64_t d) { CT_TENSOR(at::log_softmax(T(x
 ct_tensor ct_interpolate(ct_tensor x, const int64_t *size, int mode, bool align_corners, bool antialias) {
     CT_GUARD(nullptr, {
         at::IntArrayRef s = dims(size, 2);
+        // F.interpolate's own checks, which the aten kernels do not repeat.
+        if (mode == 0 && align_corners)
+            throw std::invalid_argument(
+                "align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | "
+                "trilinear");
+        if (mode == 0 && antialias)
+            throw std::invalid_argument(
+                "Anti-alias option is restricted to bilinear and bicubic modes and requires a 4-D tensor as input");
         switch (mode) {
         case 0: return wrap(at::upsample_nearest2d(T(x), s));
         case 1:

@@ -30,7 +30,7 @@ at::Tensor binary(int op, const at::Tensor &a, const at::Tensor &b) {
 }
 
 // Scalars stay "wrapped numbers", so they never promote the tensor's dtype (as in PyTorch: bf16 * 2.0 is bf16).
-at::Tensor wrapped(double v) {
+at::Tensor wrapped(const at::Scalar &v) {
     at::Tensor t = at::scalar_to_tensor(v);
     t.unsafeGetTensorImpl()->set_wrapped_number(true);
     return t;
@@ -86,6 +86,9 @@ void binary_inplace(int op, at::Tensor &a, const at::Tensor &b) {
 ct_tensor ct_binary(int op, ct_tensor a, ct_tensor b) { CT_TENSOR(binary(op, T(a), T(b))) }
 ct_tensor ct_binary_scalar(int op, ct_tensor a, double b) { CT_TENSOR(binary(op, T(a), wrapped(b))) }
 ct_tensor ct_scalar_binary(int op, double a, ct_tensor b) { CT_TENSOR(binary(op, wrapped(a), T(b))) }
+ct_tensor ct_binary_scalar_int(int op, ct_tensor a, int64_t b) { CT_TENSOR(binary(op, T(a), wrapped(b))) }
+ct_tensor ct_scalar_int_binary(int op, int64_t a, ct_tensor b) { CT_TENSOR(binary(op, wrapped(a), T(b))) }
+int ct_binary_scalar_int_(int op, ct_tensor a, int64_t b) { CT_STATUS(binary_inplace(op, T(a), wrapped(b))) }
 int ct_binary_(int op, ct_tensor a, ct_tensor b) { CT_STATUS(binary_inplace(op, T(a), T(b))) }
 int ct_binary_scalar_(int op, ct_tensor a, double b) { CT_STATUS(binary_inplace(op, T(a), wrapped(b))) }
 int ct_add_scaled_(ct_tensor a, ct_tensor b, double alpha) { CT_STATUS(T(a).add_(T(b), alpha)) }
@@ -135,6 +138,10 @@ ct_tensor ct_argmax(ct_tensor t, int64_t dim, bool keepdim) { CT_TENSOR(at::argm
 ct_tensor ct_argmin(ct_tensor t, int64_t dim, bool keepdim) { CT_TENSOR(at::argmin(T(t), dim, keepdim)) }
 ct_tensor ct_cumsum(ct_tensor t, int64_t dim) { CT_TENSOR(at::cumsum(T(t), dim)) }
 ct_tensor ct_clamp(ct_tensor t, double lo, bool has_lo, double hi, bool has_hi) {
+    CT_TENSOR(at::clamp(T(t), has_lo ? c10::optional<at::Scalar>(lo) : c10::nullopt,
+                        has_hi ? c10::optional<at::Scalar>(hi) : c10::nullopt))
+}
+ct_tensor ct_clamp_int(ct_tensor t, int64_t lo, bool has_lo, int64_t hi, bool has_hi) {
     CT_TENSOR(at::clamp(T(t), has_lo ? c10::optional<at::Scalar>(lo) : c10::nullopt,
                         has_hi ? c10::optional<at::Scalar>(hi) : c10::nullopt))
 }

@@ -92,6 +92,7 @@ int64_t ct_cudnn_version(void) {
 
 int ct_cuda_synchronize(void) {
     using Sync = int (*)();
+    if (!ct_cuda_is_available()) return 0;
     static Sync sync = reinterpret_cast<Sync>(dlsym(RTLD_DEFAULT, "cudaDeviceSynchronize"));
     if (!sync) return 0;
     if (sync() != 0) {

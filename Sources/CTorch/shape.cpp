@@ -1,4 +1,6 @@
 // Views, indexing, joining and splitting.
+#include <cstdlib>
+
 #include "shim.h"
 
 using namespace ctorch;
@@ -31,10 +33,13 @@ ct_tensor ct_one_hot(ct_tensor t, int64_t classes) { CT_TENSOR(at::one_hot(T(t),
 ct_tensor ct_cat(const ct_tensor *ts, int64_t n, int64_t d) { CT_TENSOR(at::cat(list(ts, n), d)) }
 ct_tensor ct_stack(const ct_tensor *ts, int64_t n, int64_t d) { CT_TENSOR(at::stack(list(ts, n), d)) }
 
-int64_t ct_chunk(ct_tensor t, int64_t chunks, int64_t d, ct_tensor *out) {
+int64_t ct_chunk(ct_tensor t, int64_t chunks, int64_t d, ct_tensor **out) {
     CT_GUARD(-1, {
         auto parts = T(t).chunk(chunks, d);
-        for (size_t i = 0; i < parts.size(); i++) out[i] = wrap(parts[i]);
+        auto *handles = static_cast<ct_tensor *>(std::malloc(std::max<size_t>(parts.size(), 1) * sizeof(ct_tensor)));
+        if (!handles) throw std::bad_alloc();
+        for (size_t i = 0; i < parts.size(); i++) handles[i] = wrap(std::move(parts[i]));
+        *out = handles;
         return static_cast<int64_t>(parts.size());
     })
 }

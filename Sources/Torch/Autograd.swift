@@ -56,3 +56,6 @@ public func withAutocast<R>(device: Device, dtype: DType = .bfloat16, enabled: B
     }
     return try body()
 }
+
+/// Whether autocast is on for `device`'s type (CPU or CUDA) on this thread.
+public func isAutocastEnabled(device: Device) -> Bool { ct_autocast_is_enabled(device.code) }

@@ -79,18 +79,16 @@ public enum Device: Hashable, Sendable, CustomStringConvertible, Codable {
 
     public var isCUDA: Bool { if case .cuda = self { true } else { false } }
 
-    /// Parses `cpu`, `cuda`, `cuda:N`; `auto` picks cuda:0 when CUDA is available, else the CPU.
+    /// Parses `cpu`, `cuda`, `cuda:N` (with libtorch's parser, so a bad string gets libtorch's message), `gpu`
+    /// (cuda:0) and `auto` (cuda:0 when CUDA is available, else the CPU).
     public init(parsing s: String) throws {
         switch s.lowercased() {
-        case "cpu": self = .cpu
-        case "cuda", "gpu": self = .cuda(0)
+        case "gpu": self = .cuda(0)
         case "auto": self = Runtime.cudaIsAvailable ? .cuda(0) : .cpu
-        default:
-            let parts = s.lowercased().split(separator: ":")
-            guard parts.count == 2, parts[0] == "cuda", let n = Int(parts[1]), n >= 0 else {
-                throw TorchError("unknown device '\(s)': expected cpu, cuda, cuda:N or auto")
-            }
-            self = .cuda(n)
+        case let name:
+            var code: Int32 = 0
+            try checkStatus(ct_parse_device(name, &code))
+            self.init(code: code)
         }
     }
 

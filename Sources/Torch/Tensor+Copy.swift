@@ -41,7 +41,12 @@ extension Tensor {
         try withExtendedLifetime(other) { try checkStatus(ct_binary_(Int32(CT_DIV.rawValue), handle, other.handle)) }
     }
     public func add_(_ v: Double) throws { try checkStatus(ct_binary_scalar_(Int32(CT_ADD.rawValue), handle, v)) }
+    public func sub_(_ v: Double) throws { try checkStatus(ct_binary_scalar_(Int32(CT_SUB.rawValue), handle, v)) }
     public func mul_(_ v: Double) throws { try checkStatus(ct_binary_scalar_(Int32(CT_MUL.rawValue), handle, v)) }
     public func div_(_ v: Double) throws { try checkStatus(ct_binary_scalar_(Int32(CT_DIV.rawValue), handle, v)) }
+    /// Integer scalars keep an integer tensor integer (`counts.add_(1)` on int64).
+    public func add_(_ v: Int) throws { try checkStatus(ct_binary_scalar_int_(Int32(CT_ADD.rawValue), handle, Int64(v))) }
+    public func sub_(_ v: Int) throws { try checkStatus(ct_binary_scalar_int_(Int32(CT_SUB.rawValue), handle, Int64(v))) }
+    public func mul_(_ v: Int) throws { try checkStatus(ct_binary_scalar_int_(Int32(CT_MUL.rawValue), handle, Int64(v))) }
     public func clamp_(min: Double? = nil, max: Double? = nil) throws { try copy_(try clamp(min: min, max: max)) }
 }

@@ -69,11 +69,27 @@ extension Tensor {
         try checked(ct_multinomial(handle, Int64(samples), replacement))
     }
 
+    /// The number of elements of `shape`, with libtorch's errors for a negative size or an overflowing product
+    /// (checked here because the data pointer is handed to libtorch, which trusts the shape).
+    static func elementCount(_ shape: [Int]) throws -> Int {
+        if let bad = shape.first(where: { $0 < 0 }) {
+            throw TorchError("Trying to create tensor with negative dimension \(bad): \(shape)")
+        }
+        var n = 1
+        for s in shape {
+            let (p, overflow) = n.multipliedReportingOverflow(by: s)
+            if overflow { throw TorchError("Storage size calculation overflowed with sizes=\(shape)") }
+            n = p
+        }
+        return n
+    }
+
     /// A CPU tensor holding a copy of `values`, with the given shape (default: one dimension).
     public convenience init<T: TensorElement>(_ values: [T], shape: [Int]? = nil) throws {
         let shape = shape ?? [values.count]
-        guard shape.reduce(1, *) == values.count else {
-            throw TorchError("shape \(shape) holds \(shape.reduce(1, *)) elements, but \(values.count) values were given")
+        let n = try Tensor.elementCount(shape)
+        guard n == values.count else {
+            throw TorchError("shape \(shape) holds \(n) elements, but \(values.count) values were given")
         }
         let s = shape.map(Int64.init)
         let h = values.withUnsafeBytes { raw in
@@ -85,8 +101,9 @@ extension Tensor {
 
     /// A 0-dimensional tensor holding `value`.
     public convenience init(scalar value: Double, dtype: DType = .float32) throws {
-        let h = try Tensor.full([], value, dtype: dtype).handle
-        self.init(handle: ct_shallow_clone(h))
+        let h: OpaquePointer? = ct_full(nil, 0, value, dtype.rawValue, Device.cpu.code)
+        guard let h else { throw TorchError.last() }
+        self.init(handle: h)
     }
 
     /// The elements in row-major order. The tensor's dtype must match `T` (use `to(dtype:)` first).
@@ -112,7 +129,8 @@ extension Tensor {
 
     /// Wraps raw little-endian bytes as a CPU tensor (copied).
     public convenience init(bytes: UnsafeRawBufferPointer, shape: [Int], dtype: DType) throws {
-        let need = shape.reduce(1, *) * dtype.size
+        let (need, overflow) = try Tensor.elementCount(shape).multipliedReportingOverflow(by: dtype.size)
+        guard !overflow else { throw TorchError("Storage size calculation overflowed with sizes=\(shape)") }
         guard bytes.count == need else {
             throw TorchError("\(bytes.count) bytes cannot hold a \(dtype) tensor of shape \(shape) (\(need) bytes)")
         }

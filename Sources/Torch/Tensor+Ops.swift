@@ -13,6 +13,11 @@ extension Tensor {
     }
 
     @inline(__always)
+    func binary(_ op: ct_binary_op, _ scalar: Int) throws -> Tensor {
+        try checked(ct_binary_scalar_int(Int32(op.rawValue), handle, Int64(scalar)))
+    }
+
+    @inline(__always)
     func unary(_ op: ct_unary_op) throws -> Tensor { try checked(ct_unary(Int32(op.rawValue), handle)) }
 
     // MARK: operators (a scalar never changes the tensor's dtype, as in PyTorch)
@@ -35,12 +40,32 @@ extension Tensor {
     }
     public static prefix func - (a: Tensor) throws -> Tensor { try a.unary(CT_NEG) }
 
+    // An Int scalar behaves as a Python int: an integer tensor stays integer (`idx + 1` is int64), a floating one
+    // keeps its dtype, and `/` is true division (int64 / 2 is float32), as in PyTorch.
+    public static func + (a: Tensor, b: Int) throws -> Tensor { try a.binary(CT_ADD, b) }
+    public static func - (a: Tensor, b: Int) throws -> Tensor { try a.binary(CT_SUB, b) }
+    public static func * (a: Tensor, b: Int) throws -> Tensor { try a.binary(CT_MUL, b) }
+    public static func / (a: Tensor, b: Int) throws -> Tensor { try a.binary(CT_DIV, b) }
+    public static func + (a: Int, b: Tensor) throws -> Tensor { try b.binary(CT_ADD, a) }
+    public static func * (a: Int, b: Tensor) throws -> Tensor { try b.binary(CT_MUL, a) }
+    public static func - (a: Int, b: Tensor) throws -> Tensor {
+        try checked(ct_scalar_int_binary(Int32(CT_SUB.rawValue), Int64(a), b.handle))
+    }
+    public static func / (a: Int, b: Tensor) throws -> Tensor {
+        try checked(ct_scalar_int_binary(Int32(CT_DIV.rawValue), Int64(a), b.handle))
+    }
+
     public func pow(_ exponent: Double) throws -> Tensor { try binary(CT_POW, exponent) }
     public func pow(_ exponent: Tensor) throws -> Tensor { try binary(CT_POW, exponent) }
     public func maximum(_ other: Tensor) throws -> Tensor { try binary(CT_MAXIMUM, other) }
     public func minimum(_ other: Tensor) throws -> Tensor { try binary(CT_MINIMUM, other) }
+    public func pow(_ exponent: Int) throws -> Tensor { try binary(CT_POW, exponent) }
     public func remainder(_ other: Double) throws -> Tensor { try binary(CT_REMAINDER, other) }
     public func floorDivide(_ other: Double) throws -> Tensor { try binary(CT_FLOOR_DIVIDE, other) }
+    public func remainder(_ other: Int) throws -> Tensor { try binary(CT_REMAINDER, other) }
+    public func floorDivide(_ other: Int) throws -> Tensor { try binary(CT_FLOOR_DIVIDE, other) }
+    public func remainder(_ other: Tensor) throws -> Tensor { try binary(CT_REMAINDER, other) }
+    public func floorDivide(_ other: Tensor) throws -> Tensor { try binary(CT_FLOOR_DIVIDE, other) }
     public func atan2(_ other: Tensor) throws -> Tensor { try binary(CT_ATAN2, other) }
 
     // MARK: comparisons (bool tensors)
@@ -91,6 +116,11 @@ extension Tensor {
 
     public func clamp(min: Double? = nil, max: Double? = nil) throws -> Tensor {
         try checked(ct_clamp(handle, min ?? 0, min != nil, max ?? 0, max != nil))
+    }
+
+    /// clamp with integer bounds: an integer tensor stays integer (as with Python ints).
+    public func clamp(min: Int? = nil, max: Int? = nil) throws -> Tensor {
+        try checked(ct_clamp_int(handle, Int64(min ?? 0), min != nil, Int64(max ?? 0), max != nil))
     }
 
     /// `a + weight * (b - a)`.

@@ -1,4 +1,5 @@
 import CTorch
+import Foundation
 
 /// Views, indexing, joining and splitting.
 extension Tensor {
@@ -72,12 +73,14 @@ extension Tensor {
         try withHandles(tensors) { try checked(ct_stack($0, Int64(tensors.count), Int64(dim))) }
     }
 
-    /// Splits into `chunks` nearly equal parts along `dim` (the last may be smaller), as views.
+    /// Splits into at most `chunks` nearly equal parts along `dim` (the last may be smaller), as views, like
+    /// `torch.chunk` (an empty dimension gives `chunks` empty parts).
     public func chunk(_ chunks: Int, dim: Int = 0) throws -> [Tensor] {
-        var out = [OpaquePointer?](repeating: nil, count: chunks)
-        let n = out.withUnsafeMutableBufferPointer { ct_chunk(handle, Int64(chunks), Int64(dim), $0.baseAddress) }
+        var out: UnsafeMutablePointer<OpaquePointer?>?
+        let n = ct_chunk(handle, Int64(chunks), Int64(dim), &out)
         if n < 0 { throw TorchError.last() }
-        return out.prefix(Int(n)).map { Tensor(handle: $0!) }
+        defer { free(out) }
+        return (0..<Int(n)).map { Tensor(handle: out![$0]!) }
     }
 
     /// Splits into parts of the given sizes along `dim`, as views.

@@ -32,10 +32,13 @@ public final class Tensor: @unchecked Sendable {
     public var device: Device { Device(code: ct_device(handle)) }
     public var isContiguous: Bool { ct_is_contiguous(handle) }
 
-    /// The size of dimension `dim` (negative counts from the end).
+    /// The size of dimension `dim` (negative counts from the end). Like an array subscript, an out-of-range `dim`
+    /// is a programming error that traps; check `rank` first when `dim` comes from input.
     public func size(_ dim: Int) -> Int {
         let s = shape
-        return s[dim < 0 ? dim + s.count : dim]
+        let d = dim < 0 ? dim + s.count : dim
+        precondition(d >= 0 && d < s.count, "Tensor.size(\(dim)): dimension out of range for a rank-\(s.count) tensor")
+        return s[d]
     }
 
     /// A second handle to the same tensor (same storage, same autograd identity).

@@ -29,5 +29,13 @@ func checkStatus(_ status: Int32) throws {
 @inline(__always)
 func withHandles<R>(_ tensors: [Tensor], _ body: (UnsafePointer<OpaquePointer?>) throws -> R) rethrows -> R {
     let handles: [OpaquePointer?] = tensors.map { $0.handle }
-    return try withExtendedLifetime(tensors) { try handles.withUnsafeBufferPointer { try body($0.baseAddress!) } }
+    return try withExtendedLifetime(tensors) {
+        try handles.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else {
+                var none: OpaquePointer? = nil
+                return try body(&none)
+            }
+            return try body(base)
+        }
+    }
 }

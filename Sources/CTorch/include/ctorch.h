@@ -34,6 +34,9 @@ int ct_dtype(ct_tensor t);
 int ct_device(ct_tensor t);
 int64_t ct_numel(ct_tensor t);
 bool ct_is_contiguous(ct_tensor t);
+/// Parses a device string with libtorch's parser ("cpu", "cuda", "cuda:1"); writes the device code (-1 cpu,
+/// n cuda:n). 0 on success, -1 for a malformed string or a device type other than cpu and cuda.
+int ct_parse_device(const char *s, int *out);
 void *ct_data_ptr(ct_tensor t);
 
 // ---- creation ----
@@ -107,6 +110,10 @@ typedef enum { CT_SUM, CT_MEAN, CT_AMAX, CT_AMIN, CT_PROD, CT_LOGSUMEXP, CT_ANY,
 ct_tensor ct_binary(int op, ct_tensor a, ct_tensor b);
 ct_tensor ct_binary_scalar(int op, ct_tensor a, double b);
 ct_tensor ct_scalar_binary(int op, double a, ct_tensor b);
+/// The same with an integer scalar, which keeps an integer tensor integer (as a Python int does).
+ct_tensor ct_binary_scalar_int(int op, ct_tensor a, int64_t b);
+ct_tensor ct_scalar_int_binary(int op, int64_t a, ct_tensor b);
+int ct_binary_scalar_int_(int op, ct_tensor a, int64_t b);
 int ct_binary_(int op, ct_tensor a, ct_tensor b);
 int ct_binary_scalar_(int op, ct_tensor a, double b);
 /// a += alpha * b, in place (add_ with alpha).
@@ -120,6 +127,8 @@ ct_tensor ct_argmax(ct_tensor t, int64_t dim, bool keepdim);
 ct_tensor ct_argmin(ct_tensor t, int64_t dim, bool keepdim);
 ct_tensor ct_cumsum(ct_tensor t, int64_t dim);
 ct_tensor ct_clamp(ct_tensor t, double min, bool has_min, double max, bool has_max);
+/// clamp with integer bounds: an integer tensor stays integer.
+ct_tensor ct_clamp_int(ct_tensor t, int64_t min, bool has_min, int64_t max, bool has_max);
 ct_tensor ct_where(ct_tensor cond, ct_tensor a, ct_tensor b);
 ct_tensor ct_masked_fill(ct_tensor t, ct_tensor mask, double value);
 ct_tensor ct_lerp(ct_tensor a, ct_tensor b, double weight);
@@ -154,8 +163,9 @@ ct_tensor ct_pad(ct_tensor t, const int64_t *pad, int64_t n, double value);
 ct_tensor ct_one_hot(ct_tensor t, int64_t classes);
 ct_tensor ct_cat(const ct_tensor *ts, int64_t n, int64_t dim);
 ct_tensor ct_stack(const ct_tensor *ts, int64_t n, int64_t dim);
-/// Writes up to `chunks` handles into `out`; returns how many (or -1).
-int64_t ct_chunk(ct_tensor t, int64_t chunks, int64_t dim, ct_tensor *out);
+/// Splits into at most `chunks` parts (exactly `chunks` empty ones when the dimension is empty, as PyTorch);
+/// returns how many (or -1) and sets `*out` to a malloc'd array of handles, which the caller frees with free().
+int64_t ct_chunk(ct_tensor t, int64_t chunks, int64_t dim, ct_tensor **out);
 /// Writes `n` handles into `out`, one per size.
 int ct_split(ct_tensor t, const int64_t *sizes, int64_t n, int64_t dim, ct_tensor *out);
 
@@ -184,23 +194,33 @@ ct_tensor ct_mse_loss(ct_tensor a, ct_tensor b, int reduction);
 ct_tensor ct_dropout(ct_tensor x, double p, bool train);
 
 // ---- optimizers (optim.cpp) ----
-/// One fused AdamW step over n parameters (libtorch's _fused_adamw_); `steps` are float scalars it increments.
+/// One torch.optim.AdamW(fused=True) step over n parameters: per (device, dtype) group, adds 1 to the float32
+/// scalar `steps`, then calls libtorch's _fused_adamw_ (decoupled weight decay, no amsgrad).
 int ct_fused_adamw_(ct_tensor *params, ct_tensor *grads, ct_tensor *exp_avgs, ct_tensor *exp_avg_sqs,
                     ct_tensor *steps, int64_t n, double lr, double beta1, double beta2, double weight_decay,
                     double eps);
 /// Scales the gradients of n parameters so their total p-norm is at most max_norm; writes the norm before
 /// clipping to *total_norm.
 int ct_clip_grad_norm_(ct_tensor *params, int64_t n, double max_norm, double norm_type, double *total_norm);
-/// ema[i] += (1 - decay) * (params[i] - ema[i]) for all i.
+/// ema[i] = decay * ema[i] + (1 - decay) * params[i] for all i (DiT's update_ema: mul_ then add_ with alpha).
 int ct_ema_update_(ct_tensor *ema, ct_tensor *params, int64_t n, double decay);
 
 // ---- serialization (io.cpp) ----
-/// Loads a torch.save file (zip or legacy) with libtorch's unpickler, which builds tensors and containers only.
-/// Nested dicts are flattened with dotted names. Returns the count and malloc'd arrays; free with ct_free_loaded.
-int64_t ct_load_pickle(const char *path, char ***names, ct_tensor **tensors);
+/// Loads a torch.save file (the zip format of PyTorch >= 1.6) with libtorch's unpickler, which builds tensors and
+/// containers only and never runs Python code; tensors land on the CPU. Nested dicts, lists and tuples are
+/// flattened with dotted names ("model.blocks.0.attn.qkv.weight"). Objects of other classes (argparse.Namespace,
+/// a whole nn.Module) are not rebuilt: the tensors of their pickled state are kept under the object's name.
+/// Every non-tensor leaf is described in `skipped` ("args.lr: float 0.0001"). Legacy (pre-1.6) files and
+/// TorchScript archives fail with a message that says so. Returns the tensor count (-1 on failure) and malloc'd
+/// arrays: free names and tensors with ct_free_loaded (the tensor handles themselves go to the caller), skipped
+/// with ct_free_strings.
+int64_t ct_load_pickle(const char *path, char ***names, ct_tensor **tensors, char ***skipped, int64_t *n_skipped);
 void ct_free_loaded(char **names, ct_tensor *tensors, int64_t n);
+void ct_free_strings(char **strings, int64_t n);
+/// Loads a TorchScript module (torch.jit.save) onto `device`, in eval mode.
 ct_module ct_jit_load(const char *path, int device);
-/// Runs forward on n tensor inputs; writes up to cap tensor outputs (a tuple is flattened); returns the count.
+/// Runs forward on n tensor inputs; writes up to cap tensor outputs (tuples and lists are flattened); returns the
+/// count. A non-tensor output is an error.
 int64_t ct_jit_forward(ct_module m, const ct_tensor *inputs, int64_t n, ct_tensor *outputs, int64_t cap);
 void ct_jit_free(ct_module m);
 
