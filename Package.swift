@@ -57,6 +57,7 @@ let package = Package(
             name: "paris",
             dependencies: ["Torch", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(name: "paris-bench", dependencies: ["Torch"], path: "bench/swift"),
         .testTarget(
             name: "TorchTests",
             dependencies: ["Torch"],

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Benchmark: one training step (forward, backward, AdamW) of a stack of DiT blocks, written once in Swift
+# (bench/swift) and once in PyTorch (bench/block_stack.py), run on the same machine in the same run. Prints both
+# median step times and the ratio Swift / PyTorch (below 1.0: Swift is faster).
+#
+# Usage: bench/run.sh [--device cuda] [--bf16] [--hidden 256 --heads 4 --depth 4 --tokens 64 --batch 16 --steps 20]
+# PYTHON picks the interpreter with torch 2.11 (default: the reference venv that scripts/make_fixtures.sh makes).
+# PARIS_BENCH picks a prebuilt binary (for a GPU machine without Swift); otherwise it is built here in release mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="${PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/paris/ref-venv/bin/python}"
+if ! "$python" -c "import torch" 2>/dev/null; then
+    echo "bench: no PyTorch at $python; run scripts/make_fixtures.sh once (it makes the reference venv) or set PYTHON" >&2
+    exit 1
+fi
+bin="${PARIS_BENCH:-}"
+if [ -z "$bin" ]; then
+    scripts/setup.sh >/dev/null
+    swift build -c release --product paris-bench >&2
+    bin="$(swift build -c release --show-bin-path)/paris-bench"
+fi
+echo "bench: DiT block stack training step, args: ${*:-(defaults)}" >&2
+torch_json="$("$python" bench/block_stack.py "$@" 2>/dev/null)"
+swift_json="$("$bin" "$@")"
+echo "$torch_json"
+echo "$swift_json"
+"$python" - "$torch_json" "$swift_json" <<'PY'
+import json, sys
+t, s = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert t["params"] == s["params"], f"models differ: {t['params']} vs {s['params']} parameters"
+print(f"pytorch {t['median_ms']:.1f} ms/step, swift {s['median_ms']:.1f} ms/step, "
+      f"ratio swift/pytorch = {s['median_ms'] / t['median_ms']:.3f} ({t['device']}, {t['threads']} threads, {t['params']:,} params)")
+PY

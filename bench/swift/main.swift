@@ -1,0 +1,87 @@
+// The Swift side of bench/run.sh: one training step (forward, backward, AdamW) of a stack of DiT blocks, timed
+// over --steps steps after --warmup steps. Prints one JSON line, like bench/block_stack.py.
+import Foundation
+import Torch
+
+struct Options {
+    var hidden = 256, heads = 4, depth = 4, tokens = 64, batch = 16, steps = 20, warmup = 3
+    var device = Device.cpu
+    var bf16 = false
+
+    init(_ args: [String]) throws {
+        var i = 0
+        func value() throws -> String {
+            i += 1
+            guard i < args.count else { throw TorchError("\(args[i - 1]) needs a value") }
+            return args[i]
+        }
+        func int() throws -> Int {
+            let v = try value()
+            guard let n = Int(v), n > 0 else { throw TorchError("\(args[i - 1]) needs a positive integer, got \(v)") }
+            return n
+        }
+        while i < args.count {
+            switch args[i] {
+            case "--hidden": hidden = try int()
+            case "--heads": heads = try int()
+            case "--depth": depth = try int()
+            case "--tokens": tokens = try int()
+            case "--batch": batch = try int()
+            case "--steps": steps = try int()
+            case "--warmup": warmup = try int()
+            case "--device": device = try Device(parsing: try value())
+            case "--bf16": bf16 = true
+            default: throw TorchError("unknown option \(args[i])")
+            }
+            i += 1
+        }
+    }
+}
+
+func main() throws {
+    let o = try Options(Array(CommandLine.arguments.dropFirst()))
+    Runtime.manualSeed(0)
+    let blocks = try (0..<o.depth).map { _ in try Block(hidden: o.hidden, heads: o.heads) }
+    for b in blocks { try b.to(device: o.device) }
+    let params = blocks.flatMap { $0.parameters() }
+    let opt = try AdamW(params, lr: 1e-4, weightDecay: 0)
+    let x = try Tensor.randn([o.batch, o.tokens, o.hidden], device: o.device)
+    let c = try Tensor.randn([o.batch, o.hidden], device: o.device)
+    let target = try Tensor.randn([o.batch, o.tokens, o.hidden], device: o.device)
+
+    func step() throws -> Tensor {
+        let loss = try withAutocast(device: o.device, enabled: o.bf16) {
+            var h = x
+            for b in blocks { h = try b(h, c) }
+            return try mseLoss(h.to(dtype: .float32), target)
+        }
+        try loss.backward()
+        try opt.step()
+        try opt.zeroGrad()
+        return loss
+    }
+
+    var times: [Double] = []
+    var loss = try Tensor.zeros([])
+    for i in 0..<(o.warmup + o.steps) {
+        try Runtime.synchronize()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        loss = try step()
+        try Runtime.synchronize()
+        if i >= o.warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6) }
+    }
+    times.sort()
+    let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+    let count = params.reduce(0) { $0 + $1.count }
+    print("""
+        {"impl": "swift", "torch": "\(Runtime.version)", "device": "\(o.device)", "threads": \(Runtime.threads), \
+        "params": \(count), "median_ms": \(median), "min_ms": \(times[0]), "loss": \(try loss.item())}
+        """)
+}
+
+do {
+    try main()
+} catch {
+    FileHandle.standardError.write(Data("paris-bench: \(error)\n".utf8))
+    exit(1)
+}
