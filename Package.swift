@@ -25,6 +25,8 @@ let package = Package(
     products: [
         .executable(name: "paris", targets: ["paris"]),
         .library(name: "Torch", targets: ["Torch"]),
+        .library(name: "ParisModels", targets: ["ParisModels"]),
+        .library(name: "ParisDiffusion", targets: ["ParisDiffusion"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,14 +55,30 @@ let package = Package(
             ]
         ),
         .target(name: "Torch", dependencies: ["CTorch"]),
+        .target(name: "ParisModels", dependencies: ["Torch"]),
+        .target(name: "ParisDiffusion", dependencies: ["Torch", "ParisModels"]),
         .executableTarget(
             name: "paris",
-            dependencies: ["Torch", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "Torch", "ParisModels", "ParisDiffusion",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(name: "paris-bench", dependencies: ["Torch"], path: "bench/swift"),
+        .target(name: "ParisTestSupport", dependencies: ["Torch"], path: "Tests/ParisTestSupport"),
         .testTarget(
             name: "TorchTests",
-            dependencies: ["Torch"],
+            dependencies: ["Torch", "ParisTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ParisModelsTests",
+            dependencies: ["ParisModels", "Torch", "ParisTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ParisDiffusionTests",
+            dependencies: ["ParisDiffusion", "ParisModels", "Torch", "ParisTestSupport"],
             resources: [.copy("Fixtures")]
         ),
     ],

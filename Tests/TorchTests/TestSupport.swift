@@ -1,34 +1,8 @@
 import Foundation
-import XCTest
+@_exported import ParisTestSupport
+import Torch
 
-@testable import Torch
-
-/// Loads `Fixtures/<name>.safetensors`, written by `scripts/make_fixtures.sh` from the PyTorch reference.
+/// This target's fixture `Fixtures/<name>.safetensors`.
 func fixture(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Tensor] {
-    guard let url = Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures") else {
-        XCTFail("missing fixture \(name).safetensors: run scripts/make_fixtures.sh", file: file, line: line)
-        throw TorchError("missing fixture \(name)")
-    }
-    return try SafeTensors.load(url).tensors
-}
-
-/// The fixture tensor `key`, failing the test with a clear message when it is absent.
-func tensor(_ fx: [String: Tensor], _ key: String, file: StaticString = #filePath, line: UInt = #line) throws -> Tensor {
-    guard let t = fx[key] else {
-        XCTFail("fixture has no tensor '\(key)'", file: file, line: line)
-        throw TorchError("fixture has no tensor '\(key)'")
-    }
-    return t
-}
-
-/// Asserts equal shapes and |a − b| ≤ atol + rtol·|b| everywhere, reporting the largest difference.
-func assertClose(_ a: Tensor, _ b: Tensor, rtol: Double = 1e-5, atol: Double = 1e-6, _ what: String = "",
-                 file: StaticString = #filePath, line: UInt = #line) throws {
-    XCTAssertEqual(a.shape, b.shape, "\(what): shapes differ", file: file, line: line)
-    guard a.shape == b.shape else { return }
-    let x = try a.to(dtype: .float64), y = try b.to(dtype: .float64)
-    if try !x.allClose(y, rtol: rtol, atol: atol) {
-        let maxDiff = try (x - y).abs().amax().item()
-        XCTFail("\(what): max |diff| = \(maxDiff) exceeds atol \(atol) + rtol \(rtol)", file: file, line: line)
-    }
+    try loadFixture(name, bundle: .module, file: file, line: line)
 }
