@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/paris/ref-venv"
-if ! "$venv/bin/python" -c "import torch, safetensors, numpy" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import torch, safetensors, numpy, timm" 2>/dev/null; then
     echo "[fixtures] making reference venv at $venv (torch==2.11.0, about 4.7 GB)"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet "torch==2.11.0" safetensors numpy
+    "$venv/bin/pip" install --quiet "torch==2.11.0" "torchvision==0.26.0" safetensors numpy timm  # timm: DiT's layers
 fi
 scripts=("$@")
 [ ${#scripts[@]} -gt 0 ] || scripts=($(cd scripts/fixtures && ls *.py | grep -v '^common' | sed 's/\.py$//'))
