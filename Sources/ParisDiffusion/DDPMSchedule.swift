@@ -2,7 +2,8 @@ import Foundation
 import Torch
 
 /// The DDPM noise schedules (β tables), in float64 as facebookresearch/DiT's `gaussian_diffusion.py` computes them.
-public enum BetaSchedule: String, Codable, Sendable, CaseIterable {
+public enum BetaSchedule: String, NamedChoice, Sendable {
+    public static let choiceKey = "beta_schedule"
     /// β linear from 1e-4 to 0.02 over 1000 steps (Ho et al.; DiT). For T ≠ 1000 both ends scale by 1000/T, as in
     /// DiT's `get_named_beta_schedule("linear", T)`.
     case linear
@@ -10,13 +11,6 @@ public enum BetaSchedule: String, Codable, Sendable, CaseIterable {
     /// β_i = min(1 − ᾱ((i+1)/T)/ᾱ(i/T), 0.999).
     case cosine
 
-    public init(from decoder: Decoder) throws {
-        let raw = try decoder.singleValueContainer().decode(String.self)
-        guard let value = BetaSchedule(rawValue: raw) else {
-            throw DiffusionError("unknown beta_schedule '\(raw)' (expected one of: linear, cosine)")
-        }
-        self = value
-    }
 }
 
 /// A discrete DDPM schedule: T steps t ∈ {0, …, T−1}, ᾱ_t = Π_{s ≤ t} (1 − β_s),

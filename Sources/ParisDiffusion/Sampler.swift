@@ -1,24 +1,19 @@
 import Torch
 
 /// The ODE integrator of the samplers.
-public enum ODESolver: String, Codable, Sendable, CaseIterable {
+public enum ODESolver: String, NamedChoice, Sendable {
+    public static let choiceKey = "solver"
     /// x ← x + (t_{i+1} − t_i)·v(x, t_i): one model call per step (Paris: 50 steps).
     case euler
     /// Heun's second-order method: x̃ = x + h·v(x, t_i), x ← x + h·(v(x, t_i) + v(x̃, t_{i+1}))/2, h = t_{i+1} − t_i.
     /// Two model calls per step, the correction included on the last step (a velocity model is defined at t = 0).
     case heun
 
-    public init(from decoder: Decoder) throws {
-        let raw = try decoder.singleValueContainer().decode(String.self)
-        guard let value = ODESolver(rawValue: raw) else {
-            throw DiffusionError("unknown solver '\(raw)' (expected one of: euler, heun)")
-        }
-        self = value
-    }
 }
 
 /// The times t_0 = 1 > t_1 > … > t_N = 0 that a sampler visits.
-public enum TimeGrid: String, Codable, Sendable, CaseIterable {
+public enum TimeGrid: String, NamedChoice, Sendable {
+    public static let choiceKey = "time_grid"
     /// t_i = 1 − i/N, i = 0…N.
     case uniform
     /// diffusers' FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000).set_timesteps(N): σ = linspace(1,
@@ -26,13 +21,6 @@ public enum TimeGrid: String, Codable, Sendable, CaseIterable {
     /// linspace(1, 0.001, N) + [0]: the last step goes from 0.001 to 0 (what Paris's reference sampler uses).
     case diffusers
 
-    public init(from decoder: Decoder) throws {
-        let raw = try decoder.singleValueContainer().decode(String.self)
-        guard let value = TimeGrid(rawValue: raw) else {
-            throw DiffusionError("unknown time_grid '\(raw)' (expected one of: uniform, diffusers)")
-        }
-        self = value
-    }
 
     /// The N + 1 times of an N-step schedule, from 1 down to 0.
     public func times(steps: Int, shift: Double = 1) throws -> [Double] {
