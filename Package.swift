@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "Torch", targets: ["Torch"]),
         .library(name: "ParisModels", targets: ["ParisModels"]),
         .library(name: "ParisDiffusion", targets: ["ParisDiffusion"]),
+        .library(name: "ParisData", targets: ["ParisData"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -57,6 +58,16 @@ let package = Package(
         .target(name: "Torch", dependencies: ["CTorch"]),
         .target(name: "ParisModels", dependencies: ["Torch"]),
         .target(name: "ParisDiffusion", dependencies: ["Torch", "ParisModels"]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg62-turbo-dev"])]),
+        // The libpng/libjpeg calls, in C so that their setjmp/longjmp error handling never crosses a Swift frame.
+        .target(
+            name: "CImageCodecs",
+            dependencies: ["CPNG", "CJPEG"],
+            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]
+        ),
+        .target(name: "ParisData", dependencies: ["Torch", "CPNG", "CJPEG", "CImageCodecs"]),
         .executableTarget(
             name: "paris",
             dependencies: [
@@ -79,6 +90,11 @@ let package = Package(
         .testTarget(
             name: "ParisDiffusionTests",
             dependencies: ["ParisDiffusion", "ParisModels", "Torch", "ParisTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ParisDataTests",
+            dependencies: ["ParisData", "Torch", "ParisTestSupport"],
             resources: [.copy("Fixtures")]
         ),
     ],

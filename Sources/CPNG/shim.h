@@ -1,0 +1,2 @@
+// libpng (Debian: libpng-dev), found through pkg-config `libpng`.
+#include <png.h>

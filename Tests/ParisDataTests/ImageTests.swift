@@ -1,0 +1,198 @@
+import Foundation
+import ParisData
+import Torch
+import XCTest
+
+final class ImageTests: XCTestCase {
+    /// The fixture's expected pixels (uint8 [H, W, C]) as an Image.
+    private func expected(_ fx: [String: Tensor], _ key: String) throws -> Image {
+        let t = try tensor(fx, key)
+        let s = t.shape
+        return try Image(width: s[1], height: s[0], channels: s[2], pixels: try t.bytes())
+    }
+
+    private func assertThrows(_ body: @autoclosure () throws -> Any, contains text: String,
+                              file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try body()
+            XCTFail("expected an error containing '\(text)'", file: file, line: line)
+        } catch {
+            XCTAssert("\(error)".contains(text), "error '\(error)' does not mention '\(text)'", file: file, line: line)
+        }
+    }
+
+    func testPNGColourTypesMatchPillow() throws {
+        let fx = try fixture("images")
+        let cases: [(String, String, Int)] = [
+            ("gray8.png", "gray8", 1), ("gray1.png", "gray1", 1), ("gray16.png", "gray16", 1),
+            ("gray_alpha.png", "gray_alpha", 4), ("rgb.png", "rgb", 3), ("rgba.png", "rgba", 4),
+            ("rgb16.png", "rgb16", 3), ("rgba16.png", "rgba16", 4), ("palette.png", "palette", 3),
+            ("palette_trns.png", "palette_trns", 4), ("interlaced.png", "interlaced", 3),
+        ]
+        for (file, key, channels) in cases {
+            let img = try Image(contentsOf: fixtureURL(file))
+            let want = try expected(fx, key)
+            XCTAssertEqual(img.channels, channels, file)
+            XCTAssertEqual(img, want, "\(file) decodes differently from Pillow")
+        }
+    }
+
+    /// Pillow and we both decode with libjpeg-turbo's defaults (islow IDCT, fancy upsampling) and agree exactly here,
+    /// but Pillow's wheel bundles its own libjpeg-turbo build (another version than Debian's, whose SIMD paths may
+    /// round differently), so allow ±2 per sample.
+    func testJPEGMatchesPillow() throws {
+        let fx = try fixture("images")
+        for (file, key, channels) in [("baseline.jpg", "baseline_jpg", 3), ("progressive.jpg", "progressive_jpg", 3),
+                                      ("gray.jpg", "gray_jpg", 1)] {
+            let img = try Image(contentsOf: fixtureURL(file))
+            let want = try expected(fx, key)
+            XCTAssertEqual(img.channels, channels, file)
+            XCTAssertEqual([img.width, img.height], [want.width, want.height], file)
+            let maxDiff = zip(img.pixels, want.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
+            XCTAssertLessThanOrEqual(maxDiff, 2, "\(file): max |diff| \(maxDiff)")
+        }
+    }
+
+    func testFormatFromMagicBytesNotExtension() throws {
+        let data = try [UInt8](Data(contentsOf: fixtureURL("rgb.png")))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paris-img-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("actually-a-png.jpg")
+        try Data(data).write(to: url)
+        XCTAssertEqual(try ImageFormat.detect(data), .png)
+        XCTAssertEqual(try Image(contentsOf: url), try Image(contentsOf: fixtureURL("rgb.png")))
+    }
+
+    func testBadInputsThrowClearErrors() throws {
+        assertThrows(try Image(decoding: []), contains: "empty")
+        assertThrows(try Image(contentsOf: fixtureURL("truncated.png")), contains: "truncated.png")
+        assertThrows(try Image(contentsOf: fixtureURL("corrupt_header.png")), contains: "corrupt_header.png")
+        assertThrows(try Image(contentsOf: fixtureURL("corrupt.jpg")), contains: "corrupt.jpg")
+        assertThrows(try Image(contentsOf: fixtureURL("truncated.jpg")), contains: "truncated")
+        assertThrows(try Image(contentsOf: fixtureURL("image.gif")), contains: "GIF images are not supported")
+        assertThrows(try Image(contentsOf: fixtureURL("image.webp")), contains: "WebP images are not supported")
+        assertThrows(try Image(contentsOf: fixtureURL("no-such-file.png")), contains: "no such file")
+        assertThrows(try Image(decoding: Array("hello world".utf8)), contains: "not a PNG or JPEG")
+        assertThrows(try Image(decoding: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), contains: "PNG")
+        assertThrows(try Image(decoding: [0xFF, 0xD8, 0xFF]), contains: "JPEG")
+        assertThrows(try Image(width: 0, height: 3, channels: 3, pixels: []), contains: "zero-size")
+        assertThrows(try Image(contentsOf: fixtureURL("zero_size.png")), contains: "zero")
+        assertThrows(try Image(contentsOf: fixtureURL("bad_marker.jpg")), contains: "bad_marker.jpg: cannot decode JPEG")
+        // Every prefix of a valid PNG and JPEG fails cleanly (no crash, no longjmp through Swift).
+        for file in ["rgba.png", "progressive.jpg"] {
+            let data = try [UInt8](Data(contentsOf: fixtureURL(file)))
+            for n in stride(from: 0, to: data.count, by: 7) {
+                XCTAssertThrowsError(try Image(decoding: Array(data[0..<n])), "\(file) prefix \(n)")
+            }
+            // Flipped bytes decode or throw, never crash (a seeded LCG picks the positions).
+            var state: UInt64 = 12345
+            for _ in 0..<300 {
+                var bad = data
+                for _ in 0..<3 {
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    let i = 2 + Int(state >> 33) % (data.count - 2)
+                    bad[i] ^= UInt8(truncatingIfNeeded: state >> 17) | 1
+                }
+                _ = try? Image(decoding: bad)
+            }
+        }
+    }
+
+    func testPNGRoundTripExactAndAtomicWrite() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paris-img-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var written: [(URL, Image)] = []
+        for file in ["gray8.png", "rgb.png", "rgba.png"] {
+            let img = try Image(contentsOf: fixtureURL(file))
+            XCTAssertEqual(try Image(decoding: try img.pngData()), img, file)
+            let url = dir.appendingPathComponent("out-\(file)")
+            try img.writePNG(to: url)
+            XCTAssertEqual(try Image(contentsOf: url), img, file)
+            written.append((url, img))
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains(".tmp-") }
+        XCTAssertEqual(leftovers, [])
+        XCTAssertThrowsError(try written[0].1.writePNG(to: dir.appendingPathComponent("missing/x.png")))
+
+        // Pillow's decoding of our PNGs, when the reference venv exists.
+        let python = FileManager.default.homeDirectoryForCurrentUser
+            .appendingPathComponent(".cache/paris/ref-venv/bin/python")
+        guard FileManager.default.isExecutableFile(atPath: python.path) else {
+            throw XCTSkip("no reference venv at \(python.path): Pillow check skipped")
+        }
+        for (url, img) in written {
+            let p = Process()
+            p.executableURL = python
+            p.arguments = ["-c", "import sys; from PIL import Image; sys.stdout.buffer.write(Image.open(sys.argv[1]).tobytes())",
+                           url.path]
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let out = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0)
+            XCTAssertEqual([UInt8](out), img.pixels, "Pillow decodes \(url.lastPathComponent) differently")
+        }
+    }
+
+    func testAlphaComposite() throws {
+        let img = try Image(width: 2, height: 1, channels: 4, pixels: [200, 100, 0, 255, 200, 100, 0, 0])
+        XCTAssertEqual(img.compositingAlpha().pixels, [200, 100, 0, 255, 255, 255])
+        XCTAssertEqual(img.compositingAlpha(over: .black).pixels, [200, 100, 0, 0, 0, 0])
+        let half = try Image(width: 1, height: 1, channels: 4, pixels: [0, 0, 0, 128])
+        XCTAssertEqual(half.compositingAlpha().pixels, [127, 127, 127])  // (255·127 + 127) / 255 = 127
+        let loaded = try Image(contentsOf: fixtureURL("rgba.png"), alpha: .composite(over: .white))
+        XCTAssertEqual(loaded.channels, 3)
+        XCTAssertEqual(loaded, try Image(contentsOf: fixtureURL("rgba.png")).compositingAlpha())
+        XCTAssertEqual(try Image(contentsOf: fixtureURL("gray8.png")).rgb().channels, 3)
+    }
+
+    func testTensorConversionRoundTripAndBatch() throws {
+        let img = try Image(contentsOf: fixtureURL("rgb.png"))
+        let t = try img.tensor()
+        XCTAssertEqual(t.shape, [3, 24, 32])
+        XCTAssertEqual(t.dtype, .float32)
+        XCTAssertEqual(try Image(tensor: t), img)
+        XCTAssertEqual(try Image(tensor: try img.tensor(range: .zeroToOne), range: .zeroToOne), img)
+        // The value of pixel (0, 0) channel 1.
+        let v = try t.slice(0, 1, 2).slice(1, 0, 1).slice(2, 0, 1).item()
+        XCTAssertEqual(v, Double(img.pixels[1]) / 255 * 2 - 1, accuracy: 1e-6)
+        // Out-of-range values are clamped.
+        let clamped = try Image(tensor: try Tensor.full([1, 1, 2], 3.0).cat2(try Tensor.full([1, 1, 2], -3.0)))
+        XCTAssertEqual(clamped.pixels, [255, 255, 0, 0])
+        let batch = try Image.batch([img, img])
+        XCTAssertEqual(batch.shape, [2, 3, 24, 32])
+        XCTAssertThrowsError(try Image.batch([img, try Image(contentsOf: fixtureURL("gray8.png"))]))
+        XCTAssertThrowsError(try Image.batch([]))
+        XCTAssertThrowsError(try Image(tensor: try Tensor.zeros([2, 4, 4])))
+    }
+
+    func testAntialiasedResizeMatchesTorch() throws {
+        let fx = try fixture("images")
+        let img = try Image(contentsOf: fixtureURL("rgb.png"))
+        for (name, h, w) in [("down", 10, 13), ("up", 40, 50)] {
+            let f = try ImageTransforms.resize(try img.tensor(range: .zeroToOne), height: h, width: w)
+            try assertClose(f, try tensor(fx, "resize_\(name)_float"), rtol: 0, atol: 1e-5, name)
+            let r = try img.resized(width: w, height: h)
+            let want = try tensor(fx, "resize_\(name)_u8").permute([1, 2, 0]).contiguous().bytes()
+            let maxDiff = zip(r.pixels, want).map { abs(Int($0) - Int($1)) }.max() ?? 0
+            XCTAssertLessThanOrEqual(maxDiff, 1, "\(name): a float rounding tie may differ by 1, no more")
+        }
+    }
+
+    func testCenterCrop() throws {
+        let img = try Image(width: 5, height: 4, channels: 1, pixels: Array(0..<20))
+        let c = try img.centerCropped(width: 2, height: 3)
+        // top = round(0.5) = 0 (half to even, as torchvision), left = round(1.5) = 2.
+        XCTAssertEqual(c.pixels, [2, 3, 7, 8, 12, 13])
+        let t = try ImageTransforms.centerCrop(try img.tensor(), height: 3, width: 2)
+        XCTAssertEqual(try Image(tensor: t), c)
+        XCTAssertThrowsError(try img.centerCropped(width: 6, height: 1))
+    }
+}
+
+private extension Tensor {
+    func cat2(_ other: Tensor) throws -> Tensor { try Tensor.cat([self, other], dim: 2) }
+}
