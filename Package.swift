@@ -40,7 +40,6 @@ let package = Package(
                     "-isystem", libtorchInclude,
                     "-isystem", "\(libtorchInclude)/torch/csrc/api/include",
                     "-D_GLIBCXX_USE_CXX11_ABI=1",
-                    "-DCTORCH_LIBTORCH_DIR=\"\(libtorch)\"",
                     "-Wno-unused-parameter", "-Wno-deprecated-declarations",
                     "-O2",
                 ]),
