@@ -28,3 +28,21 @@ func xavierInitLinearsAndPatchEmbed(_ module: any Module, patchWeight: Tensor, p
     try Init.xavierUniform_(try patchWeight.view([patchWeight.size(0), -1]))
     if let b = patchBias { try Init.zeros_(b) }
 }
+
+/// The geometry every patch-based transformer config shares (DiT, Paris expert, router), and what follows from it.
+public protocol PatchTransformerConfig {
+    /// Input height and width (square), in pixels or latent cells.
+    var inputSize: Int { get }
+    var patchSize: Int { get }
+    var hiddenSize: Int { get }
+    var mlpRatio: Double { get }
+}
+
+extension PatchTransformerConfig {
+    /// Patches per side.
+    public var gridSize: Int { inputSize / patchSize }
+    /// Image tokens per sample (gridSize²).
+    public var numPatches: Int { gridSize * gridSize }
+    /// The MLP's inner width, int(hiddenSize · mlpRatio) as in the references.
+    public var mlpHiddenSize: Int { Int(Double(hiddenSize) * mlpRatio) }
+}

@@ -166,7 +166,7 @@ public final class DiT: Module {
         try withNoGrad {
             try xavierInitLinearsAndPatchEmbed(self, patchWeight: xEmbedder.proj.weight, patchBias: xEmbedder.proj.bias)
             let pos = try sinCos2DPositionEmbedding(embedDim: config.hiddenSize,
-                                                    gridSize: config.inputSize / config.patchSize)
+                                                    gridSize: config.gridSize)
             try posEmbed.copy_(pos)
             try Init.normal_(yEmbedder.embeddingTable.weight, std: 0.02)
             try Init.normal_(tEmbedder.linear1.weight, std: 0.02)

@@ -3,7 +3,7 @@ import Torch
 
 /// The hyper-parameters of facebookresearch/DiT's `DiT` (adaLN-Zero, class-conditional), with the reference's
 /// constructor argument names as JSON keys (`input_size`, `patch_size`, ...). Defaults are the reference's.
-public struct DiTConfig: Codable, Equatable, Hashable, Sendable {
+public struct DiTConfig: PatchTransformerConfig, Codable, Equatable, Hashable, Sendable {
     /// Input height and width (square), in pixels or latent cells.
     public var inputSize: Int
     public var patchSize: Int
@@ -59,10 +59,6 @@ public struct DiTConfig: Codable, Equatable, Hashable, Sendable {
 
     /// 2·inChannels with `learnSigma`, else inChannels.
     public var outChannels: Int { learnSigma ? 2 * inChannels : inChannels }
-    /// Tokens per image: (inputSize / patchSize)².
-    public var numPatches: Int { (inputSize / patchSize) * (inputSize / patchSize) }
-    /// The MLP's hidden width, int(hiddenSize · mlpRatio) as the reference.
-    public var mlpHiddenSize: Int { Int(Double(hiddenSize) * mlpRatio) }
     /// Rows of the label embedding table: the classes, plus the null class when labels are dropped.
     public var labelTableSize: Int { numClasses + (classDropoutProb > 0 ? 1 : 0) }
 

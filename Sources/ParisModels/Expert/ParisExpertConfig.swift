@@ -14,7 +14,7 @@ public enum NullTextEmbedding: String, Codable, Sendable {
 
 /// The shape of a Paris expert: a DiT with adaLN-Single and cross-attention on text tokens (PixArt-α style).
 /// JSON keys are snake_case (`hidden_size`, `text_dim`, ...).
-public struct ParisExpertConfig: Codable, Sendable, Equatable {
+public struct ParisExpertConfig: PatchTransformerConfig, Codable, Sendable, Equatable {
     /// Input height = width (latent or pixel grid), e.g. 32.
     public var inputSize: Int
     /// Input (and output) channels: 4 for SD-VAE latents, 3 for pixels.
@@ -112,12 +112,6 @@ public struct ParisExpertConfig: Codable, Sendable, Equatable {
         return p.config
     }
 
-    /// Patches per side.
-    public var gridSize: Int { inputSize / patchSize }
-    /// Image tokens (gridSize²).
-    public var numPatches: Int { gridSize * gridSize }
-    /// The MLP's inner width, int(hidden · mlpRatio) as in the reference.
-    public var mlpHiddenSize: Int { Int(Double(hiddenSize) * mlpRatio) }
 
     /// Throws a clear error for a configuration the model cannot be built with.
     public func validate() throws {

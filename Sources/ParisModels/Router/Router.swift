@@ -2,7 +2,7 @@ import Foundation
 import Torch
 
 /// The shape of a Paris router: a DiT-B-style classifier of p(cluster | x_t, t). JSON keys are snake_case.
-public struct RouterConfig: Codable, Sendable, Equatable {
+public struct RouterConfig: PatchTransformerConfig, Codable, Sendable, Equatable {
     public var inputSize: Int
     public var inChannels: Int
     public var patchSize: Int
@@ -74,9 +74,6 @@ public struct RouterConfig: Codable, Sendable, Equatable {
         return p.config
     }
 
-    public var gridSize: Int { inputSize / patchSize }
-    public var numPatches: Int { gridSize * gridSize }
-    public var mlpHiddenSize: Int { Int(Double(hiddenSize) * mlpRatio) }
 
     /// Throws a clear error for a configuration the model cannot be built with.
     public func validate() throws {
