@@ -66,11 +66,12 @@ let package = Package(
             dependencies: ["CPNG", "CJPEG"],
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]
         ),
-        .target(name: "ParisData", dependencies: ["Torch", "CPNG", "CJPEG", "CImageCodecs"]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "ParisData", dependencies: ["Torch", "CPNG", "CJPEG", "CImageCodecs", "CZlib"]),
         .executableTarget(
             name: "paris",
             dependencies: [
-                "Torch", "ParisModels", "ParisDiffusion",
+                "Torch", "ParisModels", "ParisDiffusion", "ParisData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -93,7 +94,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParisDataTests",
-            dependencies: ["ParisData", "Torch", "ParisTestSupport"],
+            dependencies: ["ParisData", "Torch", "ParisTestSupport", "CZlib"],
             resources: [.copy("Fixtures")]
         ),
     ],
