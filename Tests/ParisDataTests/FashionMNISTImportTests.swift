@@ -46,16 +46,6 @@ final class FashionMNISTImportTests: XCTestCase {
         }
     }
 
-    private func assertThrows(_ body: () throws -> Any, contains text: String,
-                              file: StaticString = #filePath, line: UInt = #line) {
-        do {
-            _ = try body()
-            XCTFail("expected an error containing '\(text)'", file: file, line: line)
-        } catch {
-            XCTAssert("\(error)".contains(text), "error '\(error)' does not mention '\(text)'", file: file, line: line)
-        }
-    }
-
     func testGzipRoundTripAndTruncation() throws {
         let data = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7 / 3) }
         let gz = try Gzip.compress(data)

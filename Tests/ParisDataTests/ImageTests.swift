@@ -11,16 +11,6 @@ final class ImageTests: XCTestCase {
         return try Image(width: s[1], height: s[0], channels: s[2], pixels: try t.bytes())
     }
 
-    private func assertThrows(_ body: @autoclosure () throws -> Any, contains text: String,
-                              file: StaticString = #filePath, line: UInt = #line) {
-        do {
-            _ = try body()
-            XCTFail("expected an error containing '\(text)'", file: file, line: line)
-        } catch {
-            XCTAssert("\(error)".contains(text), "error '\(error)' does not mention '\(text)'", file: file, line: line)
-        }
-    }
-
     func testPNGColourTypesMatchPillow() throws {
         let fx = try fixture("images")
         let cases: [(String, String, Int)] = [
@@ -65,20 +55,20 @@ final class ImageTests: XCTestCase {
     }
 
     func testBadInputsThrowClearErrors() throws {
-        assertThrows(try Image(decoding: []), contains: "empty")
-        assertThrows(try Image(contentsOf: fixtureURL("truncated.png")), contains: "truncated.png")
-        assertThrows(try Image(contentsOf: fixtureURL("corrupt_header.png")), contains: "corrupt_header.png")
-        assertThrows(try Image(contentsOf: fixtureURL("corrupt.jpg")), contains: "corrupt.jpg")
-        assertThrows(try Image(contentsOf: fixtureURL("truncated.jpg")), contains: "truncated")
-        assertThrows(try Image(contentsOf: fixtureURL("image.gif")), contains: "GIF images are not supported")
-        assertThrows(try Image(contentsOf: fixtureURL("image.webp")), contains: "WebP images are not supported")
-        assertThrows(try Image(contentsOf: fixtureURL("no-such-file.png")), contains: "no such file")
-        assertThrows(try Image(decoding: Array("hello world".utf8)), contains: "not a PNG or JPEG")
-        assertThrows(try Image(decoding: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), contains: "PNG")
-        assertThrows(try Image(decoding: [0xFF, 0xD8, 0xFF]), contains: "JPEG")
-        assertThrows(try Image(width: 0, height: 3, channels: 3, pixels: []), contains: "zero-size")
-        assertThrows(try Image(contentsOf: fixtureURL("zero_size.png")), contains: "zero")
-        assertThrows(try Image(contentsOf: fixtureURL("bad_marker.jpg")), contains: "bad_marker.jpg: cannot decode JPEG")
+        assertThrows({ try Image(decoding: []) }, contains: "empty")
+        assertThrows({ try Image(contentsOf: fixtureURL("truncated.png")) }, contains: "truncated.png")
+        assertThrows({ try Image(contentsOf: fixtureURL("corrupt_header.png")) }, contains: "corrupt_header.png")
+        assertThrows({ try Image(contentsOf: fixtureURL("corrupt.jpg")) }, contains: "corrupt.jpg")
+        assertThrows({ try Image(contentsOf: fixtureURL("truncated.jpg")) }, contains: "truncated")
+        assertThrows({ try Image(contentsOf: fixtureURL("image.gif")) }, contains: "GIF images are not supported")
+        assertThrows({ try Image(contentsOf: fixtureURL("image.webp")) }, contains: "WebP images are not supported")
+        assertThrows({ try Image(contentsOf: fixtureURL("no-such-file.png")) }, contains: "no such file")
+        assertThrows({ try Image(decoding: Array("hello world".utf8)) }, contains: "not a PNG or JPEG")
+        assertThrows({ try Image(decoding: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) }, contains: "PNG")
+        assertThrows({ try Image(decoding: [0xFF, 0xD8, 0xFF]) }, contains: "JPEG")
+        assertThrows({ try Image(width: 0, height: 3, channels: 3, pixels: []) }, contains: "zero-size")
+        assertThrows({ try Image(contentsOf: fixtureURL("zero_size.png")) }, contains: "zero")
+        assertThrows({ try Image(contentsOf: fixtureURL("bad_marker.jpg")) }, contains: "bad_marker.jpg: cannot decode JPEG")
         // Every prefix of a valid PNG and JPEG fails cleanly (no crash, no longjmp through Swift).
         for file in ["rgba.png", "progressive.jpg"] {
             let data = try [UInt8](Data(contentsOf: fixtureURL(file)))

@@ -34,3 +34,14 @@ public func assertClose(_ a: Tensor, _ b: Tensor, rtol: Double = 1e-5, atol: Dou
         XCTFail("\(what): max |diff| = \(maxDiff) exceeds atol \(atol) + rtol \(rtol)", file: file, line: line)
     }
 }
+
+/// Asserts that `body` throws an error whose description contains `text`.
+public func assertThrows(_ body: () throws -> Any, contains text: String, file: StaticString = #filePath,
+                         line: UInt = #line) {
+    do {
+        _ = try body()
+        XCTFail("expected an error containing '\(text)'", file: file, line: line)
+    } catch {
+        XCTAssert("\(error)".contains(text), "error '\(error)' does not mention '\(text)'", file: file, line: line)
+    }
+}
