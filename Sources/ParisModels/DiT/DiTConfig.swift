@@ -3,7 +3,7 @@ import Torch
 
 /// The hyper-parameters of facebookresearch/DiT's `DiT` (adaLN-Zero, class-conditional), with the reference's
 /// constructor argument names as JSON keys (`input_size`, `patch_size`, ...). Defaults are the reference's.
-public struct DiTConfig: PatchTransformerConfig, Codable, Equatable, Hashable, Sendable {
+public struct DiTConfig: PatchTransformerConfig, PresetConfig, Codable, Equatable, Hashable, Sendable {
     /// Input height and width (square), in pixels or latent cells.
     public var inputSize: Int
     public var patchSize: Int
@@ -98,11 +98,8 @@ public struct DiTConfig: PatchTransformerConfig, Codable, Equatable, Hashable, S
     // MARK: Presets
 
     /// A named configuration.
-    public struct Preset: Sendable {
-        public let name: String
-        public let config: DiTConfig
-        public let description: String
-    }
+    public typealias Preset = ModelPreset<DiTConfig>
+    public static let presetFamily = "DiT"
 
     private static func reference(_ size: String, depth: Int, hidden: Int, heads: Int, patch: Int) -> Preset {
         Preset(name: "DiT-\(size)/\(patch)",
@@ -136,12 +133,4 @@ public struct DiTConfig: PatchTransformerConfig, Codable, Equatable, Hashable, S
                           description: "nano, smoke tests: 28×28×1 pixels, 10 classes"))
         return out
     }()
-
-    /// The preset called `name` (e.g. "DiT-XL/2"), or an error listing the known names.
-    public static func preset(named name: String) throws -> DiTConfig {
-        guard let p = presets.first(where: { $0.name == name }) else {
-            throw TorchError("unknown DiT preset '\(name)'; known: " + presets.map(\.name).joined(separator: ", "))
-        }
-        return p.config
-    }
 }

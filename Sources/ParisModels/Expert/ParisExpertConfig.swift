@@ -14,7 +14,7 @@ public enum NullTextEmbedding: String, Codable, Sendable {
 
 /// The shape of a Paris expert: a DiT with adaLN-Single and cross-attention on text tokens (PixArt-α style).
 /// JSON keys are snake_case (`hidden_size`, `text_dim`, ...).
-public struct ParisExpertConfig: PatchTransformerConfig, Codable, Sendable, Equatable {
+public struct ParisExpertConfig: PatchTransformerConfig, PresetConfig, Codable, Sendable, Equatable {
     /// Input height = width (latent or pixel grid), e.g. 32.
     public var inputSize: Int
     /// Input (and output) channels: 4 for SD-VAE latents, 3 for pixels.
@@ -84,11 +84,8 @@ public struct ParisExpertConfig: PatchTransformerConfig, Codable, Sendable, Equa
                                                   nullText: .learned)
 
     /// A named configuration.
-    public struct Preset: Sendable {
-        public let name: String
-        public let config: ParisExpertConfig
-        public let description: String
-    }
+    public typealias Preset = ModelPreset<ParisExpertConfig>
+    public static let presetFamily = "Paris expert"
 
     /// The named expert presets: `paris-XL/2` (`paris`), `paris-B/2` (`parisB2`), `paris-S/2` (`cpuSmall`),
     /// `paris-T/4` (`cpuTiny`).
@@ -102,16 +99,6 @@ public struct ParisExpertConfig: PatchTransformerConfig, Codable, Sendable, Equa
         Preset(name: "paris-T/4", config: .cpuTiny,
                description: "tiny, CPU: 32×32×3 pixels, MiniLM tokens (32×384), learned null text"),
     ]
-
-    /// The preset called `name` (e.g. "paris-XL/2"), or an error listing the known names.
-    public static func preset(named name: String) throws -> ParisExpertConfig {
-        guard let p = presets.first(where: { $0.name == name }) else {
-            throw TorchError("unknown Paris expert preset '\(name)'; known: "
-                                 + presets.map(\.name).joined(separator: ", "))
-        }
-        return p.config
-    }
-
 
     /// Throws a clear error for a configuration the model cannot be built with.
     public func validate() throws {

@@ -2,7 +2,7 @@ import Foundation
 import Torch
 
 /// The shape of a Paris router: a DiT-B-style classifier of p(cluster | x_t, t). JSON keys are snake_case.
-public struct RouterConfig: PatchTransformerConfig, Codable, Sendable, Equatable {
+public struct RouterConfig: PatchTransformerConfig, PresetConfig, Codable, Sendable, Equatable {
     public var inputSize: Int
     public var inChannels: Int
     public var patchSize: Int
@@ -52,11 +52,8 @@ public struct RouterConfig: PatchTransformerConfig, Codable, Sendable, Equatable
                                              numHeads: 4, numExperts: 8)
 
     /// A named configuration.
-    public struct Preset: Sendable {
-        public let name: String
-        public let config: RouterConfig
-        public let description: String
-    }
+    public typealias Preset = ModelPreset<RouterConfig>
+    public static let presetFamily = "router"
 
     /// The named router presets: `router-B/2` (`paris`), `router-S/4` (`cpuSmall`), `router-T/4` (`cpuTiny`).
     public static let presets: [Preset] = [
@@ -65,15 +62,6 @@ public struct RouterConfig: PatchTransformerConfig, Codable, Sendable, Equatable
         Preset(name: "router-S/4", config: .cpuSmall, description: "small, CPU: 32×32×3 pixels, K = 8"),
         Preset(name: "router-T/4", config: .cpuTiny, description: "tiny, CPU: 32×32×3 pixels, K = 8"),
     ]
-
-    /// The preset called `name` (e.g. "router-B/2"), or an error listing the known names.
-    public static func preset(named name: String) throws -> RouterConfig {
-        guard let p = presets.first(where: { $0.name == name }) else {
-            throw TorchError("unknown router preset '\(name)'; known: " + presets.map(\.name).joined(separator: ", "))
-        }
-        return p.config
-    }
-
 
     /// Throws a clear error for a configuration the model cannot be built with.
     public func validate() throws {
