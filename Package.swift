@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "ParisModels", targets: ["ParisModels"]),
         .library(name: "ParisDiffusion", targets: ["ParisDiffusion"]),
         .library(name: "ParisData", targets: ["ParisData"]),
+        .library(name: "ParisTraining", targets: ["ParisTraining"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -68,10 +69,11 @@ let package = Package(
         ),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "ParisData", dependencies: ["Torch", "CPNG", "CJPEG", "CImageCodecs", "CZlib"]),
+        .target(name: "ParisTraining", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisData"]),
         .executableTarget(
             name: "paris",
             dependencies: [
-                "Torch", "ParisModels", "ParisDiffusion", "ParisData",
+                "Torch", "ParisModels", "ParisDiffusion", "ParisData", "ParisTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
