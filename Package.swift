@@ -68,16 +68,27 @@ let package = Package(
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]
         ),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "ParisData", dependencies: ["Torch", "CPNG", "CJPEG", "CImageCodecs", "CZlib"]),
+        .systemLibrary(name: "CFreeType", path: "Sources/CFreeType", pkgConfig: "freetype2",
+                       providers: [.apt(["libfreetype-dev"])]),
+        // Colour glyph rendering (CBDT, COLRv0) for the emoji importer.
+        .target(name: "CFontRender", dependencies: ["CFreeType"], linkerSettings: [.linkedLibrary("freetype")]),
+        .target(name: "ParisData", dependencies: ["Torch", "CPNG", "CJPEG", "CImageCodecs", "CZlib", "CFontRender"]),
         .target(name: "ParisTraining", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisData"]),
+        .target(name: "ParisEnsemble",
+                dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisData", "ParisTraining"]),
+        .target(name: "ParisEval", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisData", "ParisTraining",
+                                                  "ParisEnsemble"]),
+        .target(name: "ParisLaunch", dependencies: ["ParisTraining"]),
         .executableTarget(
             name: "paris",
             dependencies: [
                 "Torch", "ParisModels", "ParisDiffusion", "ParisData", "ParisTraining",
+                "ParisLaunch",
+                "ParisEnsemble", "ParisEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "paris-bench", dependencies: ["Torch"], path: "bench/swift"),
+        .executableTarget(name: "paris-bench", dependencies: ["Torch", "ParisModels", "ParisDiffusion"], path: "bench/swift"),
         .target(name: "ParisTestSupport", dependencies: ["Torch"], path: "Tests/ParisTestSupport"),
         .testTarget(
             name: "TorchTests",
@@ -86,12 +97,23 @@ let package = Package(
         ),
         .testTarget(
             name: "ParisModelsTests",
-            dependencies: ["ParisModels", "Torch", "ParisTestSupport"],
+            dependencies: ["ParisModels", "Torch", "ParisTestSupport", "ParisData"],  // ParisData: PyPIPackage.miniLM
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "ParisDiffusionTests",
             dependencies: ["ParisDiffusion", "ParisModels", "Torch", "ParisTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ParisTrainingTests",
+            dependencies: ["ParisTraining", "ParisData", "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport"]
+        ),
+        .testTarget(name: "ParisLaunchTests", dependencies: ["ParisLaunch", "ParisTraining", "ParisData", "Torch"]),
+        .testTarget(
+            name: "ParisEnsembleTests",
+            dependencies: ["ParisEnsemble", "ParisEval", "ParisTraining", "ParisData", "ParisModels", "ParisDiffusion",
+                           "Torch", "ParisTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

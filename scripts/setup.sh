@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 TORCH_VERSION=2.11.0
 CUDA_RUNTIME_VERSION=13.0.96
 CUPTI_VERSION=13.0.85
-DEBS=(g++ libstdc++-12-dev python3 python3-venv pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev)
+DEBS=(g++ libstdc++-12-dev python3 python3-venv pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev libfreetype-dev)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

@@ -10,7 +10,7 @@ struct DataCommand: ParsableCommand {
         subcommands: [DataImport.self])
 }
 
-/// `paris data import fashion-mnist [--out DIR] [--limit N] [--split train|test|all] [--force]`
+/// `paris data import fashion-mnist|emoji|folder|webdataset [--out DIR] ...`
 struct DataImport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
@@ -18,26 +18,41 @@ struct DataImport: ParsableCommand {
         discussion: """
             Known datasets: \(DataImport.known.joined(separator: ", ")). fashion-mnist is read from Debian's \
             dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), which is installed with apt-get when missing. \
-            A complete dataset at --out is left alone; a partial one is rebuilt; a different one is replaced only \
-            with --force.
+            emoji renders Twemoji, OpenMoji and Noto Color Emoji (installed from PyPI and Debian when missing). \
+            folder imports --source DIR (an image folder with metadata.jsonl); webdataset imports --source \
+            SHARD.tar|DIR ... (WebDataset tar shards). A complete dataset at --out is left alone; a partial one is \
+            rebuilt; a different one is replaced only with --force.
             """)
 
-    static let known = [FashionMNIST.name]
+    static let known = [FashionMNIST.name, EmojiImport.name, ImageFolderImport.name, WebDatasetImport.name]
 
-    @Argument(help: "The dataset: fashion-mnist.")
+    @Argument(help: "The dataset: fashion-mnist, emoji, folder or webdataset.")
     var dataset: String
 
     @Option(help: "The folder to write (default data/<dataset>).")
     var out: String?
 
-    @Option(help: "At most this many images of each split.")
+    @Option(help: "fashion-mnist: at most this many images of each split; emoji: the first N emoji only.")
     var limit: Int?
 
-    @Option(help: "train, test or all.")
+    @Option(help: "fashion-mnist: train, test or all.")
     var split: String = "all"
 
-    @Option(help: "Read the IDX files from this folder instead of the Debian package's (never installs).")
-    var source: String?
+    @Option(parsing: .upToNextOption,
+            help: "fashion-mnist: the IDX folder (never installs); folder: the image folder; webdataset: shards or folders.")
+    var source: [String] = []
+
+    @Option(help: "emoji: the image side in pixels.")
+    var size: Int = 32
+
+    @Option(help: "emoji: comma-separated styles (twemoji,openmoji,noto).")
+    var styles: String = "twemoji,openmoji,noto"
+
+    @Flag(help: "folder/webdataset: skip (and count) samples without a caption instead of failing.")
+    var skipMissingCaptions = false
+
+    @Flag(help: "folder/webdataset: fail on an unreadable or corrupt image instead of skipping it.")
+    var strict = false
 
     @Flag(help: "Replace a different dataset at --out.")
     var force = false
@@ -50,14 +65,37 @@ struct DataImport: ParsableCommand {
             throw ValidationError("--split must be train, test or all, not '\(split)'")
         }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive, not \(limit)") }
+        if [ImageFolderImport.name, WebDatasetImport.name].contains(dataset) && source.isEmpty {
+            throw ValidationError("\(dataset) needs --source")
+        }
+        if dataset != WebDatasetImport.name && source.count > 1 {
+            throw ValidationError("\(dataset) takes one --source, not \(source.count)")
+        }
     }
 
     func run() throws {
-        let splits: [FashionMNIST.Split] = split == "all" ? FashionMNIST.Split.allCases : [FashionMNIST.Split(rawValue: split)!]
-        let options = FashionMNIST.Options(
-            source: source.map { URL(fileURLWithPath: $0) } ?? FashionMNIST.systemDirectory,
-            output: URL(fileURLWithPath: out ?? "data/\(dataset)"),
-            splits: splits, limit: limit, force: force)
-        try FashionMNIST.importDataset(options) { line in print(line) }
+        let output = URL(fileURLWithPath: out ?? "data/\(dataset)")
+        let sources = source.map { URL(fileURLWithPath: $0) }
+        let log: (String) -> Void = { print($0) }
+        switch dataset {
+        case EmojiImport.name:
+            try EmojiImport.importDataset(.init(output: output, packageCache: CachePaths.packages, size: size,
+                                                styles: try EmojiImport.parseStyles(styles), limit: limit,
+                                                force: force), log: log)
+        case ImageFolderImport.name:
+            try ImageFolderImport.importDataset(.init(source: sources[0], output: output,
+                                                      skipMissingCaptions: skipMissingCaptions, strict: strict,
+                                                      force: force), log: log)
+        case WebDatasetImport.name:
+            try WebDatasetImport.importDataset(.init(sources: sources, output: output,
+                                                     skipMissingCaptions: skipMissingCaptions, strict: strict,
+                                                     force: force), log: log)
+        default:
+            let splits: [FashionMNIST.Split] = split == "all" ? FashionMNIST.Split.allCases
+                : [FashionMNIST.Split(rawValue: split)!]
+            let options = FashionMNIST.Options(source: sources.first ?? FashionMNIST.systemDirectory, output: output,
+                                               splits: splits, limit: limit, force: force)
+            try FashionMNIST.importDataset(options, log: log)
+        }
     }
 }

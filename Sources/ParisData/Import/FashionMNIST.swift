@@ -163,39 +163,9 @@ public enum FashionMNIST {
         }
     }
 
-    /// Installs Debian's `dataset-fashion-mnist`: `apt-get install -y`, and on failure `apt-get update` and again.
-    /// As root apt-get is run directly, else through sudo; neither is an error.
+    /// Installs Debian's `dataset-fashion-mnist` (see `DebianPackages.install`).
     public static func installPackage(log: (String) -> Void = { _ in }) throws {
-        let aptGet = ["/usr/bin/apt-get", "/bin/apt-get"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let aptGet else {
-            throw DatasetImportError("apt-get not found: install the Debian package \(debianPackage) by hand "
-                + "(it provides \(systemDirectory.path))")
-        }
-        var prefix: [String] = []
-        if getuid() != 0 {
-            guard let sudo = ["/usr/bin/sudo", "/bin/sudo"].first(where: { FileManager.default.isExecutableFile(atPath: $0) })
-            else {
-                throw DatasetImportError("installing \(debianPackage) needs root: not running as root and sudo is absent; "
-                    + "run `apt-get install -y \(debianPackage)` as root")
-            }
-            prefix = [sudo]
-        }
-        let install = prefix + [aptGet, "install", "-y", debianPackage]
-        if try run(install, log: log) == 0 { return }
-        let update = prefix + [aptGet, "update"]
-        guard try run(update, log: log) == 0 else { throw DatasetImportError("`\(update.joined(separator: " "))` failed") }
-        guard try run(install, log: log) == 0 else { throw DatasetImportError("`\(install.joined(separator: " "))` failed") }
-    }
-
-    static func run(_ argv: [String], log: (String) -> Void) throws -> Int32 {
-        log("running: \(argv.joined(separator: " "))")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        p.environment = ["DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
+        try DebianPackages.install([debianPackage], purpose: "it provides \(systemDirectory.path)", log: log)
     }
 
     static func ensureSource(_ options: Options, log: (String) -> Void) throws {

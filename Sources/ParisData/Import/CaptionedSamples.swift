@@ -1,0 +1,79 @@
+import Foundation
+
+/// One image–caption pair found by an importer of user data, before its image is read.
+struct CaptionedSample {
+    /// Where it came from, for messages: "metadata.jsonl line 3 (cats/a.jpg)" or "shard-0.tar: key 000001".
+    let origin: String
+    /// The output path inside the dataset folder, ending in .png.
+    let output: String
+    let text: String
+    /// Extra metadata kept in metadata.jsonl (strings, integers, floats, booleans).
+    let extra: [(String, Any)]
+    /// The encoded image bytes and the name to use in decode errors.
+    let load: () throws -> (bytes: [UInt8], name: String)
+}
+
+/// Decodes and writes samples as PNGs into a dataset folder: an unreadable, corrupt, truncated or unsupported image is
+/// a counted skip with its reason, or with `strict` an error.
+enum SampleWriter {
+    static func write(_ samples: [CaptionedSample], to out: URL, strict: Bool, progressEvery: Int,
+                      log: (String) -> Void) throws -> (images: Int, skipped: [String], metadata: String) {
+        var metadata = ""
+        var skipped: [String] = []
+        var images = 0
+        let fm = FileManager.default
+        for (i, s) in samples.enumerated() {
+            do {
+                let (bytes, name) = try s.load()
+                let image = try Image(decoding: bytes, name: name)
+                let url = out.appendingPathComponent(s.output)
+                try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try image.writePNG(to: url)
+                metadata += DatasetFolder.metadataLine(file: s.output, text: s.text, extra: s.extra)
+                images += 1
+            } catch let error as ImageError {
+                if strict { throw DatasetImportError("\(s.origin): \(error.message) (--strict)") }
+                skipped.append("\(s.origin): \(error.message)")
+            } catch let error as DatasetImportError {
+                if strict { throw DatasetImportError("\(error.message) (--strict)") }
+                skipped.append("\(s.origin): \(error.message)")
+            }
+            if (i + 1) % max(1, progressEvery) == 0 || i + 1 == samples.count {
+                log("\(i + 1)/\(samples.count) images (\((i + 1) * 100 / samples.count)%), \(skipped.count) skipped")
+            }
+        }
+        return (images, skipped, metadata)
+    }
+
+    /// "skipped N: first reasons".
+    static func summary(_ skipped: [String]) -> String {
+        guard !skipped.isEmpty else { return "skipped 0 images" }
+        return "skipped \(skipped.count): " + skipped.prefix(5).joined(separator: "; ") + (skipped.count > 5 ? "; … (all in README.md)" : "")
+    }
+
+    /// A README for a user dataset import.
+    static func readme(title: String, command: String, sources: [String], images: Int, skipped: [String]) -> String {
+        """
+        # \(title) (image folder)
+
+        Made by `\(command)` from:
+        \(sources.map { "- `\($0)`" }.joined(separator: "\n"))
+
+        \(images) images as PNG under `images/`, and `metadata.jsonl` with `file_name`, `text` and the source's \
+        other string/number fields.
+
+        ## Skipped (\(skipped.count))
+
+        \(skipped.isEmpty ? "None." : skipped.map { "- \($0)" }.joined(separator: "\n"))
+
+        """
+    }
+
+    static let license = """
+        # Licence
+
+        These images and captions were imported from the user's own data; their licence is that of the source.
+        Record it here.
+
+        """
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Torch
+
+/// The safe-rerun protocol of an imported image folder, shared by the importers (the same one FashionMNIST uses):
+/// an in-progress marker written first, `metadata.jsonl`, `LICENSE.md` and `README.md`, then the completion marker
+/// `.paris-dataset.json` written last and atomically. A complete folder made with the same settings is left alone, a
+/// partial one of ours is rebuilt, and anything else is replaced only with `force`.
+public enum DatasetFolder {
+    public static let markerName = ".paris-dataset.json"
+    public static let inProgressName = ".paris-import-in-progress"
+
+    /// What `prepare` found.
+    public enum State: Equatable, Sendable {
+        /// The folder is ready to be written.
+        case ready
+        /// A complete dataset with the same settings is there (its image count); leave it alone.
+        case complete(images: Int)
+    }
+
+    /// Readies `out` for writing the dataset `dataset` made with `settings` (JSON values). `entries` are the names the
+    /// importer writes at the top of the folder; those are removed before a rebuild.
+    public static func prepare(_ out: URL, dataset: String, settings: [String: Any], force: Bool, entries: [String],
+                               log: (String) -> Void) throws -> State {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: out.path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw DatasetImportError("\(out.path) exists and is not a folder") }
+            let markerURL = out.appendingPathComponent(markerName)
+            if let data = fm.contents(atPath: markerURL.path),
+               let existing = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                let sameDataset = existing["dataset"] as? String == dataset
+                let same = sameDataset && canonical(existing["settings"] ?? [:]) == canonical(settings)
+                if same && !force {
+                    let n = existing["images"] as? Int ?? 0
+                    log("\(out.path): complete \(dataset) dataset already there (\(n) images); left alone")
+                    return .complete(images: n)
+                }
+                if !same && !force {
+                    let what = sameDataset ? "a \(dataset) dataset made with other options"
+                        : "a different dataset (\(existing["dataset"] as? String ?? "?"))"
+                    throw DatasetImportError("\(out.path) holds \(what); pass --force to replace it, or choose another --out")
+                }
+            } else {
+                let present = try fm.contentsOfDirectory(atPath: out.path)
+                let ours = fm.fileExists(atPath: out.appendingPathComponent(inProgressName).path)
+                if !present.isEmpty && !ours && !force {
+                    throw DatasetImportError("\(out.path) is not empty and is not a dataset made by this importer; "
+                        + "pass --force to replace it, or choose another --out")
+                }
+                if ours { log("\(out.path): partial import found (no completion marker); rebuilding") }
+            }
+            for entry in [markerName, "metadata.jsonl", "LICENSE.md", "README.md"] + entries {
+                let u = out.appendingPathComponent(entry)
+                if fm.fileExists(atPath: u.path) { try fm.removeItem(at: u) }
+            }
+        }
+        try fm.createDirectory(at: out, withIntermediateDirectories: true)
+        try AtomicFile.write(Array("started\n".utf8), to: out.appendingPathComponent(inProgressName))
+        return .ready
+    }
+
+    /// Writes metadata.jsonl, LICENSE.md, README.md and, last, the completion marker; removes the in-progress marker.
+    public static func finish(_ out: URL, dataset: String, settings: [String: Any], images: Int, metadata: String,
+                              license: String, readme: String) throws {
+        try AtomicFile.write(Array(metadata.utf8), to: out.appendingPathComponent("metadata.jsonl"))
+        try AtomicFile.write(Array(license.utf8), to: out.appendingPathComponent("LICENSE.md"))
+        try AtomicFile.write(Array(readme.utf8), to: out.appendingPathComponent("README.md"))
+        let marker: [String: Any] = ["dataset": dataset, "settings": settings, "images": images, "format": "imagefolder"]
+        let m = try JSONSerialization.data(withJSONObject: marker, options: [.sortedKeys])
+        try AtomicFile.write([UInt8](m) + [10], to: out.appendingPathComponent(markerName))
+        try? FileManager.default.removeItem(at: out.appendingPathComponent(inProgressName))
+    }
+
+    static func canonical(_ value: Any) -> Data? {
+        try? JSONSerialization.data(withJSONObject: ["v": value], options: [.sortedKeys])
+    }
+
+    /// `s` as a JSON string literal.
+    public static func json(_ s: String) -> String { FashionMNIST.json(s) }
+
+    /// One metadata.jsonl line: `file_name` and `text` first, then `extra` in key order (strings, ints, doubles, bools).
+    public static func metadataLine(file: String, text: String, extra: [(String, Any)]) -> String {
+        var parts = ["\"file_name\": \(json(file))", "\"text\": \(json(text))"]
+        for (k, v) in extra {
+            let value: String
+            switch v {
+            case let s as String: value = json(s)
+            case let b as Bool: value = b ? "true" : "false"
+            case let i as Int: value = String(i)
+            case let d as Double: value = String(d)
+            default: value = json("\(v)")
+            }
+            parts.append("\(json(k)): \(value)")
+        }
+        return "{" + parts.joined(separator: ", ") + "}\n"
+    }
+
+    /// A Markdown table of `counts`, largest first.
+    static func table(_ header: String, _ counts: [String: Int]) -> String {
+        "| \(header) | images |\n|---|---|\n" + counts.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
+            .map { "| \($0.key) | \($0.value) |" }.joined(separator: "\n")
+    }
+}
+
+/// What an import did: images written (or found), and every input left out with its reason.
+public struct ImportSummary: Equatable, Sendable {
+    public var images: Int
+    /// One line per skipped input: "<what>: <reason>".
+    public var skipped: [String]
+    /// A complete dataset with the same settings was already there and was left alone.
+    public var alreadyComplete: Bool
+
+    public init(images: Int, skipped: [String] = [], alreadyComplete: Bool = false) {
+        self.images = images
+        self.skipped = skipped
+        self.alreadyComplete = alreadyComplete
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+
+/// Imports a user's image folder with a `metadata.jsonl` (Hugging Face imagefolder layout) into a checked dataset
+/// folder: every line is validated (a `file_name` inside the folder, a `text` caption, no duplicates), every image is
+/// decoded and written as PNG under `images/`, and extra string/number fields (like `label`) are kept.
+public enum ImageFolderImport {
+    public static let name = "folder"
+
+    /// The folder to read, where to write, and how strict to be.
+    public struct Options: Sendable {
+        public var source: URL
+        public var output: URL
+        /// Skip (and count) lines without a caption instead of failing.
+        public var skipMissingCaptions: Bool
+        /// Fail on an unreadable or corrupt image instead of skipping it.
+        public var strict: Bool
+        public var force: Bool
+        public var progressEvery: Int
+
+        public init(source: URL, output: URL, skipMissingCaptions: Bool = false, strict: Bool = false,
+                    force: Bool = false, progressEvery: Int = 1000) {
+            self.source = source
+            self.output = output
+            self.skipMissingCaptions = skipMissingCaptions
+            self.strict = strict
+            self.force = force
+            self.progressEvery = progressEvery
+        }
+    }
+
+    /// Validates the whole metadata.jsonl first (errors name the line), then converts the images.
+    @discardableResult
+    public static func importDataset(_ options: Options, log: (String) -> Void = { _ in }) throws -> ImportSummary {
+        let fm = FileManager.default
+        let source = options.source.standardizedFileURL
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: source.path, isDirectory: &isDir), isDir.boolValue else {
+            throw DatasetImportError("\(source.path): no such folder")
+        }
+        let metaURL = source.appendingPathComponent("metadata.jsonl")
+        guard let metaData = fm.contents(atPath: metaURL.path) else {
+            throw DatasetImportError("\(metaURL.path): missing; an image folder needs a metadata.jsonl with "
+                + "file_name and text on each line")
+        }
+        let (samples, planSkipped) = try plan(metadata: metaData, source: source, options: options)
+        let settings: [String: Any] = ["source": source.path, "skip_missing_captions": options.skipMissingCaptions,
+                                       "strict": options.strict]
+        let state = try DatasetFolder.prepare(options.output, dataset: name, settings: settings, force: options.force,
+                                              entries: ["images"], log: log)
+        if case .complete(let n) = state { return ImportSummary(images: n, alreadyComplete: true) }
+        log("\(source.path): \(samples.count) images to convert")
+        let written = try SampleWriter.write(samples, to: options.output, strict: options.strict,
+                                             progressEvery: options.progressEvery, log: log)
+        let skipped = planSkipped + written.skipped
+        guard written.images > 0 else { throw DatasetImportError("\(source.path): no usable image (\(SampleWriter.summary(skipped)))") }
+        log(SampleWriter.summary(skipped))
+        try DatasetFolder.finish(options.output, dataset: name, settings: settings, images: written.images,
+                                 metadata: written.metadata, license: SampleWriter.license,
+                                 readme: SampleWriter.readme(title: source.lastPathComponent,
+                                                             command: "paris data import folder",
+                                                             sources: [source.path], images: written.images,
+                                                             skipped: skipped))
+        return ImportSummary(images: written.images, skipped: skipped)
+    }
+
+    /// Parses and checks every line; returns the samples and the skipped lines.
+    static func plan(metadata: Data, source: URL, options: Options) throws -> ([CaptionedSample], [String]) {
+        let fm = FileManager.default
+        let root = source.resolvingSymlinksInPath().path
+        var samples: [CaptionedSample] = []
+        var skipped: [String] = []
+        var seen: [String: Int] = [:], outputs: [String: Int] = [:]
+        let lines = String(decoding: metadata, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        for (index, raw) in lines.enumerated() {
+            let n = index + 1
+            let where_ = "metadata.jsonl line \(n)"
+            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty { continue }
+            guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+                throw DatasetImportError("\(source.path)/\(where_): not a JSON object")
+            }
+            guard let file = obj["file_name"] as? String, !file.isEmpty else {
+                throw DatasetImportError("\(source.path)/\(where_): no file_name")
+            }
+            let rel = try checkedPath(file, root: root, source: source, where_: where_)
+            if let first = seen[rel] {
+                throw DatasetImportError("\(source.path)/\(where_): duplicate file_name '\(file)' (also on line \(first))")
+            }
+            seen[rel] = n
+            guard let text = obj["text"] as? String, !text.trimmingCharacters(in: .whitespaces).isEmpty else {
+                if options.skipMissingCaptions { skipped.append("\(where_) (\(file)): no text caption"); continue }
+                throw DatasetImportError("\(source.path)/\(where_) (\(file)): no text caption; every line needs "
+                    + "\"text\" (or pass --skip-missing-captions to skip such lines)")
+            }
+            let output = "images/" + (rel as NSString).deletingPathExtension + ".png"
+            if let other = outputs[output] {
+                throw DatasetImportError("\(source.path)/\(where_): '\(file)' and the file on line \(other) both become "
+                    + "\(output); rename one")
+            }
+            outputs[output] = n
+            let url = source.appendingPathComponent(rel)
+            samples.append(CaptionedSample(origin: "\(where_) (\(file))", output: output, text: text,
+                                           extra: extraFields(line), load: {
+                guard let d = fm.contents(atPath: url.path) else {
+                    throw ImageError("\(url.path): \(fm.fileExists(atPath: url.path) ? "cannot read the file" : "no such file")")
+                }
+                return ([UInt8](d), url.path)
+            }))
+        }
+        return (samples, skipped)
+    }
+
+    /// The normalised relative path of `file`; absolute paths, "..", and symlinks leading outside `root` are errors.
+    static func checkedPath(_ file: String, root: String, source: URL, where_: String) throws -> String {
+        guard !file.hasPrefix("/") else {
+            throw DatasetImportError("\(source.path)/\(where_): file_name '\(file)' is an absolute path (path traversal); "
+                + "file names are relative to the folder")
+        }
+        let parts = file.split(separator: "/").filter { $0 != "." }
+        guard !parts.contains("..") else {
+            throw DatasetImportError("\(source.path)/\(where_): file_name '\(file)' climbs out with '..' (path traversal)")
+        }
+        let rel = parts.joined(separator: "/")
+        // A file that does not exist (not even as a dangling link) is reported later as a missing image.
+        guard (try? FileManager.default.attributesOfItem(atPath: source.appendingPathComponent(rel).path)) != nil else {
+            return rel
+        }
+        let resolved = source.appendingPathComponent(rel).resolvingSymlinksInPath().path
+        guard resolved.hasPrefix(root + "/") else {
+            throw DatasetImportError("\(source.path)/\(where_): file_name '\(file)' is a symlink leading outside the "
+                + "folder (to \(resolved)); refused (path traversal)")
+        }
+        return rel
+    }
+
+    /// The fields other than file_name and text that are strings, integers, floats or booleans, sorted by key.
+    static func extraFields(_ line: String) -> [(String, Any)] {
+        guard let fields = try? JSONDecoder().decode([String: JSONScalar].self, from: Data(line.utf8)) else { return [] }
+        return fields.keys.sorted().filter { $0 != "file_name" && $0 != "text" }.compactMap { key in
+            fields[key]!.value.map { (key, $0) }
+        }
+    }
+}
+
+/// A JSON value kept as metadata: a string, boolean, integer or float (arrays, objects and null are not kept).
+struct JSONScalar: Decodable {
+    let value: Any?
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { value = b
+        } else if let i = try? c.decode(Int.self) { value = i
+        } else if let d = try? c.decode(Double.self) { value = d
+        } else if let s = try? c.decode(String.self) { value = s
+        } else { value = nil }
+    }
+}

