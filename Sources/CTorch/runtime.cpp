@@ -7,6 +7,8 @@
 #include <ATen/native/DispatchStub.h>
 #include <dlfcn.h>
 
+#include <cstring>
+
 #include <mutex>
 
 #include "shim.h"
@@ -83,6 +85,24 @@ int ct_cuda_device_info(int dev, char *buf, int64_t cap, int64_t *memory) {
     return 0;
 }
 
+int ct_cuda_memory_info(int dev, int64_t *free_bytes, int64_t *total_bytes) {
+    using MemInfo = int (*)(size_t *, size_t *);
+    auto info = driver<MemInfo>("cuMemGetInfo_v2");
+    size_t f = 0, t = 0;
+    if (!ct_cuda_is_available() || !info) {
+        set_error("CUDA unavailable");
+        return -1;
+    }
+    (void)dev;  // the driver reports on the context current on this thread: the job's device
+    if (info(&f, &t) != 0) {
+        set_error("cuMemGetInfo failed (no current CUDA context on this thread?)");
+        return -1;
+    }
+    *free_bytes = static_cast<int64_t>(f);
+    *total_bytes = static_cast<int64_t>(t);
+    return 0;
+}
+
 int64_t ct_cudnn_version(void) {
     CT_GUARD(-1, {
         auto &hooks = at::detail::getCUDAHooks();
@@ -115,4 +135,38 @@ const char *ct_cpu_capability(void) {
 const char *ct_build_config(void) {
     static std::string config = at::show_config();
     return config.c_str();
+}
+
+// ---- random generator state (resumable training) ----
+
+namespace {
+at::Generator default_generator(int device) {
+    if (device < 0) return at::detail::getDefaultCPUGenerator();
+    return at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device)));
+}
+}  // namespace
+
+int64_t ct_rng_get_state(int device, uint8_t *buf, int64_t cap) {
+    CT_GUARD(-1, {
+        auto gen = default_generator(device);
+        at::Tensor state;
+        {
+            std::lock_guard<std::mutex> lock(gen.mutex());
+            state = gen.get_state();
+        }
+        state = state.contiguous();
+        int64_t n = state.numel();
+        if (buf && cap >= n) std::memcpy(buf, state.data_ptr(), static_cast<size_t>(n));
+        return n;
+    })
+}
+
+int ct_rng_set_state(int device, const uint8_t *buf, int64_t n) {
+    CT_STATUS({
+        auto gen = default_generator(device);
+        auto state = at::empty({n}, at::TensorOptions().dtype(at::kByte));
+        if (n > 0) std::memcpy(state.data_ptr(), buf, static_cast<size_t>(n));
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(state);
+    })
 }

@@ -36,6 +36,14 @@ public enum Runtime {
         return (name, Int(mem))
     }
 
+    /// Free and total memory (bytes) of the CUDA device current on this thread (`index` names the device the
+    /// caller works on), from the CUDA driver; nil without CUDA or before any CUDA work on this thread.
+    public static func cudaMemoryInfo(_ index: Int) -> (free: Int, total: Int)? {
+        var free: Int64 = 0, total: Int64 = 0
+        guard ct_cuda_memory_info(Int32(index), &free, &total) == 0 else { return nil }
+        return (Int(free), Int(total))
+    }
+
     /// cuDNN's version number (e.g. 91002), or nil without CUDA.
     public static var cudnnVersion: Int? {
         let v = ct_cudnn_version()
@@ -63,5 +71,23 @@ public enum Runtime {
     public static func manualSeed(_ seed: UInt64) {
         loadCUDA()
         ct_manual_seed(seed)
+    }
+
+    /// The state of `device`'s default random generator (libtorch's `get_rng_state()`; on CUDA,
+    /// `torch.cuda.get_rng_state(n)`), as bytes to save with a training checkpoint.
+    public static func rngState(device: Device = .cpu) throws -> [UInt8] {
+        let code = device.code
+        let n = ct_rng_get_state(code, nil, 0)
+        guard n >= 0 else { throw TorchError.last() }
+        var bytes = [UInt8](repeating: 0, count: Int(n))
+        let m = bytes.withUnsafeMutableBufferPointer { ct_rng_get_state(code, $0.baseAddress, n) }
+        guard m == n else { throw m < 0 ? TorchError.last() : TorchError("the generator state changed size while read") }
+        return bytes
+    }
+
+    /// Restores a state that `rngState(device:)` returned, so the following draws repeat those that followed it.
+    public static func setRNGState(_ state: [UInt8], device: Device = .cpu) throws {
+        let code = device.code
+        try checkStatus(state.withUnsafeBufferPointer { ct_rng_set_state(code, $0.baseAddress, Int64(state.count)) })
     }
 }

@@ -1,5 +1,6 @@
 // The Swift side of bench/run.sh: one training step (forward, backward, AdamW) of a stack of DiT blocks, timed
 // over --steps steps after --warmup steps. Prints one JSON line, like bench/block_stack.py.
+// `paris-bench expert ...` runs the expert training-step benchmark instead (ExpertTrain.swift).
 import Foundation
 import Torch
 
@@ -39,7 +40,12 @@ struct Options {
 }
 
 func main() throws {
-    let o = try Options(Array(CommandLine.arguments.dropFirst()))
+    let args = Array(CommandLine.arguments.dropFirst())
+    if args.first == "expert" {
+        try expertBenchmark(Array(args.dropFirst()))
+        return
+    }
+    let o = try Options(args)
     Runtime.manualSeed(0)
     let blocks = try (0..<o.depth).map { _ in try Block(hidden: o.hidden, heads: o.heads) }
     for b in blocks { try b.to(device: o.device) }

@@ -75,6 +75,11 @@ int ct_normal_(ct_tensor t, double mean, double std);
 void ct_manual_seed(uint64_t seed);
 int ct_get_num_threads(void);
 void ct_set_num_threads(int n);
+/// Copies the default generator's state (device -1: the CPU's, n: cuda:n's) into `buf` when `cap` is large enough;
+/// returns the state's size in bytes (call with cap 0 to ask), or -1 on failure.
+int64_t ct_rng_get_state(int device, uint8_t *buf, int64_t cap);
+/// Restores a state that ct_rng_get_state returned for the same device.
+int ct_rng_set_state(int device, const uint8_t *buf, int64_t n);
 
 // ---- autograd ----
 bool ct_requires_grad(ct_tensor t);
@@ -135,6 +140,9 @@ ct_tensor ct_lerp(ct_tensor a, ct_tensor b, double weight);
 ct_tensor ct_matmul(ct_tensor a, ct_tensor b);
 int ct_topk(ct_tensor t, int64_t k, int64_t dim, bool largest, ct_tensor *values, ct_tensor *indices);
 int ct_sort(ct_tensor t, int64_t dim, bool descending, ct_tensor *values, ct_tensor *indices);
+/// Eigen-decomposition of symmetric (Hermitian) matrices [..., n, n]: eigenvalues ascending [..., n], eigenvectors
+/// as columns [..., n, n] (torch.linalg.eigh, lower triangle).
+int ct_linalg_eigh(ct_tensor t, ct_tensor *values, ct_tensor *vectors);
 /// 1 true, 0 false, -1 error.
 int ct_allclose(ct_tensor a, ct_tensor b, double rtol, double atol);
 int ct_equal(ct_tensor a, ct_tensor b);
@@ -231,6 +239,8 @@ bool ct_cuda_is_available(void);
 int ct_cuda_device_count(void);
 /// Writes the device's name into buf; total memory in bytes into *memory. 0 on success.
 int ct_cuda_device_info(int device, char *buf, int64_t cap, int64_t *memory);
+/// Free and total memory of cuda:device in bytes (cuMemGetInfo, all processes). 0 on success.
+int ct_cuda_memory_info(int device, int64_t *free_bytes, int64_t *total_bytes);
 int64_t ct_cudnn_version(void);
 int ct_cuda_synchronize(void);
 const char *ct_torch_version(void);

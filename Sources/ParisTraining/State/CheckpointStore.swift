@@ -1,0 +1,166 @@
+import Foundation
+import Torch
+
+/// The training checkpoints of one job, in `<job>/state/`:
+///
+/// ```
+/// state/step_<N>/{model.safetensors, ema.safetensors, optimizer.safetensors, state.json}
+/// state/latest          "step_<N>": the newest complete checkpoint (a hint; the folders are authoritative)
+/// ```
+///
+/// A checkpoint is written into a hidden temporary folder (`.tmp-step_<N>-…`, every file flushed, `state.json`
+/// last) that is then renamed to `step_<N>` in one atomic step, so a `step_<N>` folder is always complete; a
+/// crash (even `kill -9`) during a write leaves only a temporary folder, which loading ignores and the next write
+/// removes. Loading takes the newest checkpoint that passes every check (state.json parses, every file has the
+/// recorded size and parses as safetensors) and reports each one it skips.
+public struct CheckpointStore: Sendable {
+    public static let stateName = "state.json"
+    public static let latestName = "latest"
+    public static let tensorFiles = ["model.safetensors", "ema.safetensors", "optimizer.safetensors"]
+
+    public let folder: URL
+    /// How many complete checkpoints to keep (older ones are deleted after a new one is written).
+    public let keep: Int
+
+    public init(folder: URL, keep: Int = 2) {
+        self.folder = folder
+        self.keep = max(1, keep)
+    }
+
+    /// A checkpoint read back: its state and tensors, by file name without extension (`model`, `ema`, `optimizer`).
+    public struct Loaded {
+        public let folder: URL
+        public let state: TrainingState
+        public let tensors: [String: [String: Tensor]]
+    }
+
+    /// The folder name of step N's checkpoint.
+    public static func name(step: Int) -> String { "step_\(step)" }
+
+    /// Steps of the complete-looking checkpoint folders, newest first.
+    public func steps() -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.compactMap { n -> Int? in
+            guard n.hasPrefix("step_"), let s = Int(n.dropFirst(5)), s >= 0 else { return nil }
+            return s
+        }.sorted(by: >)
+    }
+
+    /// Writes step N's checkpoint: `tensors` maps `model`/`ema`/`optimizer` to their state dicts. Atomic as a
+    /// whole; then updates `latest` and prunes old checkpoints and stale temporary folders.
+    public func write(state: TrainingState, tensors: [String: [String: Tensor]]) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+        let finalName = Self.name(step: state.step)
+        let tmp = folder.appendingPathComponent(".tmp-\(finalName)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
+        var ok = false
+        defer { if !ok { try? fm.removeItem(at: tmp) } }
+        var state = state
+        for file in Self.tensorFiles {
+            let key = String(file.dropLast(".safetensors".count))
+            guard let dict = tensors[key] else { throw RunError("checkpoint: no \(key) tensors to write") }
+            let url = tmp.appendingPathComponent(file)
+            try SafeTensors.save(dict, to: url, metadata: ["step": String(state.step)])
+            state.files[file] = try Self.size(url)
+        }
+        try Self.writeJSON(state, to: tmp.appendingPathComponent(Self.stateName))
+        Self.syncFolder(tmp)
+        let target = folder.appendingPathComponent(finalName)
+        if fm.fileExists(atPath: target.path) {
+            // The same step again (a finished job re-saved): move the old one aside first, then drop it.
+            let old = folder.appendingPathComponent(".old-\(finalName)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+            try fm.moveItem(at: target, to: old)
+            try? fm.removeItem(at: old)
+        }
+        guard rename(tmp.path, target.path) == 0 else {
+            throw RunError("\(target.path): cannot rename the checkpoint into place: \(String(cString: strerror(errno)))")
+        }
+        ok = true
+        Self.syncFolder(folder)
+        try AtomicFile.write(Array((finalName + "\n").utf8), to: folder.appendingPathComponent(Self.latestName))
+        prune(except: state.step)
+    }
+
+    /// Deletes all but the newest `keep` checkpoints, and temporary folders that crashed writes left behind.
+    func prune(except current: Int) {
+        let fm = FileManager.default
+        let names = (try? fm.contentsOfDirectory(atPath: folder.path)) ?? []
+        for n in names where n.hasPrefix(".tmp-") || n.hasPrefix(".old-") || n.hasPrefix(".del-") {
+            try? fm.removeItem(at: folder.appendingPathComponent(n))
+        }
+        for s in steps().dropFirst(keep) where s != current {
+            // Renamed away first (atomic), so a crash while deleting never leaves a half-deleted step_<N>.
+            let old = folder.appendingPathComponent(Self.name(step: s))
+            let doomed = folder.appendingPathComponent(".del-\(Self.name(step: s))-\(getpid())")
+            if rename(old.path, doomed.path) == 0 { try? fm.removeItem(at: doomed) }
+        }
+    }
+
+    /// Reads and checks one checkpoint folder completely; throws a message naming the problem.
+    public func load(step: Int, device: Device) throws -> Loaded {
+        let dir = folder.appendingPathComponent(Self.name(step: step))
+        let stateURL = dir.appendingPathComponent(Self.stateName)
+        guard let data = FileManager.default.contents(atPath: stateURL.path) else {
+            throw RunError("\(stateURL.path) is missing")
+        }
+        let state: TrainingState
+        do { state = try JSONDecoder().decode(TrainingState.self, from: data) } catch {
+            throw RunError("\(stateURL.path) is malformed (\(error))")
+        }
+        guard state.format == TrainingState.currentFormat else {
+            throw RunError("\(stateURL.path): format '\(state.format)', expected '\(TrainingState.currentFormat)'")
+        }
+        guard state.step == step else { throw RunError("\(stateURL.path) says step \(state.step), not \(step)") }
+        var tensors: [String: [String: Tensor]] = [:]
+        for file in Self.tensorFiles {
+            let url = dir.appendingPathComponent(file)
+            guard FileManager.default.fileExists(atPath: url.path) else { throw RunError("\(url.path) is missing") }
+            let size = try Self.size(url)
+            guard let want = state.files[file], want == size else {
+                throw RunError("\(url.path) has \(size) bytes, state.json recorded \(state.files[file].map(String.init) ?? "none")")
+            }
+            do { tensors[String(file.dropLast(".safetensors".count))] = try SafeTensors.load(url, device: device).tensors }
+            catch { throw RunError("\(url.path) is unreadable (\(error))") }
+        }
+        _ = try state.cpuGeneratorState()
+        return Loaded(folder: dir, state: state, tensors: tensors)
+    }
+
+    /// The newest checkpoint that loads, or nil when there is none; `warn` hears about each one skipped.
+    public func loadLatest(device: Device, warn: (String) -> Void) -> Loaded? {
+        for step in steps() {
+            do { return try load(step: step, device: device) } catch {
+                warn("skipping checkpoint step_\(step): \(error)")
+            }
+        }
+        return nil
+    }
+
+    /// The step of the newest checkpoint whose state.json parses (no tensor checks), for status displays.
+    public func latestStep() -> Int? {
+        for step in steps() {
+            let url = folder.appendingPathComponent(Self.name(step: step)).appendingPathComponent(Self.stateName)
+            if let d = FileManager.default.contents(atPath: url.path),
+               let s = try? JSONDecoder().decode(TrainingState.self, from: d), s.step == step { return step }
+        }
+        return nil
+    }
+
+    static func size(_ url: URL) throws -> Int {
+        let attrs = try FileManager.default.attributesOfItem(atPath: url.path)
+        return (attrs[.size] as? NSNumber)?.intValue ?? 0
+    }
+
+    static func writeJSON<T: Encodable>(_ value: T, to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write([UInt8](try encoder.encode(value)) + [10], to: url)
+    }
+
+    /// fsync on a folder, so a rename inside it survives a power cut.
+    static func syncFolder(_ url: URL) {
+        let fd = open(url.path, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+}

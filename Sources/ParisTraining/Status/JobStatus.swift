@@ -1,0 +1,133 @@
+import Foundation
+import Torch
+
+/// The life-cycle state of one training job (an expert, the router or the monolith).
+public enum JobState: String, Codable, Sendable, CaseIterable {
+    /// No file of the job exists yet.
+    case notStarted = "not_started"
+    /// The trainer is running: its status or log was updated within the last minute.
+    case running
+    /// The trainer stopped before the end (SIGTERM/SIGINT checkpoint, or killed: no update for over a minute).
+    case stopped
+    /// The final weights are written.
+    case finished
+    /// The trainer reported an error.
+    case failed
+}
+
+/// `status.json` in a job's folder: what a trainer says about itself, rewritten atomically at start, at every log
+/// line, at a stop and at the end. `paris status` reads it; a `running` file that has not been updated for a minute
+/// means the process died without saying so (kill -9, a lost node).
+public struct JobStatusFile: Codable, Sendable, Equatable {
+    public static let fileName = "status.json"
+
+    public var state: JobState
+    public var step: Int
+    public var totalSteps: Int
+    /// Unix time of this write.
+    public var updatedAt: Double
+    public var pid: Int32?
+    public var host: String?
+    /// The error, when `state` is `failed`.
+    public var error: String?
+
+    public init(state: JobState, step: Int, totalSteps: Int, updatedAt: Double = Date().timeIntervalSince1970,
+                pid: Int32? = ProcessInfo.processInfo.processIdentifier, host: String? = ProcessInfo.processInfo.hostName,
+                error: String? = nil) {
+        self.state = state
+        self.step = step
+        self.totalSteps = totalSteps
+        self.updatedAt = updatedAt
+        self.pid = pid
+        self.host = host
+        self.error = error
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state, step, totalSteps = "total_steps", updatedAt = "updated_at", pid, host, error
+    }
+
+    /// Writes `folder/status.json` atomically.
+    public func write(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write([UInt8](try encoder.encode(self)) + [10], to: folder.appendingPathComponent(Self.fileName))
+    }
+
+    /// Reads `folder/status.json`, or nil when there is none (a malformed file is an error naming it).
+    public static func read(from folder: URL) throws -> JobStatusFile? {
+        let url = folder.appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        do { return try JSONDecoder().decode(JobStatusFile.self, from: data) } catch {
+            throw RunError("\(url.path): malformed status file (\(error))")
+        }
+    }
+}
+
+/// Appends JSON lines to a job's `metrics.jsonl` (one object per log step, flushed line by line so a reader or a
+/// crash never sees half a line in the middle of the file).
+public final class MetricsWriter {
+    public let url: URL
+    private let handle: FileHandle
+
+    /// Opens `url` for appending. `truncateAfter`: first drop the lines whose `step` is beyond this step (a resumed
+    /// job repeats the steps after its checkpoint, so their old lines would appear twice).
+    public init(url: URL, truncateAfter step: Int? = nil) throws {
+        self.url = url
+        let fm = FileManager.default
+        try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        if let step, step > 0, let data = fm.contents(atPath: url.path) {
+            var kept: [UInt8] = []
+            for line in data.split(separator: 10) where !line.isEmpty {
+                let obj = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any]
+                guard let obj, let s = obj["step"] as? Int, s <= step else { continue }
+                kept += line
+                kept.append(10)
+            }
+            try AtomicFile.write(kept, to: url)
+        } else if step != nil || !fm.fileExists(atPath: url.path) {
+            try AtomicFile.write([], to: url)
+        }
+        guard let h = FileHandle(forWritingAtPath: url.path) else { throw RunError("\(url.path): cannot open for writing") }
+        handle = h
+        handle.seekToEndOfFile()
+    }
+
+    deinit { try? handle.close() }
+
+    /// Appends one line (keys sorted; non-finite numbers written as null).
+    public func append(_ record: [String: Any]) throws {
+        let clean = record.mapValues { v -> Any in
+            if let d = v as? Double, !d.isFinite { return NSNull() }
+            return v
+        }
+        let data = try JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys, .withoutEscapingSlashes])
+        try handle.write(contentsOf: data + Data([10]))
+    }
+}
+
+/// Reads a `metrics.jsonl` file into dictionaries (malformed lines, e.g. a half-written last line, are skipped).
+public enum MetricsFile {
+    public static let fileName = "metrics.jsonl"
+
+    public static func read(_ url: URL) -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return [] }
+        return data.split(separator: 10).compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any]
+        }
+    }
+
+    /// The (step, value) pairs of `key` in order, from the lines that have both as numbers.
+    public static func series(_ records: [[String: Any]], _ key: String) -> [(x: Double, y: Double)] {
+        records.compactMap { r in
+            guard let s = number(r["step"]), let v = number(r[key]) else { return nil }
+            return (s, v)
+        }
+    }
+
+    static func number(_ v: Any?) -> Double? {
+        if let n = v as? NSNumber { return n.doubleValue }
+        return nil
+    }
+}

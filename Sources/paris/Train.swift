@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import ParisTraining
+import Torch
+
+/// `paris train ...`: the training jobs of a run.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the experts, the router or the monolith baseline of a run.",
+        subcommands: [TrainExpert.self, TrainMonolith.self, TrainRouter.self])
+}
+
+/// The options every diffusion training command shares.
+struct TrainSessionOptions: ParsableArguments {
+    @Option(help: "The run folder (holds run.json).")
+    var run: String
+
+    @Flag(help: "Discard this job's checkpoints, weights, metrics and samples and start from step 0.")
+    var restart = false
+
+    @Option(name: .customLong("stop-after"), help: "End this session with a checkpoint after N steps (resume later).")
+    var stopAfter: Int?
+
+    @Option(help: "CPU threads for libtorch (default: libtorch's choice).")
+    var threads: Int?
+
+    @Option(help: "Batches the loader prepares ahead on its own thread.")
+    var prefetch: Int = 2
+
+    func validate() throws {
+        if let stopAfter, stopAfter <= 0 { throw ValidationError("--stop-after must be positive, not \(stopAfter)") }
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive, not \(threads)") }
+        if prefetch < 0 { throw ValidationError("--prefetch must be ≥ 0, not \(prefetch)") }
+    }
+
+    /// Runs one training session with signal handling, and exits as documented in docs/training.md: 0 when the job
+    /// finished (or had finished, or `--stop-after` ended the session), 128 + the signal's number when SIGTERM,
+    /// SIGINT or SIGUSR1 stopped it (after writing a checkpoint).
+    func session(_ body: (TrainOptions) throws -> TrainResult) throws {
+        if let threads { Runtime.threads = threads }
+        let signals = StopSignals()
+        signals.install()
+        let interactive = isatty(STDOUT_FILENO) != 0
+        let output = TrainOutput(interactive: interactive) { text in
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+        let options = TrainOptions(restart: restart, shouldStop: { signals.stopRequested }, stopAfterSteps: stopAfter,
+                                   output: output, prefetch: prefetch)
+        let result = try body(options)
+        if result.outcome == .stopped, let sig = signals.receivedSignal {
+            print("stopped by \(StopSignals.name(sig)) at step \(result.step) of \(result.steps); "
+                + "run the same command to resume")
+            throw ExitCode(128 + sig)
+        }
+    }
+}
+
+/// `paris train expert --run R [--expert K]`
+struct TrainExpert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "expert",
+        abstract: "Train one expert on its own shard, in isolation (resumable).",
+        discussion: """
+            Reads run.json and shard K only; writes <run>/expert_K/ only. Without --expert the index comes from \
+            SLURM_ARRAY_TASK_ID (a Slurm job array) or JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). \
+            Restarting the same command resumes from the last checkpoint; SIGTERM, SIGINT and SIGUSR1 write a \
+            checkpoint and stop (exit status 128 + the signal number).
+            """)
+
+    @OptionGroup var session: TrainSessionOptions
+
+    @Option(help: "The expert index k (default: $SLURM_ARRAY_TASK_ID, then $JOB_COMPLETION_INDEX).")
+    var expert: Int?
+
+    /// The expert index from --expert or the scheduler's variables, and where it came from.
+    static func expertIndex(_ flag: Int?, environment: [String: String]) throws -> (Int, String) {
+        if let flag { return (flag, "--expert") }
+        for name in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
+            guard let raw = environment[name], !raw.isEmpty else { continue }
+            guard let k = Int(raw.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("\(name) is '\(raw)', not an expert index")
+            }
+            return (k, name)
+        }
+        throw ValidationError("no expert index: pass --expert K, or run as a Slurm array task (SLURM_ARRAY_TASK_ID) "
+            + "or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)")
+    }
+
+    func run() throws {
+        let (k, source) = try Self.expertIndex(expert, environment: ProcessInfo.processInfo.environment)
+        if source != "--expert" { print("expert index \(k) from \(source)") }
+        try session.session { options in
+            try ExpertTrainer.train(run: URL(fileURLWithPath: session.run), expert: k, options: options)
+        }
+    }
+}
+
+/// `paris train monolith --run R`
+struct TrainMonolith: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monolith",
+        abstract: "Train the compute-matched baseline: one model on all the shards (run.json's monolith entry).",
+        discussion: "Writes <run>/monolith/ in the layout of an expert folder; resumable like `train expert`.")
+
+    @OptionGroup var session: TrainSessionOptions
+
+    func run() throws {
+        try session.session { options in
+            try MonolithTrainer.train(run: URL(fileURLWithPath: session.run), options: options)
+        }
+    }
+}

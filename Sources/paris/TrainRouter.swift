@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import ParisTraining
+
+/// `paris train router --run R`
+struct TrainRouter: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "router",
+        abstract: "Train the router p(cluster | x_t, t) on every shard, then evaluate it on held-out images.",
+        discussion: """
+            Reads run.json and all K shards; writes <run>/router/ only: config.json + model.safetensors, \
+            eval.json, eval.md, confusion.png, metrics.jsonl, accuracy.png. x_t is drawn from the experts' \
+            flow-matching forward process; a fraction of each shard is held out for the evaluation. Restarting \
+            the same command resumes from the last checkpoint; SIGTERM, SIGINT and SIGUSR1 write a checkpoint \
+            and stop (exit status 128 + the signal number).
+            """)
+
+    @OptionGroup var session: TrainSessionOptions
+
+    @Option(name: .customLong("held-out"), help: "Fraction of each shard held out for evaluation.")
+    var heldOut: Double = 0.1
+
+    @Flag(name: .customLong("skip-checksums"), help: "Do not hash the shard files against their shard.json.")
+    var skipChecksums = false
+
+    func validate() throws {
+        guard (0..<1).contains(heldOut) else { throw ValidationError("--held-out must be in [0, 1), not \(heldOut)") }
+    }
+
+    func run() throws {
+        let router = RouterTrainOptions(heldOutFraction: heldOut, verifyChecksums: !skipChecksums)
+        try session.session { options in
+            try RouterTrainer.train(run: URL(fileURLWithPath: session.run), options: options, router: router)
+        }
+    }
+}
