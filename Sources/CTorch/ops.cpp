@@ -165,6 +165,14 @@ int ct_sort(ct_tensor t, int64_t dim, bool descending, ct_tensor *values, ct_ten
         return 0;
     })
 }
+int ct_linalg_eigh(ct_tensor t, ct_tensor *values, ct_tensor *vectors) {
+    CT_GUARD(-1, {
+        auto r = at::linalg_eigh(T(t), "L");
+        *values = wrap(std::get<0>(r));
+        *vectors = wrap(std::get<1>(r));
+        return 0;
+    })
+}
 int ct_allclose(ct_tensor a, ct_tensor b, double rtol, double atol) {
     CT_GUARD(-1, return at::allclose(T(a), T(b), rtol, atol) ? 1 : 0;)
 }

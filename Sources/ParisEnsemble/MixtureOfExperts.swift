@@ -1,0 +1,114 @@
+import Foundation
+import ParisData
+import ParisDiffusion
+import ParisModels
+import Torch
+
+/// The routing of one model evaluation: the time, the router's probabilities (when it ran) and the weights used.
+public struct StepRouting: Codable, Sendable, Equatable {
+    /// Flow time t ∈ [0, 1] (1 = noise).
+    public var t: Double
+    /// p(k | x_t, t) [B][K], nil when the router was not consulted (oracle without a router).
+    public var probabilities: [[Double]]?
+    /// The mixture weights [B][K] (rows sum to 1).
+    public var weights: [[Double]]
+    /// The experts evaluated for this step (non-zero weight for at least one sample).
+    public var experts: [Int]
+}
+
+/// Decentralized diffusion's inference: K independently trained experts and a router p(k | x_t, t); at every
+/// evaluation the router scores the current x_t, the strategy turns the scores into weights, each selected expert
+/// predicts a (CFG-guided, ε-converted) velocity, and the velocities are mixed: v = Σ_k w_k·v_k
+/// (research/papers.md §1.1, §2.6).
+///
+/// Missing experts (nil members) get weight 0 and the rest are renormalised, which is DDM's resilience claim: the
+/// mixture keeps working when an expert is lost. Each expert only runs on the samples that give it a non-zero
+/// weight, so top-1 costs one expert pass per sample whatever K is.
+public final class MixtureOfExperts {
+    /// (x_t [B, C, H, W], network time t·1000 [B]) → probabilities [B, K].
+    public typealias RouterFunction = (_ x: Tensor, _ networkTime: Tensor) throws -> Tensor
+
+    /// K slots; nil for an expert that is missing or failed to load.
+    public let members: [MixtureMember?]
+    public let router: RouterFunction?
+
+    public var numExperts: Int { members.count }
+    /// The indices of the missing experts.
+    public var missing: [Int] { members.indices.filter { members[$0] == nil } }
+
+    public init(members: [MixtureMember?], router: RouterFunction?) throws {
+        guard !members.isEmpty else { throw EnsembleError("a mixture needs at least one expert slot (K ≥ 1)") }
+        guard members.contains(where: { $0 != nil }) else {
+            throw EnsembleError("all \(members.count) experts are missing; nothing can be sampled")
+        }
+        self.members = members
+        self.router = router
+    }
+
+    /// A mixture over trained modules: the router's softmax (checked to have K outputs) and the Paris experts.
+    public convenience init(experts: [(model: ParisExpert, objective: Objective)?], router: Router?) throws {
+        if let router, router.config.numExperts != experts.count {
+            throw EnsembleError("the router scores \(router.config.numExperts) experts, but there are \(experts.count)")
+        }
+        let members = try experts.enumerated().map { k, e in
+            try e.map { try MixtureMember.expert($0.model, objective: $0.objective, name: "expert_\(k)") }
+        }
+        var function: RouterFunction? = nil
+        if let router { function = { x, t in try router.probabilities(x: x, t: t) } }
+        try self.init(members: members, router: function)
+    }
+
+    /// The router's probabilities [B][K] at flow time t, as float64 arrays.
+    public func probabilities(x: Tensor, t: Double) throws -> [[Double]] {
+        guard let router else {
+            throw EnsembleError("this mixture has no router; only the oracle strategy works without one")
+        }
+        let b = x.size(0), k = numExperts
+        let p = try router(x, FlowPath.networkTime(t, batch: b, device: x.device))
+        guard p.shape == [b, k] else { throw EnsembleError("the router returned \(p.shape), expected [\(b), \(k)]") }
+        let flat = try p.to(device: .cpu, dtype: .float64).contiguous().toArray(as: Double.self)
+        return (0..<b).map { Array(flat[($0 * k)..<(($0 + 1) * k)]) }
+    }
+
+    /// The mixed velocity at flow time t, and the routing used.
+    /// - x: [B, C, H, W]; text: B prompts or nil (unconditional); guidance: the CFG scale, applied per expert;
+    /// - oracle: one cluster per sample (for `.oracle`); generator: what `.sample1` draws from.
+    public func velocity(x: Tensor, t: Double, text: TextCondition?, guidance: Double, routing: RoutingWeights,
+                         oracle: [Int]? = nil, generator: inout SplitMix64) throws -> (Tensor, StepRouting) {
+        let b = x.size(0)
+        guard routing.numExperts == numExperts else {
+            throw EnsembleError("routing is for \(routing.numExperts) experts, the mixture has \(numExperts)")
+        }
+        if let text, text.batch != b { throw EnsembleError("\(text.batch) prompts for a batch of \(b) samples") }
+        if let oracle, oracle.count != b { throw EnsembleError("\(oracle.count) oracle clusters for \(b) samples") }
+        var probs: [[Double]]? = nil
+        if routing.strategy.needsRouter || router != nil { probs = try probabilities(x: x, t: t) }
+        let weights = try routing.weights(probabilities: probs, oracle: oracle, generator: &generator)
+        let active = RoutingWeights.active(weights)
+        let netTime = try FlowPath.networkTime(t, batch: b, device: x.device)
+        var mixed: Tensor? = nil
+        for k in active {
+            guard let member = members[k] else {
+                throw EnsembleError("internal: expert \(k) is missing but has weight (check RoutingWeights.available)")
+            }
+            let rows = (0..<b).filter { weights[$0][k] > 0 }
+            let w = try Tensor(rows.map { weights[$0][k] }).to(device: x.device, dtype: x.dtype)  // [n]
+            let contribution: Tensor                                                             // [B, C, H, W]
+            if rows.count == b {
+                let v = try member.guided(x, netTime, text, guidance)
+                contribution = try v * FlowPath.broadcast(w, like: v)
+            } else {
+                let index = try Tensor(rows.map { Int64($0) }).to(device: x.device)
+                let v = try member.guided(x.indexSelect(dim: 0, index: index), netTime.indexSelect(dim: 0, index: index),
+                                          text.map { try $0.rows(index) }, guidance)             // [n, C, H, W]
+                let weighted = try (v * FlowPath.broadcast(w, like: v)).flatten(start: 1)         // [n, CHW]
+                // Scatter the n rows back to their places: S^T [B, n] @ weighted [n, CHW] with S one-hot.
+                let select = try index.oneHot(classes: b).to(dtype: x.dtype).transpose(0, 1)       // [B, n]
+                contribution = try select.matmul(weighted).reshape(x.shape)
+            }
+            mixed = try mixed.map { try $0 + contribution } ?? contribution
+        }
+        guard let v = mixed else { throw EnsembleError("internal: no expert was selected") }
+        return (v, StepRouting(t: t, probabilities: probs, weights: weights, experts: active))
+    }
+}

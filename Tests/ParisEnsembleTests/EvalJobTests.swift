@@ -1,0 +1,117 @@
+import Foundation
+import ParisData
+@testable import ParisEnsemble
+@testable import ParisEval
+import ParisTestSupport
+import ParisTraining
+import Torch
+import XCTest
+
+/// `paris eval` end to end on a tiny untrained run with two small shards, and the classifier on its own.
+final class EvalJobTests: XCTestCase {
+    var tmp: URL!
+
+    override func setUpWithError() throws {
+        Runtime.threads = 1
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("paris-eval-\(UUID().uuidString)")
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    /// Shard k: 10 images of 32×32 RGB, bright for cluster 0 and dark for cluster 1; labels "a"/"b" by cluster,
+    /// plus "c" on a few (so the classifier sees three classes); random caption embeddings.
+    func writeShards(_ run: RunLayout) throws {
+        let config = try run.config()
+        Runtime.manualSeed(3)
+        for c in 0..<2 {
+            let n = 10
+            let base = try Tensor.randint(0, 100, [n, 3, 32, 32]) + (c == 0 ? 150 : 0)
+            let items = (0..<n).map { i in
+                Shard.Item(fileName: "\(c)_\(i).png", text: "caption \(c) \(i % 3)", label: i < 2 ? "c" : (c == 0 ? "a" : "b"))
+            }
+            let info = ShardInfo(cluster: c, numClusters: 2, count: n, channels: 3, imageSize: 32, captionCount: 3,
+                                 textEncoder: "stub", textLength: 32, textDim: 384, dataset: "test",
+                                 partitionMethod: "label")
+            let shard = try Shard(info: info, images: base.to(dtype: .uint8),
+                                  captionIndex: Tensor((0..<n).map { Int64($0 % 3) }),
+                                  textEmbeddings: Tensor.randn([3, 32, 384]).to(dtype: .float16),
+                                  textMask: Tensor.ones([3, 32], dtype: .bool), items: items)
+            try shard.write(to: run.shard(c, config))
+        }
+    }
+
+    func testEvalWritesReportTablesAndPlots() throws {
+        let run = try TinyRun.make(tmp)
+        try writeShards(run)
+        let job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1, .full, .oracle],
+                          classifierSteps: 5, alignmentPerCluster: 3, routerTimes: [0.1, 0.9], alignmentTimes: [0.5])
+        var lines: [String] = []
+        let report = try job.run(inception: nil, log: { lines.append($0) })
+        XCTAssertEqual(report.strategies.map(\.strategy), [.top1, .full, .oracle])
+        XCTAssertEqual(report.fidReference, 6)
+        for s in report.strategies {
+            XCTAssertEqual(s.samples, 4)
+            XCTAssertNil(s.fid)
+            XCTAssertNotNil(s.classifierFD)
+            XCTAssertNotNil(s.promptAccuracy)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run.eval.appendingPathComponent(s.grid).path))
+        }
+        XCTAssertEqual(report.router.map(\.t), [0.1, 0.9])
+        for p in report.router {
+            XCTAssertTrue((0...1).contains(p.accuracy))
+            XCTAssertLessThanOrEqual(p.entropy, Foundation.log(2) + 1e-9)
+        }
+        let a = try XCTUnwrap(report.alignment)
+        XCTAssertEqual(a.imagesPerCluster, [3, 3])
+        XCTAssertTrue(a.errors.allSatisfy { $0.allSatisfy { $0 != nil && $0!.isFinite } })
+        for name in ["report.md", "report.json", "router.png", "alignment.png", "classifier/config.json",
+                     "classifier/model.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run.eval.appendingPathComponent(name).path), name)
+        }
+        let md = try String(contentsOf: run.eval.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(md.contains("| top1 | 4 |"), md)
+        XCTAssertTrue(md.contains("FID skipped"), md)
+        XCTAssertTrue(md.contains("not comparable"), md)
+        XCTAssertTrue(md.contains("## Router"), md)
+        XCTAssertTrue(md.contains("x0 error"), md)
+        let decoded = try JSONDecoder().decode(EvalReport.self, from: Data(contentsOf: run.eval.appendingPathComponent("report.json")))
+        XCTAssertEqual(decoded.samples, 4)
+        // A second eval reuses the classifier.
+        lines.removeAll()
+        _ = try job.run(inception: nil, log: { lines.append($0) })
+        XCTAssertTrue(lines.contains { $0.contains("reusing") }, "\(lines)")
+    }
+
+    func testDiagonalBest() {
+        XCTAssertEqual(AlignmentMatrix(errors: [[1, 5], [3, 2]], times: [0.5], imagesPerCluster: [1, 1]).diagonalBest,
+                       [0, 1])
+        XCTAssertEqual(AlignmentMatrix(errors: [[5, 3], [2, 2]], times: [0.5], imagesPerCluster: [1, 1]).diagonalBest,
+                       [1])
+        XCTAssertEqual(AlignmentMatrix(errors: [[nil, 3], [3, 2]], times: [0.5], imagesPerCluster: [1, 1]).diagonalBest,
+                       [1])
+    }
+
+    func testBadEvalSettings() throws {
+        let run = RunLayout(tmp)
+        assertThrows({ try EvalJob(run: run, samples: 1).validate() }, contains: "--samples must be ≥ 2")
+        assertThrows({ try EvalJob(run: run, strategies: []).validate() }, contains: "no routing strategy")
+        assertThrows({ try EvalJob(run: run).run(inception: nil) }, contains: "run.json")
+    }
+
+    func testClassifierLearnsAndRoundTrips() throws {
+        Runtime.manualSeed(0)
+        let bright = try Tensor.rand([40, 1, 8, 8]) * 0.3 + 0.7, dark = try Tensor.rand([40, 1, 8, 8]) * 0.3
+        let images = try Tensor.cat([bright, dark]), labels = Array(repeating: 0, count: 40) + Array(repeating: 1, count: 40)
+        let model = try ImageClassifier(.init(channels: 1, imageSize: 8, classes: ["bright", "dark"]))
+        try model.fit(images: images, labels: labels, steps: 60, batchSize: 16)
+        let predicted = try model.predict(images)
+        XCTAssertGreaterThan(Double(zip(predicted, labels).filter { $0 == $1 }.count) / 80, 0.95)
+        let folder = tmp.appendingPathComponent("clf")
+        try model.save(to: folder)
+        let loaded = try ImageClassifier.load(from: folder)
+        XCTAssertEqual(try loaded.predict(images), predicted)
+        XCTAssertEqual(try loaded.featureBatches(images).shape, [80, 128])
+        assertThrows({ try model.features(Tensor.zeros([1, 3, 8, 8])) }, contains: "[N, 1, 8, 8]")
+        assertThrows({ try ImageClassifier(.init(channels: 1, imageSize: 8, classes: ["one"])) }, contains: "≥ 2 classes")
+    }
+}

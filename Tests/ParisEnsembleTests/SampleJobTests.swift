@@ -1,0 +1,141 @@
+import Foundation
+import ParisData
+import ParisDiffusion
+@testable import ParisEnsemble
+import ParisModels
+import ParisTestSupport
+import ParisTraining
+import Torch
+import XCTest
+
+/// A run folder with tiny, untrained (random) experts and router, written through the real checkpoint writers.
+enum TinyRun {
+    static let k = 2
+
+    /// Writes run.json, expert_0/, expert_1/ (expert 1 a DDPM ε expert) and router/ into `root`.
+    static func make(_ root: URL, experts: Int = k, shards: [[String]]? = nil) throws -> RunLayout {
+        let run = RunLayout(root)
+        var config = RunPreset.cpuTiny.config(name: "tiny", dataset: "data/none", numExperts: experts)
+        config.experts[1].objective = .ddpmEpsilon(.cosine, numTimesteps: 1000)
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try config.write(to: run.runJSON)
+        Runtime.manualSeed(42)
+        for i in 0..<experts {
+            let model = try ParisExpert(.cpuTiny)
+            // The zero-initialised output layer would predict 0: give it random weights so outputs differ.
+            try withNoGrad { try Init.normal_(model.finalLayer.linear.weight, std: 0.05) }
+            try ExpertCheckpoint(model: .cpuTiny, objective: config.experts[i].objective, cluster: i,
+                                 textEncoder: "stub", steps: 0)
+                .write(weights: try model.stateDict(), to: run.expert(i))
+        }
+        var rc = RouterConfig.cpuTiny
+        rc.numExperts = experts
+        let router = try Router(rc)
+        try RouterCheckpoint.write(config: rc, weights: try router.stateDict(), steps: 0, to: run.router)
+        if let shards {
+            for (c, captions) in shards.enumerated() {
+                let folder = run.shard(c, config)
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                let lines = captions.map { "{\"file_name\":\"x.png\",\"label\":null,\"text\":\"\($0)\"}\n" }.joined()
+                try Data(lines.utf8).write(to: folder.appendingPathComponent("items.jsonl"))
+            }
+        }
+        return run
+    }
+
+    /// A stub prompt encoder: a deterministic function of the prompt's characters, [B, L, 384], all tokens real.
+    static func encoder(_ prompts: [String], _ length: Int) throws -> TextCondition {
+        let rows = prompts.map { p -> [Float] in
+            let h = Float(p.unicodeScalars.reduce(0) { ($0 &* 31 &+ Int($1.value)) % 1000 }) / 1000
+            return (0..<(length * 384)).map { Float(sin(Double($0) * 0.01 + Double(h) * 7)) }
+        }
+        return try TextCondition(tokens: try Tensor(rows.flatMap { $0 }, shape: [prompts.count, length, 384]),
+                                 mask: try Tensor.ones([prompts.count, length], dtype: .bool))
+    }
+}
+
+final class SampleJobTests: XCTestCase {
+    var tmp: URL!
+
+    override func setUpWithError() throws {
+        Runtime.threads = 1
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("paris-sample-\(UUID().uuidString)")
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    func job(_ run: RunLayout, name: String, strategy: RoutingStrategy = .top2, strict: Bool = false,
+             prompts: [String] = ["a cat", "a car"]) throws -> SampleJob {
+        SampleJob(run: run, name: name, prompts: prompts, imagesPerPrompt: 2, strategy: strategy,
+                  sampler: try SamplerConfig(steps: 3, guidanceScale: 2), seed: 11, batchSize: 3, strict: strict)
+    }
+
+    func testEndToEndWritesImagesGridAndTraceDeterministically() throws {
+        let run = try TinyRun.make(tmp)
+        let a = try job(run, name: "a").run(encode: TinyRun.encoder)
+        let b = try job(run, name: "b").run(encode: TinyRun.encoder)
+        XCTAssertEqual(a.images.map(\.lastPathComponent), ["img_0.png", "img_1.png", "img_2.png", "img_3.png"])
+        for (x, y) in zip(a.images, b.images) {
+            XCTAssertEqual(try Data(contentsOf: x), try Data(contentsOf: y), "\(x.lastPathComponent) differs")
+        }
+        XCTAssertEqual(try Data(contentsOf: a.grid), try Data(contentsOf: b.grid))
+        XCTAssertNotEqual(try Data(contentsOf: a.images[0]), try Data(contentsOf: a.images[1]))
+        let image = try Image(contentsOf: a.images[0])
+        XCTAssertEqual([image.width, image.height, image.channels], [32, 32, 3])
+        let trace = try JSONDecoder().decode(RoutingTrace.self, from: Data(contentsOf: a.trace))
+        XCTAssertEqual(trace.strategy, .top2)
+        XCTAssertEqual(trace.steps.count, 3)
+        XCTAssertEqual(trace.prompts, ["a cat", "a cat", "a car", "a car"])
+        XCTAssertEqual(trace.seeds, [11, 12, 13, 14])
+        for step in trace.steps {
+            XCTAssertEqual(step.weights.count, 4)
+            for row in step.weights { XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-9) }
+        }
+        XCTAssertEqual(try Data(contentsOf: a.trace), try Data(contentsOf: b.trace))
+        // Batching does not change an image: the same seed gives the same bytes with batch size 1.
+        var single = try job(run, name: "c")
+        single.batchSize = 1
+        let c = try single.run(encode: TinyRun.encoder)
+        for (x, y) in zip(a.images, c.images) {
+            let dx = try Image(contentsOf: x).pixels, dy = try Image(contentsOf: y).pixels
+            let maxDiff = zip(dx, dy).map { abs(Int($0) - Int($1)) }.max() ?? 0
+            XCTAssertLessThanOrEqual(maxDiff, 1, "batch size changed \(x.lastPathComponent)")
+        }
+        // An existing folder is not overwritten silently.
+        assertThrows({ try self.job(run, name: "a").run(encode: TinyRun.encoder) }, contains: "already exists")
+    }
+
+    func testMissingExpertWarnsAndRenormalisesUnlessStrict() throws {
+        let run = try TinyRun.make(tmp)
+        try FileManager.default.removeItem(at: run.expert(1).appendingPathComponent(ExpertCheckpoint.weightsName))
+        var lines: [String] = []
+        let result = try job(run, name: "lost").run(encode: TinyRun.encoder, log: { lines.append($0) })
+        XCTAssertTrue(lines.contains { $0.contains("expert 1 is skipped") }, "\(lines)")
+        XCTAssertEqual(result.warnings.count, 1)
+        let trace = try JSONDecoder().decode(RoutingTrace.self, from: Data(contentsOf: result.trace))
+        XCTAssertEqual(trace.missingExperts, [1])
+        XCTAssertTrue(trace.steps.allSatisfy { $0.weights.allSatisfy { $0 == [1, 0] } })
+        assertThrows({ try self.job(run, name: "strict", strict: true).run(encode: TinyRun.encoder) },
+                     contains: "expert 1 cannot be used (strict)")
+    }
+
+    func testOracleUsesTheShardOfTheCaption() throws {
+        let run = try TinyRun.make(tmp, shards: [["a cat"], ["a car"]])
+        let result = try job(run, name: "o", strategy: .oracle).run(encode: TinyRun.encoder)
+        let trace = try JSONDecoder().decode(RoutingTrace.self, from: Data(contentsOf: result.trace))
+        XCTAssertEqual(trace.steps[0].weights, [[1, 0], [1, 0], [0, 1], [0, 1]])
+        assertThrows({ try self.job(run, name: "o2", strategy: .oracle, prompts: ["a dog"]).run(encode: TinyRun.encoder) },
+                     contains: "'a dog' is in none of the shards")
+    }
+
+    func testBadInputs() throws {
+        let run = try TinyRun.make(tmp)
+        assertThrows({ try self.job(run, name: "x", strategy: .top(3)).run(encode: TinyRun.encoder) },
+                     contains: "asks for 3 experts, but the run has only 2")
+        try FileManager.default.removeItem(at: run.router)
+        assertThrows({ try self.job(run, name: "y").run(encode: TinyRun.encoder) }, contains: "no router checkpoint")
+        assertThrows({ try self.job(RunLayout(self.tmp.appendingPathComponent("nope")), name: "z")
+            .run(encode: TinyRun.encoder) }, contains: "no such run folder")
+        assertThrows({ try self.job(run, name: "w", prompts: []).run(encode: TinyRun.encoder) }, contains: "no prompts")
+    }
+}
