@@ -1,4 +1,5 @@
 import ArgumentParser
+@preconcurrency import Glibc
 import Torch
 
 /// The `paris` command line: a thin layer that turns arguments into library calls.
@@ -11,4 +12,11 @@ struct Paris: ParsableCommand {
         subcommands: [Doctor.self, Demo.self, Inspect.self, Convert.self, Models.self, DataCommand.self, RunCommand.self,
                       TrainCommand.self, Launch.self, PartitionCommand.self, Sample.self, Eval.self, Status.self]
     )
+
+    /// Line-buffered stdout, so progress reaches a log file (a Slurm job's output, `launch/logs/`) as it happens
+    /// rather than in 4 KiB blocks.
+    static func main() {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        main(nil)
+    }
 }
