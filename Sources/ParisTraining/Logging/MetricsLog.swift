@@ -67,6 +67,7 @@ public final class MetricsLog {
     public init(url: URL, truncateAfter step: Int?) throws {
         self.url = url
         let fm = FileManager.default
+        try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         if let step, let data = fm.contents(atPath: url.path) {
             var kept: [UInt8] = []
             for line in data.split(separator: 10, omittingEmptySubsequences: true) {
@@ -91,6 +92,17 @@ public final class MetricsLog {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var line = try encoder.encode(record)
+        line.append(10)
+        try handle?.write(contentsOf: line)
+    }
+
+    /// Appends one free-form line (the router's: loss, accuracy, …); keys sorted, non-finite numbers as null.
+    public func append(_ record: [String: Any]) throws {
+        let clean = record.mapValues { v -> Any in
+            if let d = v as? Double, !d.isFinite { return NSNull() }
+            return v
+        }
+        var line = try JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys, .withoutEscapingSlashes])
         line.append(10)
         try handle?.write(contentsOf: line)
     }

@@ -181,8 +181,8 @@ public final class RouterTrainer {
                 + "\(data.trainCount) training / \(data.heldOutCount) held-out images, batch \(job.batchSize), "
                 + "\(job.steps) steps, t ~ \(samplingNote), on \(device)")
         }
-        let metrics = try MetricsWriter(url: folder.appendingPathComponent(MetricsFile.fileName),
-                                        truncateAfter: resumedFrom ?? 0)
+        let metrics = try MetricsLog(url: folder.appendingPathComponent(MetricsFile.fileName),
+                                     truncateAfter: resumedFrom)
 
         func checkpoint() throws {
             let state = TrainingState(step: step, totalSteps: job.steps, cursor: cursor, rngCPU: try Runtime.rngState(),

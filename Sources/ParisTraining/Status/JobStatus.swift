@@ -65,48 +65,6 @@ public struct JobStatusFile: Codable, Sendable, Equatable {
     }
 }
 
-/// Appends JSON lines to a job's `metrics.jsonl` (one object per log step, flushed line by line so a reader or a
-/// crash never sees half a line in the middle of the file).
-public final class MetricsWriter {
-    public let url: URL
-    private let handle: FileHandle
-
-    /// Opens `url` for appending. `truncateAfter`: first drop the lines whose `step` is beyond this step (a resumed
-    /// job repeats the steps after its checkpoint, so their old lines would appear twice).
-    public init(url: URL, truncateAfter step: Int? = nil) throws {
-        self.url = url
-        let fm = FileManager.default
-        try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        if let step, step > 0, let data = fm.contents(atPath: url.path) {
-            var kept: [UInt8] = []
-            for line in data.split(separator: 10) where !line.isEmpty {
-                let obj = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any]
-                guard let obj, let s = obj["step"] as? Int, s <= step else { continue }
-                kept += line
-                kept.append(10)
-            }
-            try AtomicFile.write(kept, to: url)
-        } else if step != nil || !fm.fileExists(atPath: url.path) {
-            try AtomicFile.write([], to: url)
-        }
-        guard let h = FileHandle(forWritingAtPath: url.path) else { throw RunError("\(url.path): cannot open for writing") }
-        handle = h
-        handle.seekToEndOfFile()
-    }
-
-    deinit { try? handle.close() }
-
-    /// Appends one line (keys sorted; non-finite numbers written as null).
-    public func append(_ record: [String: Any]) throws {
-        let clean = record.mapValues { v -> Any in
-            if let d = v as? Double, !d.isFinite { return NSNull() }
-            return v
-        }
-        let data = try JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys, .withoutEscapingSlashes])
-        try handle.write(contentsOf: data + Data([10]))
-    }
-}
-
 /// Reads a `metrics.jsonl` file into dictionaries (malformed lines, e.g. a half-written last line, are skipped).
 public enum MetricsFile {
     public static let fileName = "metrics.jsonl"
