@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The demo: sets everything up (scripts/setup.sh), builds `paris` in release mode, and runs a whole decentralized
-# training on a 2-core CPU in about 20 minutes:
+# training on a 2-core CPU in about 20-25 minutes:
 #   1. imports the emoji dataset (Twemoji, OpenMoji, Noto: ~5.7k images with captions) into data/emoji;
 #   2. creates the run runs/demo (preset cpu-tiny, K = 4) and partitions the data into 4 clusters;
-#   3. trains the 4 experts as separate processes (2 at a time), then the router, then evaluates (`paris launch`);
+#   3. trains the 4 experts as separate processes (2 at a time), then the router (`paris launch`), then evaluates;
 #   4. samples a grid for a few prompts from the router-weighted mixture of experts.
 # Safe to run again: finished steps are skipped, interrupted ones resume from their last checkpoint.
 # Usage: scripts/demo.sh        (RUN=runs/other K=8 PRESET=cpu-small scripts/demo.sh for larger settings)
@@ -30,8 +30,9 @@ say "2/4 creating $RUN (preset $PRESET, K = $K) and partitioning $DATA"
 [ -f "$RUN/partition/manifest.json" ] || "$bin" partition --data "$DATA" --out "$RUN/partition" --k "$K" --preset emoji --features text
 
 say "3/4 training $K experts as separate processes, then the router, then evaluating"
-"$bin" launch --run "$RUN" --backend local --parallel 2 --resume
+"$bin" launch --run "$RUN" --backend local --parallel 2 --resume --no-eval
 "$bin" status --run "$RUN" --plots
+[ -f "$RUN/eval/report.md" ] || "$bin" eval --run "$RUN" --samples 32 --fid-samples 64 --classifier-steps 200
 
 say "4/4 sampling from the mixture of experts"
 prompts=("an emoji of cat face" "an emoji of red apple" "an emoji of automobile" "an emoji of smiling face with sunglasses")

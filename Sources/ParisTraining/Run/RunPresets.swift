@@ -30,8 +30,8 @@ public struct RunPreset: Sendable {
     /// The demo: tiny experts and router on 32×32 pixels, minutes on two CPU cores.
     public static let cpuTiny = RunPreset(
         name: "cpu-tiny", description: "paris-T/4 experts + router-T/4, 32×32 pixels, 2-core CPU in minutes",
-        expert: TrainJobConfig(model: "paris-T/4", batchSize: 32, steps: 400, learningRate: 1e-3, warmupSteps: 50,
-                               emaDecay: 0.99, checkpointEvery: 100, sampleEvery: 200, logEvery: 20),
+        expert: TrainJobConfig(model: "paris-T/4", batchSize: 32, steps: 1000, learningRate: 1e-3, warmupSteps: 50,
+                               emaDecay: 0.995, checkpointEvery: 200, sampleEvery: 500, logEvery: 50),
         router: TrainJobConfig(model: "router-T/4", batchSize: 64, steps: 300, learningRate: 1e-3, warmupSteps: 30,
                                emaDecay: 0, captionDropout: 0, checkpointEvery: 100, logEvery: 20))
 
