@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParisLaunch
 import ParisTraining
 
 /// `paris status --run R`
@@ -9,7 +10,8 @@ struct Status: ParsableCommand {
         discussion: """
             States: not started, running (its status or log changed within the last minute), stopped (a \
             checkpoint after a signal, or the process is gone), finished, failed. Works from any machine that \
-            sees the run folder.
+            sees the run folder. When the run was started with `paris launch`, the scheduler's view follows: each \
+            job's id and state (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED…) with Slurm's reason.
             """)
 
     @Option(name: .customLong("run"), help: "The run folder (holds run.json).")
@@ -28,6 +30,13 @@ struct Status: ParsableCommand {
             print(try RunStatus.json(report))
         } else {
             print(RunStatus.table(report), terminator: "")
+            let layout = RunLayout(folder)
+            if FileManager.default.fileExists(atPath: layout.launch.appendingPathComponent("jobs.json").path) {
+                let s = try Launcher.status(run: layout, environment: ProcessInfo.processInfo.environment)
+                print("\nscheduler (\(s.backend?.rawValue ?? "not launched")):")
+                print(s.table)
+                if let message = s.failureMessage(run: layout) { print(message) }
+            }
         }
         if plots {
             let config = try RunLayout(folder).config()
