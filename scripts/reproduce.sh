@@ -7,7 +7,8 @@
 #
 # Usage: scripts/reproduce.sh [--datasets emoji,fashion-mnist] [--seeds 0,1,2] [--k 4] [--preset cpu-tiny]
 #                             [--steps N] [--samples N] [--out runs/repro]
-# CPU defaults take about 15 minutes per (dataset, seed) on 2 cores; on a GPU pass --preset gpu-b2.
+# CPU defaults take about 30 minutes per (dataset, seed) on 2 cores; on a GPU pass --preset gpu-b2.
+# PARIS=path/to/paris uses that binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASETS=emoji; SEEDS=0,1,2; K=4; PRESET=cpu-tiny; STEPS=""; SAMPLES=64; OUT=runs/repro
@@ -25,9 +26,13 @@ while [ $# -gt 0 ]; do
 done
 say() { printf '\033[1m[reproduce]\033[0m %s\n' "$*"; }
 
-scripts/setup.sh
-swift build -c release --product paris
-bin="$(swift build -c release --show-bin-path)/paris"
+if [ -n "${PARIS:-}" ]; then
+    bin="$PARIS"                      # an already built paris binary
+else
+    scripts/setup.sh
+    swift build -c release --product paris
+    bin="$(swift build -c release --show-bin-path)/paris"
+fi
 
 for dataset in ${DATASETS//,/ }; do
     data="data/$dataset"
@@ -52,7 +57,7 @@ json.dump(run, open(path, "w"), indent=2, sort_keys=True)
 PY
             fi
             [ -f "$run/partition/manifest.json" ] || "$bin" partition --data "$data" --out "$run/partition" --k "$K" \
-                --preset "$preset" --method "$method" --seed "$seed"
+                --preset "$preset" --method "$method" --seed "$seed" --features text
             "$bin" launch --run "$run" --backend local --parallel 2 --resume --no-eval
             [ -f "$run/eval/report.json" ] || "$bin" eval --run "$run" --samples "$SAMPLES" --no-fid --seed "$seed" \
                 --strategies top1,top2,full,sample1,oracle
