@@ -13,6 +13,10 @@ public struct RouterPoint: Codable, Sendable, Equatable {
     public var entropy: Double
     /// The mean probability the router gives the true cluster.
     public var trueClusterProbability: Double
+
+    enum CodingKeys: String, CodingKey {
+        case t, accuracy, entropy, trueClusterProbability = "true_cluster_probability"
+    }
 }
 
 /// Router accuracy and routing entropy per flow time (the router's own task: p(cluster | x_t, t)).
