@@ -13,28 +13,17 @@ struct ExpertOptions {
     var bf16 = false
 
     init(_ args: [String]) throws {
-        var i = 0
-        func value() throws -> String {
-            i += 1
-            guard i < args.count else { throw TorchError("\(args[i - 1]) needs a value") }
-            return args[i]
-        }
-        func int() throws -> Int {
-            let v = try value()
-            guard let n = Int(v), n > 0 else { throw TorchError("\(args[i - 1]) needs a positive integer, got \(v)") }
-            return n
-        }
-        while i < args.count {
-            switch args[i] {
-            case "--model": model = try value()
-            case "--batch": batch = try int()
-            case "--steps": steps = try int()
-            case "--warmup": warmup = try int()
-            case "--device": device = try Device(parsing: try value())
+        var r = ArgumentReader(args)
+        while let flag = r.next() {
+            switch flag {
+            case "--model": model = try r.value()
+            case "--batch": batch = try r.int()
+            case "--steps": steps = try r.int()
+            case "--warmup": warmup = try r.int()
+            case "--device": device = try Device(parsing: try r.value())
             case "--bf16": bf16 = true
-            default: throw TorchError("unknown option \(args[i])")
+            default: throw TorchError("unknown option \(flag)")
             }
-            i += 1
         }
     }
 }

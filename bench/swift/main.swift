@@ -4,37 +4,53 @@
 import Foundation
 import Torch
 
+/// Walks `--flag [value]` arguments for the benchmark options (both benchmarks parse the same way).
+struct ArgumentReader {
+    let args: [String]
+    private(set) var i = 0
+    init(_ args: [String]) { self.args = args }
+
+    /// The next flag, or nil at the end.
+    mutating func next() -> String? {
+        defer { i += 1 }
+        return i < args.count ? args[i] : nil
+    }
+
+    /// The value after the flag just read.
+    mutating func value() throws -> String {
+        guard i < args.count else { throw TorchError("\(args[i - 1]) needs a value") }
+        defer { i += 1 }
+        return args[i]
+    }
+
+    /// A positive integer value after the flag just read.
+    mutating func int() throws -> Int {
+        let v = try value()
+        guard let n = Int(v), n > 0 else { throw TorchError("\(args[i - 2]) needs a positive integer, got \(v)") }
+        return n
+    }
+}
+
 struct Options {
     var hidden = 256, heads = 4, depth = 4, tokens = 64, batch = 16, steps = 20, warmup = 3
     var device = Device.cpu
     var bf16 = false
 
     init(_ args: [String]) throws {
-        var i = 0
-        func value() throws -> String {
-            i += 1
-            guard i < args.count else { throw TorchError("\(args[i - 1]) needs a value") }
-            return args[i]
-        }
-        func int() throws -> Int {
-            let v = try value()
-            guard let n = Int(v), n > 0 else { throw TorchError("\(args[i - 1]) needs a positive integer, got \(v)") }
-            return n
-        }
-        while i < args.count {
-            switch args[i] {
-            case "--hidden": hidden = try int()
-            case "--heads": heads = try int()
-            case "--depth": depth = try int()
-            case "--tokens": tokens = try int()
-            case "--batch": batch = try int()
-            case "--steps": steps = try int()
-            case "--warmup": warmup = try int()
-            case "--device": device = try Device(parsing: try value())
+        var r = ArgumentReader(args)
+        while let flag = r.next() {
+            switch flag {
+            case "--hidden": hidden = try r.int()
+            case "--heads": heads = try r.int()
+            case "--depth": depth = try r.int()
+            case "--tokens": tokens = try r.int()
+            case "--batch": batch = try r.int()
+            case "--steps": steps = try r.int()
+            case "--warmup": warmup = try r.int()
+            case "--device": device = try Device(parsing: try r.value())
             case "--bf16": bf16 = true
-            default: throw TorchError("unknown option \(args[i])")
+            default: throw TorchError("unknown option \(flag)")
             }
-            i += 1
         }
     }
 }
