@@ -27,7 +27,8 @@ say "1/4 importing the emoji dataset into $DATA"
 
 say "2/4 creating $RUN (preset $PRESET, K = $K) and partitioning $DATA"
 [ -f "$RUN/run.json" ] || "$bin" run init --run "$RUN" --data "$DATA" --k "$K" --preset "$PRESET"
-[ -f "$RUN/partition/manifest.json" ] || "$bin" partition --data "$DATA" --out "$RUN/partition" --k "$K" --preset emoji --features text
+[ -f "$RUN/partition/manifest.json" ] || "$bin" partition --data "$DATA" --out "$RUN/partition" --k "$K" --preset emoji --features text \
+    --held-out 256
 
 say "3/4 training $K experts as separate processes, then the router, then evaluating"
 "$bin" launch --run "$RUN" --backend local --parallel 2 --resume --no-eval

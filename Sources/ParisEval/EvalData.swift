@@ -16,6 +16,8 @@ public struct EvalData {
     /// [N, L, D] float32 and [N, L] bool: each image's caption tokens.
     public let text: Tensor, textMask: Tensor
     public let captions: [String]
+    /// Each image's file in the dataset folder (the rows' canonical order).
+    public let fileNames: [String]
     /// The dataset's class of each image (nil when the dataset has none).
     public let labels: [String?]
     /// The cluster (shard) of each image.
@@ -26,11 +28,12 @@ public struct EvalData {
 
     public var count: Int { clusters.count }
 
-    /// Loads every shard of `partition` (K of them), at most `limitPerCluster` images each (a seeded choice).
+    /// Loads every shard of `partition` (K of them), at most `limitPerCluster` images each (a seeded choice), in
+    /// file-name order, so two partitions of the same images (other clusters) give the same rows.
     public static func load(partition: URL, numClusters k: Int, limitPerCluster: Int? = nil,
                             seed: UInt64 = 0) throws -> EvalData {
         var images: [Tensor] = [], text: [Tensor] = [], masks: [Tensor] = []
-        var captions: [String] = [], labels: [String?] = [], clusters: [Int] = []
+        var captions: [String] = [], fileNames: [String] = [], labels: [String?] = [], clusters: [Int] = []
         for c in 0..<k {
             let shard = try Shard.load(from: partition.appendingPathComponent(Shard.folderName(cluster: c)),
                                        expectedCluster: c, verifyChecksums: false)
@@ -45,14 +48,16 @@ public struct EvalData {
             masks.append(try shard.textMask.indexSelect(dim: 0, index: captionRows))
             for r in rows {
                 captions.append(shard.items[r].text)
+                fileNames.append(shard.items[r].fileName)
                 labels.append(shard.items[r].label)
                 clusters.append(c)
             }
         }
         guard !clusters.isEmpty else { throw EvalError("\(partition.path): the shards hold no images") }
-        return EvalData(images: try Tensor.cat(images), text: try Tensor.cat(text), textMask: try Tensor.cat(masks),
-                        captions: captions, labels: labels, clusters: clusters, numClusters: k,
-                        source: partition.path)
+        let loaded = EvalData(images: try Tensor.cat(images), text: try Tensor.cat(text),
+                              textMask: try Tensor.cat(masks), captions: captions, fileNames: fileNames,
+                              labels: labels, clusters: clusters, numClusters: k, source: partition.path)
+        return try loaded.subset(fileNames.indices.sorted { fileNames[$0] < fileNames[$1] })
     }
 
     /// The rows `rows` of everything.
@@ -61,16 +66,17 @@ public struct EvalData {
         return EvalData(images: try images.indexSelect(dim: 0, index: index),
                         text: try text.indexSelect(dim: 0, index: index),
                         textMask: try textMask.indexSelect(dim: 0, index: index),
-                        captions: rows.map { captions[$0] }, labels: rows.map { labels[$0] },
+                        captions: rows.map { captions[$0] }, fileNames: rows.map { fileNames[$0] },
+                        labels: rows.map { labels[$0] },
                         clusters: rows.map { clusters[$0] }, numClusters: numClusters, source: source)
     }
 
-    /// A seeded split: `heldOut` rows spread over the clusters in proportion (at least one each when possible),
+    /// A seeded split: `heldOut` rows in a seeded random order (so any prefix is a random sample of the clusters),
     /// and the rest.
     public func split(heldOut: Int, seed: UInt64) throws -> (heldOut: EvalData, rest: EvalData) {
         let order = ShardLoader.permutation(count: count, seed: seed, epoch: 0)
-        let chosen = Set(order.prefix(min(heldOut, count)))
-        let held = (0..<count).filter { chosen.contains($0) }
+        let held = Array(order.prefix(min(heldOut, count)))
+        let chosen = Set(held)
         let rest = (0..<count).filter { !chosen.contains($0) }
         return (try subset(held), try subset(rest.isEmpty ? held : rest))
     }

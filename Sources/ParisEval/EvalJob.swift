@@ -19,8 +19,12 @@ public struct EvalJob {
     public var guidance: Double
     public var strategies: [RoutingStrategy]
     public var classifierSteps: Int
-    /// Another partition folder (same shard layout) to draw held-out images from; nil: the run's own shards.
+    /// A folder of held-out shards (`shard_<k>/`, the run's clusters) for the reference set, router and alignment
+    /// checks; nil: the partition's `held_out/` when it has one, else images of the run's own shards.
     public var heldOutPartition: URL?
+    /// The dataset classifier's folder, shared by every run evaluated with the same one (trained there on first
+    /// use, reused after); nil: `<run>/eval/classifier`.
+    public var classifierFolder: URL?
     /// At most this many images per cluster are read.
     public var maxPerCluster: Int
     /// Images per cluster for the x0-error matrix.
@@ -32,7 +36,7 @@ public struct EvalJob {
 
     public init(run: RunLayout, samples: Int = 64, fidSamples: Int = 128, steps: Int = 20, guidance: Double = 4,
                 strategies: [RoutingStrategy] = [.top1, .top2, .full], classifierSteps: Int = 300,
-                heldOutPartition: URL? = nil, maxPerCluster: Int = 2000, alignmentPerCluster: Int = 32,
+                heldOutPartition: URL? = nil, classifierFolder: URL? = nil, maxPerCluster: Int = 2000, alignmentPerCluster: Int = 32,
                 routerTimes: [Double] = stride(from: 0.05, through: 0.951, by: 0.1).map { $0 },
                 alignmentTimes: [Double] = [0.25, 0.5, 0.75], seed: UInt64 = 0, device: Device = .cpu) {
         self.run = run
@@ -43,6 +47,7 @@ public struct EvalJob {
         self.strategies = strategies
         self.classifierSteps = classifierSteps
         self.heldOutPartition = heldOutPartition
+        self.classifierFolder = classifierFolder
         self.maxPerCluster = maxPerCluster
         self.alignmentPerCluster = alignmentPerCluster
         self.routerTimes = routerTimes
@@ -68,12 +73,21 @@ public struct EvalJob {
         let k = config.numExperts
         let loaded = try RunMixture.load(run: run, device: device, strict: false, requireRouter: false, log: log)
         for s in strategies { try s.validate(numExperts: k) }
-        let partition = heldOutPartition ?? run.partition(config)
-        let all = try EvalData.load(partition: partition, numClusters: k, limitPerCluster: maxPerCluster, seed: seed)
-        let (ref, train) = try all.split(heldOut: max(samples, fidSamples), seed: seed &+ 1)
-        log("eval data: \(all.count) images from \(partition.path); \(ref.count) held out, \(train.count) for the classifier")
+        let partition = run.partition(config)
+        let heldOut = heldOutPartition ?? HeldOut.folder(in: partition)
+        let wanted = max(samples, fidSamples)
+        let ref: EvalData, train: EvalData
+        if let heldOut {
+            ref = try EvalData.load(partition: heldOut, numClusters: k, seed: seed).split(heldOut: wanted, seed: seed &+ 1).heldOut
+            train = try EvalData.load(partition: partition, numClusters: k, limitPerCluster: maxPerCluster, seed: seed)
+            log("eval data: \(ref.count) held-out images from \(heldOut.path); \(train.count) training images for the classifier")
+        } else {
+            let all = try EvalData.load(partition: partition, numClusters: k, limitPerCluster: maxPerCluster, seed: seed)
+            (ref, train) = try all.split(heldOut: wanted, seed: seed &+ 1)
+            log("eval data: \(all.count) images from \(partition.path); \(ref.count) held out, \(train.count) for the classifier")
+        }
         var report = EvalReport(run: run.root.path, numExperts: k, missingExperts: loaded.mixture.missing,
-                                dataSource: partition.path, sharedWithTraining: heldOutPartition == nil,
+                                dataSource: (heldOut ?? partition).path, sharedWithTraining: heldOut == nil,
                                 samples: samples, fidReference: min(fidSamples, ref.count), steps: steps,
                                 guidance: guidance, seed: seed)
         let eval = run.eval
@@ -81,11 +95,13 @@ public struct EvalJob {
 
         // The dataset classifier (when the images have labels).
         var classifier: ImageClassifier? = nil
-        if let classes = all.classNames(), classes.count >= 2 {
-            classifier = try trainOrLoadClassifier(classes: classes, train: train, heldOut: ref, log: log)
+        if let classes = train.classNames(), classes.count >= 2 {
+            let folder = classifierFolder ?? eval.appendingPathComponent("classifier")
+            classifier = try trainOrLoadClassifier(classes: classes, train: train, heldOut: ref, folder: folder, log: log)
             report.classifier = .init(classes: classes.count, steps: classifier!.config.steps,
                                       heldOutAccuracy: classifier!.config.heldOutAccuracy ?? 0,
-                                      trainImages: train.count)
+                                      trainImages: classifier!.config.trainImages ?? train.count)
+            report.classifierFolder = folder.path
         } else {
             report.notes.append("No classifier metrics: the images have no (or only one) dataset label.")
         }
@@ -104,8 +120,8 @@ public struct EvalJob {
 
         // Expert-data alignment.
         var rows: [Int] = [], taken = [Int](repeating: 0, count: k)
-        for (i, c) in all.clusters.enumerated() where taken[c] < alignmentPerCluster { rows.append(i); taken[c] += 1 }
-        report.alignment = try ExpertAlignment.run(mixture: loaded.mixture, data: try all.subset(rows),
+        for (i, c) in ref.clusters.enumerated() where taken[c] < alignmentPerCluster { rows.append(i); taken[c] += 1 }
+        report.alignment = try ExpertAlignment.run(mixture: loaded.mixture, data: try ref.subset(rows),
                                                    times: alignmentTimes, seed: seed, device: device)
         log("x0 error matrix done (\(rows.count) images)")
 
@@ -116,15 +132,13 @@ public struct EvalJob {
         let refClassifier = try classifier.map { try FeatureStatistics(features: $0.featureBatches(refImages)) }
         if inceptionNet == nil { report.notes.append("FID skipped: the Inception network was not given.") }
 
-        // Samples per strategy.
+        // Samples per strategy, then the monolith's.
         let classIndex = classifier.map { c in Dictionary(uniqueKeysWithValues: c.config.classes.enumerated().map { ($1, $0) }) }
-        for strategy in strategies {
-            if strategy.needsRouter && loaded.router == nil { continue }
-            let images = try generate(loaded.mixture, strategy: strategy, prompts: ref, log: log)  // [n, C, S, S] in [0, 1]
-            let grid = eval.appendingPathComponent("samples_\(strategy.description.replacingOccurrences(of: ":", with: "_")).png")
+        func score(_ images: Tensor, strategy: RoutingStrategy?) throws {  // images: [n, C, S, S] in [0, 1]
+            var row = EvalReport.StrategyResult(strategy: strategy, samples: images.size(0), grid: "")
+            row.grid = "samples_\(row.name.replacingOccurrences(of: ":", with: "_")).png"
             try ContactSheet.grid(try (images * 255.0).round().to(dtype: .uint8).slice(0, 0, min(64, samples)),
-                                  columns: 8).writePNG(to: grid)
-            var row = EvalReport.StrategyResult(strategy: strategy, samples: images.size(0), grid: grid.lastPathComponent)
+                                  columns: 8).writePNG(to: eval.appendingPathComponent(row.grid))
             if let net = inceptionNet, let refStats = refInception {
                 row.fid = try FrechetDistance.distance(FeatureStatistics(features: net.features(images)), refStats)
             }
@@ -135,17 +149,29 @@ public struct EvalJob {
                 let truth = (0..<images.size(0)).map { classIndex[ref.labels[$0]!] ?? -1 }
                 row.promptAccuracy = Double(zip(predicted, truth).filter { $0 == $1 }.count) / Double(truth.count)
             }
-            log("\(strategy): FID \(row.fid.map { String(format: "%.2f", $0) } ?? "–"), FD_classifier "
+            log("\(row.name): FID \(row.fid.map { String(format: "%.2f", $0) } ?? "–"), FD_classifier "
                 + "\(row.classifierFD.map { String(format: "%.2f", $0) } ?? "–"), prompt accuracy "
                 + "\(row.promptAccuracy.map { String(format: "%.3f", $0) } ?? "–")")
             report.strategies.append(row)
+        }
+        for strategy in strategies {
+            if strategy.needsRouter && loaded.router == nil { continue }
+            try score(try generate(loaded.mixture, strategy: strategy, prompts: ref, log: log), strategy: strategy)
+        }
+        if ExpertCheckpoint.exists(in: run.monolith) {
+            let (model, info) = try ExpertCheckpoint.load(from: run.monolith, device: device)
+            let single = try MixtureOfExperts(experts: [(model: model, objective: info.objective)], router: nil)
+            try score(try generate(single, strategy: .oracle, prompts: ref, oracleCluster: 0, log: log), strategy: nil)
+        } else {
+            report.notes.append("No monolith row: \(run.monolith.path) has no checkpoint (`paris train monolith`).")
         }
         try report.write(to: eval)
         return report
     }
 
     /// `samples` images for the first `samples` held-out captions, in [0, 1] (8-bit quantised, as saved PNGs).
-    func generate(_ mixture: MixtureOfExperts, strategy: RoutingStrategy, prompts: EvalData,
+    /// `oracleCluster`: route every prompt to this member (a one-member mixture: the monolith) instead of its cluster.
+    func generate(_ mixture: MixtureOfExperts, strategy: RoutingStrategy, prompts: EvalData, oracleCluster: Int? = nil,
                   log: (String) -> Void) throws -> Tensor {
         let sampler = try MixtureSampler(config: SamplerConfig(steps: steps, guidanceScale: guidance), strategy: strategy)
         let n = min(samples, prompts.count)
@@ -158,21 +184,28 @@ public struct EvalJob {
             let text = try TextCondition(tokens: cond.tokens.to(device: device), mask: cond.mask.map { try $0.to(device: device) })
             let noise = try MixtureSampler.noise(seeds: seeds, channels: c, size: s, device: device)
             let (x, _) = try sampler.sample(mixture, noise: noise, text: text, seeds: seeds,
-                                            oracle: Array(prompts.clusters[start..<end]), routingSeed: seed &+ UInt64(start))
+                                            oracle: oracleCluster.map { [Int](repeating: $0, count: end - start) }
+                                                ?? Array(prompts.clusters[start..<end]), routingSeed: seed &+ UInt64(start))
             out.append(try EvalImages.fromModel(x.to(device: .cpu)))
         }
-        log("sampled \(n) images with \(strategy)")
+        log("sampled \(n) images with " + (oracleCluster == nil ? "\(strategy)" : "the monolith"))
         return try Tensor.cat(out)
     }
 
-    func trainOrLoadClassifier(classes: [String], train: EvalData, heldOut: EvalData,
+    func trainOrLoadClassifier(classes: [String], train: EvalData, heldOut: EvalData, folder: URL,
                                log: (String) -> Void) throws -> ImageClassifier {
-        let folder = run.eval.appendingPathComponent("classifier")
         let channels = train.images.size(1), size = train.images.size(2)
-        if let existing = try? ImageClassifier.load(from: folder, device: device),
-           existing.config.classes == classes, existing.config.channels == channels, existing.config.imageSize == size {
-            log("classifier: reusing \(folder.path)")
-            return existing
+        if let existing = try? ImageClassifier.load(from: folder, device: device) {
+            let c = existing.config
+            if c.classes == classes, c.channels == channels, c.imageSize == size {
+                log("classifier: reusing \(folder.path)")
+                return existing
+            }
+            if classifierFolder != nil {
+                throw EvalError("\(folder.path) holds a classifier of \(c.classes.count) classes on \(c.channels)×"
+                    + "\(c.imageSize)² images, but this run's data has \(classes.count) classes on \(channels)×\(size)²; "
+                    + "give each dataset its own --classifier folder")
+            }
         }
         let model = try ImageClassifier(.init(channels: channels, imageSize: size, classes: classes), device: device)
         let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
@@ -181,6 +214,7 @@ public struct EvalJob {
         let predicted = try model.predict(EvalImages.fromUInt8(heldOut.images).to(device: device))
         let truth = heldOut.labels.map { index[$0!] ?? -1 }
         model.config.heldOutAccuracy = Double(zip(predicted, truth).filter { $0 == $1 }.count) / Double(truth.count)
+        model.config.trainImages = train.count
         try model.save(to: folder)
         log(String(format: "classifier: held-out accuracy %.3f, saved in %@", model.config.heldOutAccuracy!, folder.path))
         return model

@@ -5,9 +5,12 @@ import Torch
 
 /// Everything `paris eval` measured, with the sample counts; written as `report.json`, `report.md` and plots.
 public struct EvalReport: Codable, Sendable {
-    /// One routing strategy's sample metrics.
+    /// One row of sample metrics: the mixture with one routing strategy, or the run's compute-matched monolith.
     public struct StrategyResult: Codable, Sendable {
-        public var strategy: RoutingStrategy
+        /// The routing strategy (nil for the monolith).
+        public var strategy: RoutingStrategy?
+        /// The row's name: the strategy (`top1`, …) or `monolith`.
+        public var name: String
         public var samples: Int
         /// FID against the reference set with TF-Inception features (nil when skipped).
         public var fid: Double?
@@ -18,14 +21,15 @@ public struct EvalReport: Codable, Sendable {
         /// The sample grid's file name in eval/.
         public var grid: String
 
-        public init(strategy: RoutingStrategy, samples: Int, grid: String) {
+        public init(strategy: RoutingStrategy?, samples: Int, grid: String) {
             self.strategy = strategy
+            self.name = strategy?.description ?? "monolith"
             self.samples = samples
             self.grid = grid
         }
 
         enum CodingKeys: String, CodingKey {
-            case strategy, samples, fid, classifierFD = "classifier_fd", promptAccuracy = "prompt_accuracy", grid
+            case strategy, name, samples, fid, classifierFD = "classifier_fd", promptAccuracy = "prompt_accuracy", grid
         }
     }
 
@@ -45,6 +49,8 @@ public struct EvalReport: Codable, Sendable {
     public var numExperts: Int
     public var missingExperts: [Int]
     public var dataSource: String
+    /// The classifier's folder (shared between runs when `paris eval --classifier` names one).
+    public var classifierFolder: String?
     /// True when the held-out images come from the experts' own training shards.
     public var sharedWithTraining: Bool
     public var samples: Int
@@ -61,6 +67,7 @@ public struct EvalReport: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case run, numExperts = "num_experts", missingExperts = "missing_experts", dataSource = "data_source"
+        case classifierFolder = "classifier_folder"
         case sharedWithTraining = "shared_with_training", samples, fidReference = "fid_reference", steps, guidance
         case seed, strategies, classifier, router, routerImages = "router_images", alignment, notes
     }
@@ -104,11 +111,11 @@ public struct EvalReport: Codable, Sendable {
         md += "\nSampling: \(steps) Euler steps, CFG \(f(guidance, 1)) per expert, seed \(seed); prompts are the "
             + "captions of the first \(samples) held-out images.\n\n"
         md += "## Samples by routing strategy\n\n"
-        md += "| strategy | samples | FID (vs \(fidReference) real) | FD_classifier | prompt→class accuracy | grid |\n"
+        md += "| strategy or model | samples | FID (vs \(fidReference) real) | FD_classifier | prompt→class accuracy | grid |\n"
         md += "|---|---|---|---|---|---|\n"
         for s in strategies {
-            md += "| \(s.strategy) | \(s.samples) | \(f(s.fid)) | \(f(s.classifierFD)) | \(f(s.promptAccuracy, 3)) | "
-                + "![\(s.strategy)](\(s.grid)) |\n"
+            md += "| \(s.name) | \(s.samples) | \(f(s.fid)) | \(f(s.classifierFD)) | \(f(s.promptAccuracy, 3)) | "
+                + "![\(s.name)](\(s.grid)) |\n"
         }
         md += "\nFID: \(InceptionFeatures.name), 2048-d pool3, images upsampled bilinearly to 299×299. With "
             + "\(samples) samples against \(fidReference) references the small-sample bias is large, and on 32-px "
@@ -118,6 +125,7 @@ public struct EvalReport: Codable, Sendable {
             md += "\nFD_classifier and prompt accuracy use a small CNN trained for \(c.steps) steps on "
                 + "\(c.trainImages) images with the dataset's \(c.classes) labels (held-out accuracy "
                 + "\(f(c.heldOutAccuracy, 3))); prompt accuracy is our offline stand-in for CLIP score.\n"
+            if let folder = classifierFolder { md += "The classifier is `\(folder)`.\n" }
         }
         if !router.isEmpty {
             md += "\n## Router\n\n\(routerImages) held-out images noised to each t (seeded ε).\n\n"

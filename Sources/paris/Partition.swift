@@ -57,6 +57,9 @@ struct PartitionCommand: ParsableCommand {
     @Option(help: "At most this many images.")
     var limit: Int?
 
+    @Option(help: "Images to hold out for evaluation (in <out>/held_out/, never trained on; the same images for every method and seed).")
+    var heldOut: Int = 0
+
     @Option(help: "The image size EfficientNet-Lite0 sees (224 as trained; 128 is about 3x faster).")
     var featureSize: Int = 224
 
@@ -75,6 +78,7 @@ struct PartitionCommand: ParsableCommand {
             throw ValidationError("--features must be image, text or both, not '\(features)'")
         }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive, not \(limit)") }
+        guard heldOut >= 0 else { throw ValidationError("--held-out must be ≥ 0, not \(heldOut)") }
     }
 
     /// The library configuration from the preset and the options.
@@ -90,6 +94,7 @@ struct PartitionCommand: ParsableCommand {
         if let split { c.split = split == "all" ? nil : split }
         if let fineClusters { c.fineClusters = fineClusters }
         c.limit = limit
+        c.heldOut = heldOut
         try c.validate()
         return c
     }

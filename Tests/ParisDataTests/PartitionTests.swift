@@ -151,6 +151,59 @@ final class PartitionTests: XCTestCase {
         XCTAssertEqual(label.clusters[0].labels, ["0": 10, "2": 10])
     }
 
+    /// Held-out images: the same rows for every method and seed, never in a training shard, each in the cluster it
+    /// would have joined; too many is an error.
+    func testHeldOutImagesAreSetAsideTheSameForEveryMethod() throws {
+        try writeDataset()
+        func heldOutFiles(_ manifest: PartitionManifest) throws -> (held: [[String]], train: Set<String>) {
+            let folder = out.appendingPathComponent(HeldOut.folderName)
+            var held: [[String]] = [], train: Set<String> = []
+            for k in 0..<4 {
+                let name = "shard_\(k)"
+                held.append(try Shard.load(from: folder.appendingPathComponent(name), expectedCluster: k).items.map(\.fileName))
+                train.formUnion(try Shard.load(from: out.appendingPathComponent(name), expectedCluster: k).items.map(\.fileName))
+            }
+            return (held, train)
+        }
+        var sets: [Set<String>] = []
+        for (method, seed) in [(PartitionConfig.Method.kmeans, UInt64(5)), (.random, 9), (.label, 1)] {
+            var c = config(method: method)
+            c.heldOut = 8
+            c.seed = seed
+            let m = try Partitioner.run(dataset: data, output: out, config: c, encoders: encoders, overwrite: true)
+            XCTAssertEqual(m.sizes.reduce(0, +), 32, "\(method)")
+            XCTAssertEqual(m.heldOut?.map(\.size).reduce(0, +), 8, "\(method)")
+            XCTAssertEqual(m.clusters.map { $0.labels.values.reduce(0, +) }.reduce(0, +), 32)
+            let (held, train) = try heldOutFiles(m)
+            let all = Set(held.flatMap { $0 })
+            XCTAssertEqual(all.count, 8)
+            XCTAssertTrue(all.isDisjoint(with: train), "\(method): a held-out image is in a training shard")
+            XCTAssertEqual(try PartitionManifest.load(from: out).config.heldOut, 8)
+            sets.append(all)
+            if method != .random {
+                // k-means on colour and the label groups: each held-out image sits with its own colour.
+                for (k, files) in held.enumerated() {
+                    let trainLabels = Set(m.clusters[k].labels.keys)
+                    let heldLabels = Set(m.heldOut![k].labels.keys)
+                    XCTAssertTrue(heldLabels.isSubset(of: trainLabels), "\(method) cluster \(k): \(files)")
+                }
+            }
+        }
+        XCTAssertEqual(sets[0], sets[1])
+        XCTAssertEqual(sets[0], sets[2])
+        XCTAssertEqual(HeldOut.folder(in: out)?.lastPathComponent, HeldOut.folderName)
+        var c = config()
+        c.heldOut = 40
+        assertThrows({ try Partitioner.run(dataset: self.data, output: self.out, config: c, encoders: self.encoders,
+                                           overwrite: true) }, contains: "cannot hold out 40 of 40")
+        c.heldOut = -1
+        assertThrows({ try c.validate() }, contains: "held_out must be ≥ 0")
+        // Without held-out images there is no held_out folder.
+        try Partitioner.run(dataset: data, output: out, config: config(), encoders: encoders, overwrite: true)
+        XCTAssertNil(HeldOut.folder(in: out))
+        XCTAssertNil(try PartitionManifest.load(from: out).heldOut)
+    }
+
     func testGrayAndLimitAndSplit() throws {
         try writeDataset(extraLines: [#"{"file_name": "test/x.png", "text": "t", "label": 0, "split": "test"}"#])
         var c = config(k: 2)

@@ -20,14 +20,15 @@ final class EvalJobTests: XCTestCase {
 
     /// Shard k: 10 images of 32×32 RGB, bright for cluster 0 and dark for cluster 1; labels "a"/"b" by cluster,
     /// plus "c" on a few (so the classifier sees three classes); random caption embeddings.
-    func writeShards(_ run: RunLayout) throws {
+    func writeShards(_ run: RunLayout, heldOut: Bool = false, labels: [String] = ["a", "b", "c"]) throws {
         let config = try run.config()
         Runtime.manualSeed(3)
         for c in 0..<2 {
             let n = 10
             let base = try Tensor.randint(0, 100, [n, 3, 32, 32]) + (c == 0 ? 150 : 0)
             let items = (0..<n).map { i in
-                Shard.Item(fileName: "\(c)_\(i).png", text: "caption \(c) \(i % 3)", label: i < 2 ? "c" : (c == 0 ? "a" : "b"))
+                Shard.Item(fileName: "\(heldOut ? "h" : "")\(c)_\(i).png", text: "caption \(c) \(i % 3)",
+                           label: i < 2 ? labels[2] : labels[c])
             }
             let info = ShardInfo(cluster: c, numClusters: 2, count: n, channels: 3, imageSize: 32, captionCount: 3,
                                  textEncoder: "stub", textLength: 32, textDim: 384, dataset: "test",
@@ -36,7 +37,9 @@ final class EvalJobTests: XCTestCase {
                                   captionIndex: Tensor((0..<n).map { Int64($0 % 3) }),
                                   textEmbeddings: Tensor.randn([3, 32, 384]).to(dtype: .float16),
                                   textMask: Tensor.ones([3, 32], dtype: .bool), items: items)
-            try shard.write(to: run.shard(c, config))
+            let folder = run.shard(c, config)
+            try shard.write(to: heldOut ? folder.deletingLastPathComponent().appendingPathComponent(HeldOut.folderName)
+                .appendingPathComponent(folder.lastPathComponent) : folder)
         }
     }
 
@@ -48,6 +51,8 @@ final class EvalJobTests: XCTestCase {
         var lines: [String] = []
         let report = try job.run(inception: nil, log: { lines.append($0) })
         XCTAssertEqual(report.strategies.map(\.strategy), [.top1, .full, .oracle])
+        XCTAssertTrue(report.sharedWithTraining)
+        XCTAssertTrue(report.notes.contains { $0.contains("No monolith row") }, "\(report.notes)")
         XCTAssertEqual(report.fidReference, 6)
         for s in report.strategies {
             XCTAssertEqual(s.samples, 4)
@@ -62,7 +67,8 @@ final class EvalJobTests: XCTestCase {
             XCTAssertLessThanOrEqual(p.entropy, Foundation.log(2) + 1e-9)
         }
         let a = try XCTUnwrap(report.alignment)
-        XCTAssertEqual(a.imagesPerCluster, [3, 3])
+        XCTAssertEqual(a.imagesPerCluster.count, 2)  // from the 6 reference images, at most 3 per cluster
+        XCTAssertTrue(a.imagesPerCluster.allSatisfy { (1...3).contains($0) }, "\(a.imagesPerCluster)")
         XCTAssertTrue(a.errors.allSatisfy { $0.allSatisfy { $0 != nil && $0!.isFinite } })
         for name in ["report.md", "report.json", "router.png", "alignment.png", "classifier/config.json",
                      "classifier/model.safetensors"] {
@@ -80,6 +86,43 @@ final class EvalJobTests: XCTestCase {
         lines.removeAll()
         _ = try job.run(inception: nil, log: { lines.append($0) })
         XCTAssertTrue(lines.contains { $0.contains("reusing") }, "\(lines)")
+    }
+
+    /// With the partition's held_out/ shards and a trained monolith: the reference set comes from held_out/, the
+    /// monolith gets a row, and a shared classifier folder is reused by a second run and refused for other classes.
+    func testHeldOutDataMonolithRowAndSharedClassifier() throws {
+        let run = try TinyRun.make(tmp.appendingPathComponent("run"))
+        try writeShards(run)
+        try writeShards(run, heldOut: true)
+        try FileManager.default.copyItem(at: run.expert(0), to: run.monolith)
+        let shared = tmp.appendingPathComponent("classifier-test")
+        let job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1],
+                          classifierSteps: 5, classifierFolder: shared, alignmentPerCluster: 3, routerTimes: [0.5],
+                          alignmentTimes: [0.5])
+        let report = try job.run(inception: nil)
+        XCTAssertFalse(report.sharedWithTraining)
+        XCTAssertTrue(report.dataSource.hasSuffix(HeldOut.folderName), report.dataSource)
+        XCTAssertEqual(report.strategies.map(\.name), ["top1", "monolith"])
+        XCTAssertNil(report.strategies[1].strategy)
+        XCTAssertNotNil(report.strategies[1].classifierFD)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.eval.appendingPathComponent("samples_monolith.png").path))
+        XCTAssertEqual(report.classifierFolder, shared.path)
+        XCTAssertEqual(report.classifier?.trainImages, 20)
+        let md = try String(contentsOf: run.eval.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(md.contains("| monolith | 4 |"), md)
+        XCTAssertFalse(md.contains("own training shards"), md)
+
+        // A second run with the same classes reuses the shared classifier; other classes are refused.
+        let other = try TinyRun.make(tmp.appendingPathComponent("other"))
+        try writeShards(other)
+        var lines: [String] = []
+        var second = job
+        second.run = other
+        _ = try second.run(inception: nil, log: { lines.append($0) })
+        XCTAssertTrue(lines.contains { $0.contains("reusing \(shared.path)") }, "\(lines)")
+        try FileManager.default.removeItem(at: other.partition(try other.config()))
+        try writeShards(other, labels: ["x", "y", "z"])
+        assertThrows({ try second.run(inception: nil) }, contains: "give each dataset its own --classifier folder")
     }
 
     func testDiagonalBest() {

@@ -42,11 +42,15 @@ public struct PartitionConfig: Codable, Sendable, Equatable {
     public var skipBadImages: Bool
     /// Images per encoder call.
     public var batchSize: Int
+    /// Images set aside before clustering, in `held_out/shard_<k>/` (never in an expert's shard), each assigned to the
+    /// cluster it would join (nearest centroid, label group, or a random shard). They are chosen by a fixed seed,
+    /// not `seed`, so every partition of the same images holds out the same ones (shared evaluation data).
+    public var heldOut: Int
 
     public init(numClusters: Int, method: Method = .kmeans, features: Features = .image,
                 metric: KMeans.Metric = .cosine, fineClusters: Int? = nil, maxIterations: Int = 100, seed: UInt64 = 0,
                 imageSize: Int = 32, channels: Int = 3, textLength: Int = 16, split: String? = nil,
-                limit: Int? = nil, skipBadImages: Bool = true, batchSize: Int = 64) {
+                limit: Int? = nil, skipBadImages: Bool = true, batchSize: Int = 64, heldOut: Int = 0) {
         self.numClusters = numClusters
         self.method = method
         self.features = features
@@ -61,12 +65,14 @@ public struct PartitionConfig: Codable, Sendable, Equatable {
         self.limit = limit
         self.skipBadImages = skipBadImages
         self.batchSize = batchSize
+        self.heldOut = heldOut
     }
 
     enum CodingKeys: String, CodingKey {
         case numClusters = "num_clusters", method, features, metric, fineClusters = "fine_clusters"
         case maxIterations = "max_iterations", seed, imageSize = "image_size", channels, textLength = "text_length"
         case split, limit, skipBadImages = "skip_bad_images", batchSize = "batch_size"
+        case heldOut = "held_out"
     }
 
     public init(from decoder: Decoder) throws {
@@ -86,6 +92,7 @@ public struct PartitionConfig: Codable, Sendable, Equatable {
         limit = try c.decodeIfPresent(Int.self, forKey: .limit)
         skipBadImages = try c.decodeIfPresent(Bool.self, forKey: .skipBadImages) ?? d.skipBadImages
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        heldOut = try c.decodeIfPresent(Int.self, forKey: .heldOut) ?? d.heldOut
     }
 
     /// Emoji (twemoji/openmoji/noto, 72 px RGBA): 8 experts at 32 px RGB, both features.
@@ -122,5 +129,6 @@ public struct PartitionConfig: Codable, Sendable, Equatable {
         guard maxIterations >= 1 else { throw PartitionError("max_iterations must be positive, not \(maxIterations)") }
         if let limit, limit < 1 { throw PartitionError("limit must be positive, not \(limit)") }
         if let f = fineClusters, f < 1 { throw PartitionError("fine_clusters must be positive, not \(f)") }
+        guard heldOut >= 0 else { throw PartitionError("held_out must be ≥ 0, not \(heldOut)") }
     }
 }

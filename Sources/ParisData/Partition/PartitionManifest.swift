@@ -73,6 +73,8 @@ public struct PartitionManifest: Codable, Sendable, Equatable {
     public var config: PartitionConfig
     public var clustering: Clustering?
     public var clusters: [Cluster]
+    /// The held-out images of each cluster (`held_out/shard_<k>/`), nil when none were held out.
+    public var heldOut: [Cluster]?
     /// nil when some image has no label.
     public var metrics: Metrics?
 
@@ -80,7 +82,7 @@ public struct PartitionManifest: Codable, Sendable, Equatable {
         case format, numClusters = "num_clusters", method, features, seed, dataset, numImages = "num_images"
         case numSkipped = "num_skipped", skipped, imageSize = "image_size", channels, textLength = "text_length"
         case textDim = "text_dim", imageModel = "image_model", textModel = "text_model"
-        case captionEncoder = "caption_encoder", config, clustering, clusters, metrics
+        case captionEncoder = "caption_encoder", config, clustering, clusters, heldOut = "held_out", metrics
     }
 
     /// Cluster sizes in index order.
@@ -120,6 +122,9 @@ public struct PartitionManifest: Codable, Sendable, Equatable {
             let top = c.labels.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(3)
                 .map { "\($0.key): \($0.value)" }.joined(separator: ", ")
             lines.append("  cluster \(c.index): \(c.size) images" + (top.isEmpty ? "" : "  (\(top))"))
+        }
+        if let held = heldOut {
+            lines.append("  held out (held_out/): \(held.map(\.size)) images per cluster")
         }
         if let m = metrics {
             lines.append(String(format: "  purity %.3f (random %.3f), NMI %.3f (random %.3f)",

@@ -3,7 +3,7 @@ import Torch
 
 /// Writes a partition's shards and grids into its (temporary) folder.
 struct PartitionWriter {
-    let folder: URL
+    var folder: URL
     let config: PartitionConfig
     let dataset: URL
     let entries: [ImageFolder.Entry]
@@ -16,10 +16,10 @@ struct PartitionWriter {
     let mask: Tensor
     let captionEncoder: String
 
-    /// The rows of each cluster, in metadata order.
+    /// The rows of each cluster, in metadata order (rows assigned -1 are left out).
     func members(_ assignments: [Int]) -> [[Int]] {
         var rows = [[Int]](repeating: [], count: config.numClusters)
-        for (i, a) in assignments.enumerated() { rows[a].append(i) }
+        for (i, a) in assignments.enumerated() where a >= 0 { rows[a].append(i) }
         return rows
     }
 

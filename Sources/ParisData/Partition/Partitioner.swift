@@ -12,8 +12,11 @@ import Torch
 /// partition/
 ///   manifest.json            PartitionManifest (written last)
 ///   centroids.safetensors    coarse_centroids [K, D], fine_centroids [F, D], fine_assignments [N],
-///                            fine_to_coarse [F], assignments [N] (int64; row order = the manifest's images)
+///                            fine_to_coarse [F], assignments [N] (int64; row order = the manifest's images;
+///                            fine_assignments covers the rows not in held_out_rows [H], which is absent when
+///                            nothing is held out)
 ///   shard_<k>/               Shard.write: images, caption_index, text tokens + mask, items.jsonl, shard.json
+///   held_out/shard_<k>/      the held-out images of cluster k (only with config.heldOut > 0; see `HeldOut`)
 ///   grid_<k>.png             up to 64 images of cluster k (8 per row)
 ///   grids.png                one row of up to 16 images per cluster
 /// ```
@@ -74,17 +77,24 @@ public enum Partitioner {
         }
         let captionIndex = try Tensor(captionOf.map { Int64($0) })  // [N]
 
-        // Features and clustering.
+        // Held-out rows (the same for every method and seed), then features and clustering of the rest.
         let k = config.numClusters
-        var assignments: [Int]
+        let heldRows = try HeldOut.rows(count: config.heldOut, of: n)
+        let trainRows = HeldOut.complement(heldRows, of: n)
+        try checkK(k, images: trainRows.count, dataset: dataset)
+        if !heldRows.isEmpty { log("holding out \(heldRows.count) images; clustering the other \(trainRows.count)") }
+        var trainClusters: [Int], heldClusters: [Int]
         var saved: [String: Tensor] = [:]
         var clustering: PartitionManifest.Clustering? = nil
         var textModel: String? = nil
         switch config.method {
         case .random:
-            assignments = try RandomSplit.balanced(count: n, clusters: k, seed: config.seed)
+            trainClusters = try RandomSplit.balanced(count: trainRows.count, clusters: k, seed: config.seed)
+            heldClusters = try HeldOut.randomClusters(count: heldRows.count, clusters: k, seed: config.seed)
         case .label:
-            assignments = try LabelSplit.split(labels: entries.map(\.label), clusters: k).assignments
+            let split = try LabelSplit.split(labels: trainRows.map { entries[$0].label }, clusters: k)
+            trainClusters = split.assignments
+            heldClusters = try HeldOut.labelClusters(labels: heldRows.map { entries[$0].label }, groups: split.groups)
         case .kmeans:
             var parts: [Tensor] = []
             if let image = loaded.features { parts.append(try KMeans.l2Normalized(image)) }  // [N, F]
@@ -95,10 +105,13 @@ public enum Partitioner {
             }
             let x = try Tensor.cat(parts, dim: 1).to(device: device)  // [N, D]
             log("features: \(x.shape) on \(device)")
-            let result = try HierarchicalKMeans.fit(x, config: HierarchicalKMeans.Config(
+            let rowsOf = { (rows: [Int]) in try x.indexSelect(dim: 0, index: Tensor(rows.map { Int64($0) }).to(device: device)) }
+            let result = try HierarchicalKMeans.fit(heldRows.isEmpty ? x : rowsOf(trainRows), config: HierarchicalKMeans.Config(
                 clusters: k, fineClusters: config.fineClusters, metric: config.metric,
                 maxIterations: config.maxIterations, seed: config.seed), log: log)
-            assignments = try result.assignments.to(device: .cpu).toArray(as: Int64.self).map { Int($0) }
+            trainClusters = try result.assignments.to(device: .cpu).toArray(as: Int64.self).map { Int($0) }
+            heldClusters = heldRows.isEmpty ? [] : try HeldOut.nearestClusters(rowsOf(heldRows), result: result,
+                                                                               metric: config.metric)
             saved["coarse_centroids"] = try result.coarse.centroids.to(device: .cpu)
             if let fine = result.fine, let map = result.fineToCoarse {
                 saved["fine_centroids"] = try fine.centroids.to(device: .cpu)
@@ -111,10 +124,16 @@ public enum Partitioner {
                                reseeded: result.coarse.reseeded + (result.fine?.reseeded ?? 0),
                                inertia: result.fine?.inertia ?? result.coarse.inertia)
         }
+        // The cluster of every row, and the training / held-out views (-1: not in that view).
+        var assignments = [Int](repeating: -1, count: n)
+        var trainView = assignments, heldView = assignments
+        for (i, r) in trainRows.enumerated() { assignments[r] = trainClusters[i]; trainView[r] = trainClusters[i] }
+        for (i, r) in heldRows.enumerated() { assignments[r] = heldClusters[i]; heldView[r] = heldClusters[i] }
         saved["assignments"] = try Tensor(assignments.map { Int64($0) })
+        if !heldRows.isEmpty { saved["held_out_rows"] = try Tensor(heldRows.map { Int64($0) }) }
 
         var sizes = [Int](repeating: 0, count: k)
-        for a in assignments { sizes[a] += 1 }
+        for a in trainClusters { sizes[a] += 1 }
         if let empty = sizes.firstIndex(of: 0) {
             throw PartitionError("cluster \(empty) of \(k) is empty (sizes \(sizes)); the data has too few distinct "
                 + "points for K = \(k): use a smaller K")
@@ -123,7 +142,8 @@ public enum Partitioner {
 
         let (tokens, mask) = try encoders.encodeCaptions(captions, length: config.textLength,
                                                          batchSize: config.batchSize, log: log)
-        let metrics = try scores(entries: entries, assignments: assignments, sizes: sizes, seed: config.seed)
+        let metrics = try scores(entries: trainRows.map { entries[$0] }, assignments: trainClusters, sizes: sizes,
+                                 seed: config.seed)
 
         // Write everything under a temporary sibling, then move it into place.
         let parent = output.deletingLastPathComponent()
@@ -136,8 +156,14 @@ public enum Partitioner {
         let writer = PartitionWriter(folder: work, config: config, dataset: dataset, entries: entries,
                                      images: loaded.images, captionOf: captionOf, tokens: tokens, mask: mask,
                                      captionEncoder: encoders.captions.name)
-        let clusters = try writer.writeShards(assignments: assignments, log: log)
-        try writer.writeGrids(assignments: assignments)
+        let clusters = try writer.writeShards(assignments: trainView, log: log)
+        try writer.writeGrids(assignments: trainView)
+        var heldOut: [PartitionManifest.Cluster]? = nil
+        if !heldRows.isEmpty {
+            var heldWriter = writer
+            heldWriter.folder = work.appendingPathComponent(HeldOut.folderName)
+            heldOut = try heldWriter.writeShards(assignments: heldView, log: { log("held out: " + $0) })
+        }
         try SafeTensors.save(saved, to: work.appendingPathComponent(centroidsName),
                              metadata: ["method": config.method.rawValue, "num_clusters": String(k)])
         let manifest = PartitionManifest(
@@ -147,7 +173,7 @@ public enum Partitioner {
             imageSize: config.imageSize, channels: config.channels, textLength: config.textLength,
             textDim: tokens.size(2), imageModel: wantsImage ? encoders.image?.name : nil, textModel: textModel,
             captionEncoder: encoders.captions.name, config: config, clustering: clustering, clusters: clusters,
-            metrics: metrics)
+            heldOut: heldOut, metrics: metrics)
         try AtomicFile.write(try manifest.encoded(), to: work.appendingPathComponent(PartitionManifest.fileName))
 
         if fm.fileExists(atPath: output.path) { try fm.removeItem(at: output) }

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Writes the tables of docs/results.md from the eval/report.json of scripts/reproduce.sh's runs.
+
+Runs are named <dataset>-<method>-s<seed> under --out. Table 1: mean ± standard deviation over seeds of every row
+(routing strategy or the monolith). Table 2: the papers' claims as paired differences, computed per seed (the two
+sides share the seed, the held-out prompts and the classifier) and then averaged, which removes most of the
+seed-to-seed spread. Everything above the `<!-- reproduce.sh -->` marker is replaced; the commentary below it is kept.
+Standard library only.
+"""
+import argparse
+import json
+import pathlib
+import statistics
+
+MARKER = "<!-- reproduce.sh -->"
+
+
+def load(out):
+    """{(dataset, method, seed): report}"""
+    runs = {}
+    for path in sorted(pathlib.Path(out).glob("*/eval/report.json")):
+        dataset, method, seed = path.parent.parent.name.rsplit("-", 2)
+        runs[(dataset, method, int(seed.lstrip("s")))] = json.load(open(path))
+    return runs
+
+
+def rows(report):
+    """{row name: strategy result}"""
+    return {s.get("name") or s["strategy"]: s for s in report["strategies"]}
+
+
+def router_accuracy(report):
+    points = [p["accuracy"] for p in report.get("router", []) if p.get("accuracy") is not None]
+    return sum(points) / len(points) if points else None
+
+
+def stat(xs, digits):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "–"
+    mean = statistics.mean(xs)
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{mean:.{digits}f} ± {sd:.{digits}f} (n={len(xs)})"
+
+
+def summary_table(runs):
+    order = ["top1", "top2", "full", "sample1", "oracle", "monolith"]
+    cells = {}
+    for (dataset, method, _), report in runs.items():
+        for name, r in rows(report).items():
+            c = cells.setdefault((dataset, method, name), {"fd": [], "acc": [], "router": []})
+            c["fd"].append(r.get("classifier_fd"))
+            c["acc"].append(r.get("prompt_accuracy"))
+            c["router"].append(router_accuracy(report) if name != "monolith" else None)
+    lines = ["| dataset | clusters | strategy or model | classifier FD ↓ | prompt accuracy ↑ | router accuracy |",
+             "|---|---|---|---|---|---|"]
+    key = lambda k: (k[0], k[1], order.index(k[2]) if k[2] in order else 99, k[2])
+    for (dataset, method, name) in sorted(cells, key=key):
+        c = cells[(dataset, method, name)]
+        label = "— (all data)" if name == "monolith" else method
+        lines.append(f"| {dataset} | {label} | {name} | {stat(c['fd'], 2)} | {stat(c['acc'], 3)} | "
+                     f"{stat(c['router'], 3)} |")
+    return lines
+
+
+# (claim, left run method, left row, right run method, right row): difference = left − right in classifier FD,
+# so a negative number means the left side is better (closer to the real held-out images).
+CLAIMS = [
+    ("sparse routing beats the full ensemble", "kmeans", "top1", "kmeans", "full"),
+    ("top-2 beats the full ensemble", "kmeans", "top2", "kmeans", "full"),
+    ("sampling one expert per step is worse than top-1", "kmeans", "top1", "kmeans", "sample1"),
+    ("semantic clusters beat random shards (top-1)", "kmeans", "top1", "random", "top1"),
+    ("semantic clusters beat random shards (full)", "kmeans", "full", "random", "full"),
+    ("the learned router is close to oracle routing", "kmeans", "top1", "kmeans", "oracle"),
+    ("the ensemble vs the compute-matched monolith", "kmeans", "top1", "kmeans", "monolith"),
+]
+
+
+def claims_table(runs):
+    datasets = sorted({d for d, _, _ in runs})
+    seeds = sorted({s for _, _, s in runs})
+    lines = ["| dataset | claim | compare | Δ classifier FD (left − right) | Δ prompt accuracy (left − right) | "
+             "left better in |",
+             "|---|---|---|---|---|---|"]
+    for dataset in datasets:
+        for claim, lm, lr, rm, rr in CLAIMS:
+            dfd, dacc, wins, n = [], [], 0, 0
+            for seed in seeds:
+                left, right = runs.get((dataset, lm, seed)), runs.get((dataset, rm, seed))
+                if not left or not right:
+                    continue
+                a, b = rows(left).get(lr), rows(right).get(rr)
+                if not a or not b or a.get("classifier_fd") is None or b.get("classifier_fd") is None:
+                    continue
+                d = a["classifier_fd"] - b["classifier_fd"]
+                dfd.append(d)
+                if a.get("prompt_accuracy") is not None and b.get("prompt_accuracy") is not None:
+                    dacc.append(a["prompt_accuracy"] - b["prompt_accuracy"])
+                wins += d < 0
+                n += 1
+            if n == 0:
+                continue
+            compare = f"{lm} {lr} vs {rm} {rr}" if lm != rm else f"{lr} vs {rr}"
+            lines.append(f"| {dataset} | {claim} | {compare} | {stat(dfd, 2)} | {stat(dacc, 3)} | "
+                         f"{wins} of {n} seeds |")
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/repro", help="the folder of the runs")
+    ap.add_argument("--command", default="scripts/reproduce.sh", help="the command line to quote")
+    ap.add_argument("--doc", default="docs/results.md")
+    args = ap.parse_args()
+    runs = load(args.out)
+    if not runs:
+        raise SystemExit(f"{args.out}: no */eval/report.json; run scripts/reproduce.sh first")
+    any_report = next(iter(runs.values()))
+    classifier = any_report.get("classifier") or {}
+    lines = [
+        "# Results: the papers' claims at small scale",
+        "",
+        f"Written by `{args.command}` from the `eval/report.json` of {len(runs)} runs; rerun it to reproduce",
+        "(the numbers depend on the machine's floating-point kernels, not on timing).",
+        "",
+        f"Every run of a dataset is scored on the same held-out images ({any_report['fid_reference']} per dataset,",
+        "set aside before clustering; no expert, router or monolith trained on them) with one shared classifier",
+        f"({classifier.get('classes', '?')} classes, held-out accuracy {classifier.get('held_out_accuracy', 0):.3f} on "
+        "emoji or Fashion-MNIST as the run says), from",
+        f"{any_report['samples']} samples per row ({any_report['steps']} Euler steps, CFG {any_report['guidance']:g}).",
+        "Classifier FD: Fréchet distance in that classifier's penultimate features between the samples and the",
+        "held-out images (lower is better). Prompt accuracy: the share of samples the classifier puts in the class of",
+        "their prompt's image (higher is better). Router accuracy: the router's accuracy on held-out images, averaged",
+        "over t. Mean ± standard deviation over seeds.",
+        "",
+        "## Every row",
+        "",
+        *summary_table(runs),
+        "",
+        "## The claims, paired by seed",
+        "",
+        "Δ = left − right within one seed, then mean ± standard deviation over seeds; a negative Δ FD or a positive",
+        "Δ accuracy favours the left side. \"Left better in\" counts the seeds with a lower FD on the left.",
+        "",
+        *claims_table(runs),
+    ]
+    path = pathlib.Path(args.doc)
+    old = path.read_text() if path.exists() else ""
+    tail = old.split(MARKER, 1)[1] if MARKER in old else "\n"
+    path.write_text("\n".join(lines) + "\n\n" + MARKER + tail)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
