@@ -116,18 +116,26 @@ def main():
     if not runs:
         raise SystemExit(f"{args.out}: no */eval/report.json; run scripts/reproduce.sh first")
     any_report = next(iter(runs.values()))
-    classifier = any_report.get("classifier") or {}
+    per_dataset = []
+    for dataset in sorted({d for d, _, _ in runs}):
+        report = next(r for (d, _, _), r in sorted(runs.items()) if d == dataset)
+        c = report.get("classifier") or {}
+        per_dataset.append(f"- {dataset}: {report['fid_reference']} held-out reference images, classifier of "
+                           f"{c.get('classes', '?')} classes trained on {c.get('train_images', '?')} images "
+                           f"(accuracy {c.get('held_out_accuracy', float('nan')):.3f} on the held-out images), "
+                           f"`{report.get('classifier_folder', '?')}`.")
     lines = [
         "# Results: the papers' claims at small scale",
         "",
         f"Written by `{args.command}` from the `eval/report.json` of {len(runs)} runs; rerun it to reproduce",
         "(the numbers depend on the machine's floating-point kernels, not on timing).",
         "",
-        f"Every run of a dataset is scored on the same held-out images ({any_report['fid_reference']} per dataset,",
-        "set aside before clustering; no expert, router or monolith trained on them) with one shared classifier",
-        f"({classifier.get('classes', '?')} classes, held-out accuracy {classifier.get('held_out_accuracy', 0):.3f} on "
-        "emoji or Fashion-MNIST as the run says), from",
-        f"{any_report['samples']} samples per row ({any_report['steps']} Euler steps, CFG {any_report['guidance']:g}).",
+        "Every run of a dataset is scored on the same held-out images (set aside before clustering; no expert, router",
+        "or monolith trained on them) with one shared classifier per dataset, from",
+        f"{any_report['samples']} samples per row ({any_report['steps']} Euler steps, CFG {any_report['guidance']:g}):",
+        "",
+        *per_dataset,
+        "",
         "Classifier FD: Fréchet distance in that classifier's penultimate features between the samples and the",
         "held-out images (lower is better). Prompt accuracy: the share of samples the classifier puts in the class of",
         "their prompt's image (higher is better). Router accuracy: the router's accuracy on held-out images, averaged",

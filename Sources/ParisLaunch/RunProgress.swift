@@ -9,20 +9,26 @@ public struct StageProgress: Sendable, Equatable, Codable {
     public var totalSteps: Int
     /// The stage wrote its finished marker, or its checkpoint has all the steps.
     public var finished: Bool
+    /// The newest step in its metrics.jsonl (logged every few steps, before the first checkpoint too).
+    public var loggedSteps: Int?
 
-    public init(steps: Int?, totalSteps: Int, finished: Bool) {
+    public init(steps: Int?, totalSteps: Int, finished: Bool, loggedSteps: Int? = nil) {
         self.steps = steps
         self.totalSteps = totalSteps
         self.finished = finished
+        self.loggedSteps = loggedSteps
     }
 
-    /// "12/20 steps", "not started", "finished (20/20 steps)".
+    /// "12/20 steps", "4/20 steps logged, no checkpoint yet", "not started", "finished".
     public var describe: String {
-        guard let steps else { return finished ? "finished" : "not started" }
+        guard let steps else {
+            if finished { return "finished" }
+            return loggedSteps.map { "\($0)/\(totalSteps) steps logged, no checkpoint yet" } ?? "not started"
+        }
         return "\(steps)/\(totalSteps) steps"
     }
 
-    enum CodingKeys: String, CodingKey { case steps, totalSteps = "total_steps", finished }
+    enum CodingKeys: String, CodingKey { case steps, totalSteps = "total_steps", finished, loggedSteps = "logged_steps" }
 }
 
 /// Training progress of every stage of a run: what `--resume` skips and what `paris status` shows next to the
@@ -68,6 +74,8 @@ public struct RunProgress: Sendable, Equatable {
             steps = status.step
             done = done || status.state == .finished
         }
-        return StageProgress(steps: steps, totalSteps: total, finished: done)
+        let logged = MetricsFile.read(folder.appendingPathComponent(MetricsFile.fileName)).last
+            .flatMap { MetricsFile.number($0["step"]) }.map { Int($0) }
+        return StageProgress(steps: steps, totalSteps: total, finished: done, loggedSteps: logged)
     }
 }

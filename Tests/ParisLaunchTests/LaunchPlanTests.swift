@@ -152,6 +152,12 @@ final class LaunchPlanTests: XCTestCase {
         XCTAssertEqual(p.experts[1].steps, 8)
         XCTAssertEqual(p.experts[1].describe, "8/20 steps")
         XCTAssertFalse(p.router.finished)
+        XCTAssertEqual(p.router.describe, "not started")
         XCTAssertFalse(p.evalFinished)
+        // The router has logged steps but written no checkpoint yet: metrics.jsonl shows it is under way.
+        try fm.createDirectory(at: run.router, withIntermediateDirectories: true)
+        try "{\"step\": 3, \"loss\": 1.0}\n{\"step\": 6, \"loss\": 0.9}\n".write(
+            to: run.router.appendingPathComponent(MetricsFile.fileName), atomically: true, encoding: .utf8)
+        XCTAssertEqual(RunProgress.read(run, config: config).router.describe, "6/\(config.router.steps) steps logged, no checkpoint yet")
     }
 }

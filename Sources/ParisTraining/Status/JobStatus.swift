@@ -84,7 +84,7 @@ public enum MetricsFile {
         }
     }
 
-    static func number(_ v: Any?) -> Double? {
+    public static func number(_ v: Any?) -> Double? {
         if let n = v as? NSNumber { return n.doubleValue }
         return nil
     }
