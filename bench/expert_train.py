@@ -16,7 +16,6 @@ import json
 import os
 import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts", "fixtures"))
 from paris import Expert, TimestepEmbedder  # noqa: E402  (the reference of the Paris expert)
+from bench_common import DiTBlock, modulate, time_steps  # noqa: E402
 
 PARIS = {  # name: (input_size, in_channels, patch, hidden, depth, heads, text_dim, text_len)
     "paris-T/4": (32, 3, 4, 64, 2, 4, 384, 32),
@@ -34,35 +34,6 @@ DIT = {  # name: (depth, hidden, heads, patch, multiply-adds per image in G, as 
     "DiT-XL/2": (28, 1152, 16, 2, 118.6),
 }
 H100_BF16_FLOPS = 989e12
-
-
-def modulate(x, shift, scale):
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
-
-
-class DiTBlock(nn.Module):
-    """facebookresearch/DiT's DiTBlock, with fused attention (timm's Attention uses SDPA too)."""
-
-    def __init__(self, hidden, heads):
-        super().__init__()
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.proj = nn.Linear(hidden, hidden)
-        self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        self.fc1 = nn.Linear(hidden, 4 * hidden)
-        self.fc2 = nn.Linear(4 * hidden, hidden)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
-
-    def forward(self, x, c):
-        B, N, C = x.shape
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=1)
-        h = modulate(self.norm1(x), shift_msa, scale_msa)
-        q, k, v = self.qkv(h).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, C)
-        x = x + gate_msa.unsqueeze(1) * self.proj(a)
-        h = modulate(self.norm2(x), shift_mlp, scale_mlp)
-        return x + gate_mlp.unsqueeze(1) * self.fc2(F.gelu(self.fc1(h), approximate="tanh"))
 
 
 class DiT(nn.Module):
@@ -76,7 +47,7 @@ class DiT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid**2, hidden), requires_grad=False)
         self.t_embedder = TimestepEmbedder(hidden)
         self.y_embedder = nn.Embedding(classes + 1, hidden)
-        self.blocks = nn.ModuleList([DiTBlock(hidden, heads) for _ in range(depth)])
+        self.blocks = nn.ModuleList([DiTBlock(hidden, heads, dit_names=True) for _ in range(depth)])
         self.final_norm = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
         self.final_linear = nn.Linear(hidden, patch * patch * channels)
@@ -141,19 +112,9 @@ def main():
         opt.step()
         with torch.no_grad():
             torch._foreach_lerp_(ema, [q.detach() for q in params], 1 - 0.999)
-        return loss
+        return float(loss.detach())  # the trainer reads the loss every step
 
-    times = []
-    for i in range(a.warmup + a.steps):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        loss = step()
-        float(loss.detach())  # the trainer reads the loss every step
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= a.warmup:
-            times.append(time.perf_counter() - t0)
+    times, _ = time_steps(step, dev, a.warmup, a.steps)
     median = statistics.median(times)
     rate = a.batch / median
     out = {
