@@ -7,13 +7,18 @@
 # oracle) and the monolith on held-out captions, and scores all runs of a dataset with one shared classifier, so
 # the classifier Fréchet distance compares across runs. scripts/results_table.py writes the tables.
 #
-# Usage: scripts/reproduce.sh [--datasets emoji,fashion-mnist] [--seeds 0,1,2] [--k 4] [--preset cpu-tiny]
-#                             [--steps N] [--samples N] [--held-out N] [--out runs/repro]
-# On 2 CPU cores, --steps 250 takes about 12 minutes per (dataset, seed); on a GPU pass --preset gpu-b2.
+# Usage: scripts/reproduce.sh [--datasets fashion-mnist,emoji] [--seeds 0,1,2] [--k 4] [--preset cpu-tiny]
+#                             [--image-size 16] [--steps 1500] [--router-steps 1000] [--samples 64]
+#                             [--held-out 512] [--out runs/repro]
+# --steps sets the experts' and the monolith's steps, --router-steps the router's (empty: the preset's). The CPU
+# defaults (16-px images, where the tiny experts learn recognisable shapes in about 1,000 steps; at 28-32 px they
+# still sample noise after 300-400) take about 15 minutes per (dataset, seed) on 2 cores. On a GPU pass
+# --preset gpu-b2 --image-size 32 (or the dataset's size) and the preset's steps (--steps "" --router-steps "").
 # PARIS=path/to/paris uses that binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATASETS=emoji,fashion-mnist; SEEDS=0,1,2; K=4; PRESET=cpu-tiny; STEPS=""; SAMPLES=64; HELD_OUT=512; OUT=runs/repro
+DATASETS=fashion-mnist,emoji; SEEDS=0,1,2; K=4; PRESET=cpu-tiny; SIZE=16; STEPS=1500; ROUTER_STEPS=1000
+SAMPLES=64; HELD_OUT=512; OUT=runs/repro
 while [ $# -gt 0 ]; do
     case "$1" in
         --datasets) DATASETS="$2"; shift 2 ;;
@@ -21,6 +26,8 @@ while [ $# -gt 0 ]; do
         --k) K="$2"; shift 2 ;;
         --preset) PRESET="$2"; shift 2 ;;
         --steps) STEPS="$2"; shift 2 ;;
+        --router-steps) ROUTER_STEPS="$2"; shift 2 ;;
+        --image-size) SIZE="$2"; shift 2 ;;
         --samples) SAMPLES="$2"; shift 2 ;;
         --held-out) HELD_OUT="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
@@ -51,18 +58,17 @@ for seed in ${SEEDS//,/ }; do
             run="$OUT/$dataset-$method-s$seed"
             say "$run"
             [ -f "$run/run.json" ] || "$bin" run init --run "$run" --data "$data" --k "$K" --preset "$PRESET" --seed "$seed"
-            if [ -n "$STEPS" ]; then
-                python3 - "$run/run.json" "$STEPS" <<'PY'
+            python3 - "$run/run.json" "$STEPS" "$ROUTER_STEPS" <<'PY'
 import json, sys
-path, steps = sys.argv[1], int(sys.argv[2])
+path, steps, router_steps = sys.argv[1:4]
 run = json.load(open(path))
-for job in run["experts"] + [run["router"]] + ([run["monolith"]] if run.get("monolith") else []):
-    job["steps"] = steps
+for job in run["experts"] + ([run["monolith"]] if run.get("monolith") else []):
+    job["steps"] = int(steps or job["steps"])
+run["router"]["steps"] = int(router_steps or run["router"]["steps"])
 json.dump(run, open(path, "w"), indent=2, sort_keys=True)
 PY
-            fi
             [ -f "$run/partition/manifest.json" ] || "$bin" partition --data "$data" --out "$run/partition" --k "$K" \
-                --preset "$preset" --method "$method" --seed "$seed" --features text --held-out "$HELD_OUT" $limit
+                --preset "$preset" --method "$method" --seed "$seed" --features text --held-out "$HELD_OUT" --image-size "$SIZE" $limit
             "$bin" launch --run "$run" --backend local --parallel 2 --resume --no-eval
             [ "$method" = kmeans ] && "$bin" train monolith --run "$run"
             [ -f "$run/eval/report.json" ] || "$bin" eval --run "$run" --samples "$SAMPLES" --fid-samples "$HELD_OUT" \
@@ -73,4 +79,5 @@ done
 
 say "writing docs/results.md"
 python3 scripts/results_table.py --out "$OUT" --command "scripts/reproduce.sh --datasets $DATASETS --seeds $SEEDS \
---k $K --preset $PRESET${STEPS:+ --steps $STEPS} --samples $SAMPLES --held-out $HELD_OUT"
+--k $K --preset $PRESET --image-size $SIZE --steps $STEPS --router-steps $ROUTER_STEPS --samples $SAMPLES \
+--held-out $HELD_OUT"

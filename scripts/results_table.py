@@ -76,6 +76,46 @@ CLAIMS = [
 ]
 
 
+def alignment(report):
+    """(clusters whose own expert has the lowest x0 error, K, mean own-cluster error − mean other-cluster error)"""
+    a = report.get("alignment") or {}
+    errors = a.get("errors") or []
+    k = len(errors)
+    if k < 2:
+        return None
+    best = sum(1 for c in range(k) if errors[c][c] is not None
+               and all(row[c] is None or errors[c][c] <= row[c] for row in errors))
+    own = [errors[c][c] for c in range(k) if errors[c][c] is not None]
+    other = [errors[r][c] for r in range(k) for c in range(k) if r != c and errors[r][c] is not None]
+    return best, k, statistics.mean(own) - statistics.mean(other)
+
+
+def router_table(runs):
+    cells = {}
+    for (dataset, method, _), report in runs.items():
+        c = cells.setdefault((dataset, method), {"mean": [], "first": [], "last": [], "best": 0, "k": 0, "gap": []})
+        points = report.get("router", [])
+        if points:
+            c["mean"].append(router_accuracy(report))
+            c["first"].append(points[0]["accuracy"])
+            c["last"].append(points[-1]["accuracy"])
+        a = alignment(report)
+        if a:
+            c["best"] += a[0]
+            c["k"] += a[1]
+            c["gap"].append(a[2])
+    first = next(iter(runs.values())).get("router", [])
+    t0 = f"{first[0]['t']:.2f}" if first else "first t"
+    t1 = f"{first[-1]['t']:.2f}" if first else "last t"
+    lines = [f"| dataset | clusters | router accuracy (mean over t) | at t = {t0} | at t = {t1} | "
+             "own expert best on its cluster | x0 error own − other cluster |",
+             "|---|---|---|---|---|---|---|"]
+    for (dataset, method), c in sorted(cells.items()):
+        lines.append(f"| {dataset} | {method} | {stat(c['mean'], 3)} | {stat(c['first'], 3)} | {stat(c['last'], 3)} | "
+                     f"{c['best']} of {c['k']} | {stat(c['gap'], 4)} |")
+    return lines
+
+
 def claims_table(runs):
     datasets = sorted({d for d, _, _ in runs})
     seeds = sorted({s for _, _, s in runs})
@@ -144,6 +184,15 @@ def main():
         "## Every row",
         "",
         *summary_table(runs),
+        "",
+        "## Routers and experts",
+        "",
+        "Router accuracy on the held-out images noised to t (chance = 1/K). Expert-data alignment: each expert's x0",
+        "error on each cluster's held-out images; \"own expert best\" counts, over all seeds, the clusters whose own",
+        "expert has the lowest error, and the last column is the mean error on the own cluster minus the mean on the",
+        "others (negative = the experts specialised).",
+        "",
+        *router_table(runs),
         "",
         "## The claims, paired by seed",
         "",

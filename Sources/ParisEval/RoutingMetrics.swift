@@ -61,6 +61,8 @@ public struct AlignmentMatrix: Codable, Sendable, Equatable {
     /// The number of images per cluster behind each column.
     public var imagesPerCluster: [Int]
 
+    enum CodingKeys: String, CodingKey { case errors, times, imagesPerCluster = "images_per_cluster" }
+
     /// The clusters whose own expert has the lowest error of all experts.
     public var diagonalBest: [Int] {
         (0..<(errors.first?.count ?? 0)).filter { c in
