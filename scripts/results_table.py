@@ -29,6 +29,15 @@ def rows(report):
     return {s.get("name") or s["strategy"]: s for s in report["strategies"]}
 
 
+def relative(path):
+    """`path` relative to the working directory when it lies under it (the docs should not name our machine)."""
+    p = pathlib.Path(path)
+    try:
+        return str(p.relative_to(pathlib.Path.cwd()))
+    except ValueError:
+        return path
+
+
 def router_accuracy(report):
     points = [p["accuracy"] for p in report.get("router", []) if p.get("accuracy") is not None]
     return sum(points) / len(points) if points else None
@@ -166,7 +175,7 @@ def main():
         per_dataset.append(f"- {dataset}: {report['fid_reference']} held-out reference images, classifier of "
                            f"{c.get('classes', '?')} classes trained on {c.get('train_images', '?')} images "
                            f"(accuracy {c.get('held_out_accuracy', float('nan')):.3f} on the held-out images), "
-                           f"`{report.get('classifier_folder', '?')}`.")
+                           f"`{relative(report.get('classifier_folder', '?'))}`.")
     lines = [
         "# Results: the papers' claims at small scale",
         "",
