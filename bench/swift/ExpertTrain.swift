@@ -78,16 +78,8 @@ func expertBenchmark(_ args: [String]) throws {
         return try out.loss.item()
     }
 
-    var times: [Double] = []
-    for i in 0..<(o.warmup + o.steps) {
-        try Runtime.synchronize()
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        _ = try step()
-        try Runtime.synchronize()
-        if i >= o.warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6) }
-    }
-    times.sort()
-    let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+    let (times, _) = try StepTimes.measure(warmup: o.warmup, steps: o.steps, step)
+    let median = times.median
     let rate = Double(o.batch) / (median / 1000)
     var extra = ""
     if let g = ditGMACs[o.model], o.device.isCUDA {
@@ -99,6 +91,6 @@ func expertBenchmark(_ args: [String]) throws {
     print("""
         {"impl": "swift", "torch": "\(Runtime.version)", "model": "\(o.model)", "device": "\(o.device)", \
         "bf16": \(o.bf16), "threads": \(Runtime.threads), "params": \(counted.reduce(0) { $0 + $1.count }), \
-        "batch": \(o.batch), "median_ms": \(median), "min_ms": \(times[0]), "images_per_s": \(rate)\(extra)}
+        "batch": \(o.batch), "median_ms": \(median), "min_ms": \(times.min), "images_per_s": \(rate)\(extra)}
         """)
 }

@@ -83,21 +83,11 @@ func main() throws {
         return loss
     }
 
-    var times: [Double] = []
-    var loss = try Tensor.zeros([])
-    for i in 0..<(o.warmup + o.steps) {
-        try Runtime.synchronize()
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        loss = try step()
-        try Runtime.synchronize()
-        if i >= o.warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6) }
-    }
-    times.sort()
-    let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+    let (times, loss) = try StepTimes.measure(warmup: o.warmup, steps: o.steps, step)
     let count = params.reduce(0) { $0 + $1.count }
     print("""
         {"impl": "swift", "torch": "\(Runtime.version)", "device": "\(o.device)", "threads": \(Runtime.threads), \
-        "params": \(count), "median_ms": \(median), "min_ms": \(times[0]), "loss": \(try loss.item())}
+        "params": \(count), "median_ms": \(times.median), "min_ms": \(times.min), "loss": \(try loss.item())}
         """)
 }
 
