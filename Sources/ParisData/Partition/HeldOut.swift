@@ -35,13 +35,8 @@ public enum HeldOut {
     }
 
     /// Random shards: a balanced split of the held-out rows of its own (seeded by the partition seed).
-    public static func randomClusters(count: Int, clusters k: Int, seed: UInt64) throws -> [Int] {
-        guard count > 0 else { return [] }
-        var out = [Int](repeating: 0, count: count)
-        for (i, row) in ShardLoader.permutation(count: count, seed: seed &+ 0x4845, epoch: 0).enumerated() {
-            out[row] = i % k
-        }
-        return out
+    public static func randomClusters(count: Int, clusters k: Int, seed: UInt64) -> [Int] {
+        RandomSplit.roundRobin(count: count, clusters: k, seed: seed &+ 0x4845)
     }
 
     /// Label groups: each held-out image goes to the cluster holding its label; a label no training image has is

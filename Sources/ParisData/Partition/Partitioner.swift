@@ -90,7 +90,7 @@ public enum Partitioner {
         switch config.method {
         case .random:
             trainClusters = try RandomSplit.balanced(count: trainRows.count, clusters: k, seed: config.seed)
-            heldClusters = try HeldOut.randomClusters(count: heldRows.count, clusters: k, seed: config.seed)
+            heldClusters = HeldOut.randomClusters(count: heldRows.count, clusters: k, seed: config.seed)
         case .label:
             let split = try LabelSplit.split(labels: trainRows.map { entries[$0].label }, clusters: k)
             trainClusters = split.assignments

@@ -9,6 +9,12 @@ public enum RandomSplit {
     public static func balanced(count n: Int, clusters k: Int, seed: UInt64) throws -> [Int] {
         guard k >= 1 else { throw PartitionError("the number of clusters must be at least 1, not \(k)") }
         guard k <= n else { throw PartitionError("cannot make \(k) random shards from \(n) images; lower K") }
+        return roundRobin(count: n, clusters: k, seed: seed)
+    }
+
+    /// Position i of a seeded permutation of 0..<n goes to shard i mod K (no checks: shards may stay empty when
+    /// n < K, as held-out shards may).
+    static func roundRobin(count n: Int, clusters k: Int, seed: UInt64) -> [Int] {
         var out = [Int](repeating: 0, count: n)
         for (i, row) in ShardLoader.permutation(count: n, seed: seed, epoch: 0).enumerated() { out[row] = i % k }
         return out
