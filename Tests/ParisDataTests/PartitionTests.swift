@@ -198,6 +198,11 @@ final class PartitionTests: XCTestCase {
                                            overwrite: true) }, contains: "cannot hold out 40 of 40")
         c.heldOut = -1
         assertThrows({ try c.validate() }, contains: "held_out must be ≥ 0")
+        // With the label method, a held-out label no training image has cannot be placed.
+        XCTAssertEqual(try HeldOut.labelClusters(labels: ["b", "a"], groups: [["a"], ["b", "c"]]), [1, 0])
+        assertThrows({ try HeldOut.labelClusters(labels: ["a", "z"], groups: [["a"], ["b"]]) },
+                     contains: "held-out image 1 has label z, which no training image has")
+        assertThrows({ try HeldOut.labelClusters(labels: [nil], groups: [["a"]]) }, contains: "has label none")
         // Without held-out images there is no held_out folder.
         try Partitioner.run(dataset: data, output: out, config: config(), encoders: encoders, overwrite: true)
         XCTAssertNil(HeldOut.folder(in: out))
