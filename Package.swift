@@ -27,8 +27,13 @@ let package = Package(
         .library(name: "Torch", targets: ["Torch"]),
         .library(name: "ParisModels", targets: ["ParisModels"]),
         .library(name: "ParisDiffusion", targets: ["ParisDiffusion"]),
+        .library(name: "ParisImage", targets: ["ParisImage"]),
         .library(name: "ParisData", targets: ["ParisData"]),
+        .library(name: "ParisRun", targets: ["ParisRun"]),
         .library(name: "ParisTraining", targets: ["ParisTraining"]),
+        .library(name: "ParisEnsemble", targets: ["ParisEnsemble"]),
+        .library(name: "ParisEval", targets: ["ParisEval"]),
+        .library(name: "ParisLaunch", targets: ["ParisLaunch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -72,17 +77,21 @@ let package = Package(
                        providers: [.apt(["libfreetype-dev"])]),
         // Colour glyph rendering (CBDT, COLRv0) for the emoji importer.
         .target(name: "CFontRender", dependencies: ["CFreeType"], linkerSettings: [.linkedLibrary("freetype")]),
-        .target(name: "ParisData", dependencies: ["Torch", "CPNG", "CJPEG", "CImageCodecs", "CZlib", "CFontRender"]),
-        .target(name: "ParisTraining", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisData"]),
-        .target(name: "ParisEnsemble",
-                dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisData", "ParisTraining"]),
-        .target(name: "ParisEval", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisData", "ParisTraining",
-                                                  "ParisEnsemble"]),
-        .target(name: "ParisLaunch", dependencies: ["ParisTraining"]),
+        // Image IO and pictures: PNG/JPEG codecs, tensor <-> image, grids, plots, heat maps.
+        .target(name: "ParisImage", dependencies: ["Torch", "CImageCodecs"]),
+        .target(name: "ParisData", dependencies: ["Torch", "ParisImage", "CZlib", "CFontRender"]),
+        // The run as files: layout, run.json, checkpoint formats, job status and progress. Below every stage.
+        .target(name: "ParisRun", dependencies: ["Torch", "ParisModels", "ParisDiffusion"]),
+        .target(name: "ParisTraining",
+                dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData", "ParisRun"]),
+        .target(name: "ParisEnsemble", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisRun"]),
+        .target(name: "ParisEval", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData",
+                                                  "ParisRun", "ParisEnsemble"]),
+        .target(name: "ParisLaunch", dependencies: ["Torch", "ParisRun"]),
         .executableTarget(
             name: "paris",
             dependencies: [
-                "Torch", "ParisModels", "ParisDiffusion", "ParisData", "ParisTraining",
+                "Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData", "ParisRun", "ParisTraining",
                 "ParisLaunch",
                 "ParisEnsemble", "ParisEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -107,18 +116,19 @@ let package = Package(
         ),
         .testTarget(
             name: "ParisTrainingTests",
-            dependencies: ["ParisTraining", "ParisData", "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport"]
+            dependencies: ["ParisTraining", "ParisRun", "ParisImage", "ParisData", "ParisModels", "ParisDiffusion", "Torch",
+                           "ParisTestSupport"]
         ),
-        .testTarget(name: "ParisLaunchTests", dependencies: ["ParisLaunch", "ParisTraining", "ParisData", "Torch"]),
+        .testTarget(name: "ParisLaunchTests", dependencies: ["ParisLaunch", "ParisRun", "ParisTraining", "ParisData", "Torch"]),
         .testTarget(
             name: "ParisEnsembleTests",
-            dependencies: ["ParisEnsemble", "ParisEval", "ParisTraining", "ParisData", "ParisModels", "ParisDiffusion",
-                           "Torch", "ParisTestSupport"],
+            dependencies: ["ParisEnsemble", "ParisEval", "ParisRun", "ParisTraining", "ParisImage", "ParisData",
+                           "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "ParisDataTests",
-            dependencies: ["ParisData", "Torch", "ParisTestSupport", "CZlib"],
+            dependencies: ["ParisData", "ParisImage", "Torch", "ParisTestSupport", "CZlib"],
             resources: [.copy("Fixtures")]
         ),
     ],

@@ -1,5 +1,4 @@
 import Foundation
-import ParisData
 import ParisDiffusion
 import Torch
 

@@ -1,5 +1,4 @@
 import Foundation
-import ParisData
 
 /// How the router's probabilities p(k | x_t, t) become the mixture weights of one denoising step
 /// (research/papers.md §1.6, §2.6). Written and parsed as `top1`, `top2`, `topk:N`, `full`, `sample1`, `oracle`;
@@ -81,12 +80,6 @@ extension RoutingStrategy: Codable {
         var c = encoder.singleValueContainer()
         try c.encode(description)
     }
-}
-
-extension SplitMix64 {
-    /// A uniform double in [0, 1) from the top 53 bits (what `sample1` draws; ParisData's SplitMix64 keeps the
-    /// draws independent of libtorch's global generator).
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(UInt64(1) << 53) }
 }
 
 /// Why sampling or evaluating a mixture failed, with a message that names the problem.

@@ -1,5 +1,5 @@
 import Foundation
-import ParisData
+import Torch
 
 /// Turns router probabilities into mixture weights, per sample, on the CPU in float64 (B × K is tiny).
 ///

@@ -1,7 +1,7 @@
 import Foundation
 import ParisDiffusion
 import ParisModels
-import ParisTraining
+import ParisRun
 import Torch
 
 /// A run's mixture as loaded from its folder: the experts that loaded, the router, and what their configs say

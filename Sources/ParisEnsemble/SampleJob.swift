@@ -1,7 +1,7 @@
 import Foundation
-import ParisData
+import ParisImage
 import ParisDiffusion
-import ParisTraining
+import ParisRun
 import Torch
 
 /// Turns prompts into text conditions (the CLI passes the MiniLM `TextEncoder`; tests pass a stub).
@@ -115,7 +115,7 @@ public struct SampleJob {
             files.append(url)
         }
         let gridURL = folder.appendingPathComponent("grid.png")
-        try ContactSheet.grid(Self.uint8(images), columns: imagesPerPrompt == 1 ? min(8, all.count) : imagesPerPrompt)
+        try ImageGrid.grid(Self.uint8(images), columns: imagesPerPrompt == 1 ? min(8, all.count) : imagesPerPrompt)
             .writePNG(to: gridURL)
         let traceURL = folder.appendingPathComponent("trace.json")
         try AtomicFile.write(try trace!.jsonData(), to: traceURL)

@@ -1,8 +1,9 @@
 import Foundation
+import ParisImage
 import ParisData
 import ParisDiffusion
 import ParisEnsemble
-import ParisTraining
+import ParisRun
 import Torch
 
 /// `paris eval`: samples the run's mixture with several routing strategies on held-out captions and measures
@@ -109,8 +110,9 @@ public struct EvalJob {
         // Router accuracy and entropy per t.
         if let router = loaded.router {
             let routerData = try ref.subset(Array(0..<min(ref.count, 512)))
-            report.router = try RouterEvaluation.run(router: router, data: routerData, times: routerTimes, seed: seed,
-                                                     device: device)
+            report.router = try RouterEvaluation.evaluate(router: router, images: routerData.modelImages(),
+                                                          clusters: routerData.clusters, times: routerTimes,
+                                                          seed: seed, device: device).points
             report.routerImages = routerData.count
             log("router accuracy by t: " + report.router.map { String(format: "%.2f→%.2f", $0.t, $0.accuracy) }
                 .joined(separator: " "))
@@ -137,7 +139,7 @@ public struct EvalJob {
         func score(_ images: Tensor, strategy: RoutingStrategy?) throws {  // images: [n, C, S, S] in [0, 1]
             var row = EvalReport.StrategyResult(strategy: strategy, samples: images.size(0), grid: "")
             row.grid = "samples_\(row.name.replacingOccurrences(of: ":", with: "_")).png"
-            try ContactSheet.grid(try (images * 255.0).round().to(dtype: .uint8).slice(0, 0, min(64, samples)),
+            try ImageGrid.grid(try (images * 255.0).round().to(dtype: .uint8).slice(0, 0, min(64, samples)),
                                   columns: 8).writePNG(to: eval.appendingPathComponent(row.grid))
             if let net = inceptionNet, let refStats = refInception {
                 row.fid = try FrechetDistance.distance(FeatureStatistics(features: net.features(images)), refStats)

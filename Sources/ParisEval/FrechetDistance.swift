@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import Torch
 
 /// The Gaussian statistics of a feature set: mean [D] and covariance [D, D] (float64, unbiased: divided by N − 1,

@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import Torch
 
 /// A small CNN trained on the dataset's own labels: the in-domain feature space for a Fréchet distance

@@ -1,5 +1,5 @@
 import Foundation
-import ParisTraining
+import ParisRun
 
 /// Which stage of a run a job belongs to. Experts run first (independently), the router after all of them,
 /// evaluation last.

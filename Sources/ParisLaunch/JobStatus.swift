@@ -1,5 +1,5 @@
 import Foundation
-import ParisTraining
+import ParisRun
 
 /// A job's scheduler state, in Slurm's words (`squeue %T`, `scontrol … JobState=`), plus NOT_SUBMITTED and
 /// UNKNOWN (the scheduler no longer lists the job).
@@ -59,10 +59,10 @@ public struct JobStatus: Codable, Sendable, Equatable {
     /// `3:0` (exit status : signal) on Slurm, the exit status locally.
     public var exitCode: String?
     /// Training progress from the run folder (nil for eval).
-    public var progress: StageProgress?
+    public var progress: JobProgress?
 
     public init(role: JobRole, expert: Int?, jobId: String?, state: SchedulerState, reason: String? = nil,
-                exitCode: String? = nil, progress: StageProgress? = nil) {
+                exitCode: String? = nil, progress: JobProgress? = nil) {
         self.role = role
         self.expert = expert
         self.jobId = jobId

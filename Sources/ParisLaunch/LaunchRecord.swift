@@ -1,5 +1,5 @@
 import Foundation
-import ParisTraining
+import ParisRun
 import Torch
 
 /// Which engine runs the jobs.

@@ -1,5 +1,5 @@
 import Foundation
-import ParisTraining
+import ParisRun
 
 /// How `paris launch` runs a run's jobs.
 public struct LaunchOptions: Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import ParisTraining
+import ParisRun
 
 #if canImport(Glibc)
 import Glibc
@@ -122,7 +122,7 @@ public struct LocalBackend: Sendable {
 
     /// The state of every stage from `jobs.json` (a local launch records its children's states there).
     public static func status(record: LaunchRecord, config: RunConfig, progress: RunProgress) -> LaunchStatus {
-        func entry(_ role: JobRole, _ k: Int?, _ job: SubmittedJob?, _ p: StageProgress?, finished: Bool) -> JobStatus {
+        func entry(_ role: JobRole, _ k: Int?, _ job: SubmittedJob?, _ p: JobProgress?, finished: Bool) -> JobStatus {
             guard let job else {
                 return JobStatus(role: role, expert: k, jobId: nil, state: finished ? .completed : .notSubmitted,
                                  reason: finished ? "finished before this launch" : nil, progress: p)

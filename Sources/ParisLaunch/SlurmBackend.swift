@@ -1,5 +1,5 @@
 import Foundation
-import ParisTraining
+import ParisRun
 
 /// Submits a plan to Slurm with its own commands (`sbatch --parsable`, `scontrol show job -o`, `scancel`),
 /// keeping every batch script in `<run>/launch/`.
@@ -83,7 +83,7 @@ public struct SlurmBackend: Sendable {
             }
             return infos.first { $0.jobId == job.jobId }
         }
-        func entry(_ role: JobRole, _ k: Int?, _ job: SubmittedJob?, _ p: StageProgress?, finished: Bool) -> JobStatus {
+        func entry(_ role: JobRole, _ k: Int?, _ job: SubmittedJob?, _ p: JobProgress?, finished: Bool) -> JobStatus {
             guard let job else {
                 return JobStatus(role: role, expert: k, jobId: nil, state: finished ? .completed : .notSubmitted,
                                  reason: finished ? "finished before this launch" : nil, progress: p)

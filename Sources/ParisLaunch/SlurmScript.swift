@@ -1,5 +1,5 @@
 import Foundation
-import ParisTraining
+import ParisRun
 
 /// The batch scripts `paris launch --backend slurm` writes into `<run>/launch/`: one `.sbatch` per job and a
 /// `submit.sh` that submits them in order with the same dependencies, so a user can read and resubmit by hand.

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ParisRun
 
 /// Turns SIGTERM, SIGINT and SIGUSR1 into a stop request that a training loop polls between steps (it then writes
 /// a checkpoint and returns). Slurm sends SIGTERM on preemption or `scancel` and, with `--signal=USR1@120`, SIGUSR1

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParisRun
 import ParisLaunch
 import ParisTraining
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParisImage
 import ParisData
 import ParisModels
 import Torch

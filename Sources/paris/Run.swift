@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParisRun
 import ParisTraining
 
 /// `paris run ...`: run folders.

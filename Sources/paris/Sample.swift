@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParisRun
 import ParisData
 import ParisDiffusion
 import ParisEnsemble

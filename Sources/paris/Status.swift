@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParisRun
 import ParisLaunch
 import ParisTraining
 
@@ -8,8 +9,8 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show every job of a run: steps, loss, images/s, state, last checkpoint (from the files alone).",
         discussion: """
-            States: not started, running (its status or log changed within the last minute), stopped (a \
-            checkpoint after a signal, or the process is gone), finished, failed. Works from any machine that \
+            States: not started, running (a trainer process holds the job's lock), stopped (a checkpoint after \
+            a signal or --stop-after, or the process is gone), finished, failed. Works from any machine that \
             sees the run folder. When the run was started with `paris launch`, the scheduler's view follows: each \
             job's id and state (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED…) with Slurm's reason.
             """)
@@ -25,11 +26,11 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let folder = URL(fileURLWithPath: runFolder)
-        let report = try RunStatus.report(run: folder)
+        let report = try RunProgress.read(RunLayout(folder))
         if json {
-            print(try RunStatus.json(report))
+            print(try report.json())
         } else {
-            print(RunStatus.table(report), terminator: "")
+            print(report.table(), terminator: "")
             let layout = RunLayout(folder)
             if FileManager.default.fileExists(atPath: layout.launch.appendingPathComponent("jobs.json").path) {
                 let s = try Launcher.status(run: layout, environment: ProcessInfo.processInfo.environment)

@@ -1,4 +1,6 @@
 import Foundation
+import ParisRun
+import ParisImage
 import ParisData
 import ParisDiffusion
 @testable import ParisEnsemble

@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisTraining
 import XCTest
 @testable import ParisLaunch
@@ -11,9 +12,12 @@ final class LaunchPlanTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
 
     func progress(_ k: Int, finished: Set<Int> = [], router: Bool = false) -> RunProgress {
-        RunProgress(experts: (0..<k).map { StageProgress(steps: finished.contains($0) ? 5 : nil, totalSteps: 5,
-                                                          finished: finished.contains($0)) },
-                    router: StageProgress(steps: nil, totalSteps: 3, finished: router), evalFinished: false)
+        func job(_ name: String, _ done: Bool, total: Int) -> JobProgress {
+            JobProgress(name: name, folder: "/r/\(name)", state: done ? .finished : .notStarted, step: done ? total : 0,
+                        totalSteps: total)
+        }
+        return RunProgress(run: "r", folder: "/r", experts: (0..<k).map { job("expert_\($0)", finished.contains($0), total: 5) },
+                           router: job("router", router, total: 3), monolith: nil, evalFinished: false)
     }
 
     func testArrayRanges() throws {
@@ -138,18 +142,20 @@ final class LaunchPlanTests: XCTestCase {
         let run = try LaunchFixtures.makeRun(in: folder, k: 3, steps: 20)
         let config = try run.config()
         let fm = FileManager.default
-        // Expert 0: a complete checkpoint with every step. Expert 1: a checkpoint with fewer steps.
-        for (k, steps) in [(0, 20), (1, 8)] {
-            try fm.createDirectory(at: run.expert(k), withIntermediateDirectories: true)
-            try "{\"steps\": \(steps)}".write(to: run.expert(k).appendingPathComponent("config.json"), atomically: true,
-                                               encoding: .utf8)
-            _ = fm.createFile(atPath: run.expert(k).appendingPathComponent(ExpertCheckpoint.weightsName).path, contents: nil)
-        }
-        // Expert 2: only the trainer's status.json, saying it finished.
+        // Expert 0 and 2: the trainer's status.json says finished (the one rule). Expert 1: a checkpoint at step 8
+        // and a stopped status. Published weights alone never make a job finished.
+        try JobStatusFile(state: .finished, step: 20, totalSteps: 20).write(to: run.expert(0))
         try JobStatusFile(state: .finished, step: 20, totalSteps: 20).write(to: run.expert(2))
+        let ckpt = run.expert(1).appendingPathComponent("state/step_8")
+        try fm.createDirectory(at: ckpt, withIntermediateDirectories: true)
+        try "{\"step\": 8}".write(to: ckpt.appendingPathComponent("state.json"), atomically: true, encoding: .utf8)
+        try JobStatusFile(state: .stopped, step: 8, totalSteps: 20).write(to: run.expert(1))
+        try "{\"steps\": 20}".write(to: run.expert(1).appendingPathComponent("config.json"), atomically: true,
+                                   encoding: .utf8)
         let p = RunProgress.read(run, config: config)
         XCTAssertEqual(p.experts.map(\.finished), [true, false, true])
-        XCTAssertEqual(p.experts[1].steps, 8)
+        XCTAssertEqual(p.experts[1].step, 8)
+        XCTAssertEqual(p.experts[1].lastCheckpointStep, 8)
         XCTAssertEqual(p.experts[1].describe, "8/20 steps")
         XCTAssertFalse(p.router.finished)
         XCTAssertEqual(p.router.describe, "not started")

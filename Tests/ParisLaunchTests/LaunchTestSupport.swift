@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisLaunch
 import ParisTraining
 import XCTest
@@ -35,8 +36,8 @@ enum LaunchFixtures {
 
     /// Writes the stand-in for `paris` used where the real trainers are not the point: `train expert|router`
     /// and `eval` with `--run R [--expert K]`. It counts steps (`delay` seconds each) in `<job>/progress`,
-    /// resumes from there, stops on SIGTERM with status 143, writes `config.json` with the run's steps and an
-    /// empty weights file at the end, fails with status 3 while `<run>/fail_<what><k>` exists, and appends
+    /// resumes from there, stops on SIGTERM with status 143, writes `config.json` with the run's steps, an
+    /// empty weights file and a finished `status.json` (as every trainer does) at the end, fails with status 3 while `<run>/fail_<what><k>` exists, and appends
     /// `<what><k> start|end <time>` lines to `<run>/trace.log`. The router refuses to run before every expert
     /// finished (status 4).
     static func writeStandIn(to url: URL, expertSteps: Int, routerSteps: Int, numExperts: Int,
@@ -57,7 +58,8 @@ enum LaunchFixtures {
               expert) out="$run/expert_$k"; total=\(expertSteps) ;;
               router) out="$run/router"; total=\(routerSteps)
                 for i in $(seq 0 \(numExperts - 1)); do
-                  [ -e "$run/expert_$i/config.json" ] || { echo "router: expert $i has not finished" >&2; exit 4; }
+                  grep -q '"finished"' "$run/expert_$i/status.json" 2>/dev/null \\
+                    || { echo "router: expert $i has not finished" >&2; exit 4; }
                 done ;;
               eval) mkdir -p "$run/eval"; echo "# report" > "$run/eval/report.md"; trace end; exit 0 ;;
               *) echo "stand-in: unknown command $cmd $what" >&2; exit 2 ;;
@@ -75,6 +77,7 @@ enum LaunchFixtures {
             echo "{\\"steps\\": $total}" > "$out/config.json"
             : > "$out/diffusion_pytorch_model.safetensors"
             : > "$out/model.safetensors"
+            echo "{\\"state\\": \\"finished\\", \\"step\\": $total, \\"total_steps\\": $total, \\"updated_at\\": $(date +%s)}" > "$out/status.json"
             echo "stand-in $what $k: finished"
             trace end
             """

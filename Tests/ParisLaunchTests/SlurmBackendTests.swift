@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisTraining
 import XCTest
 @testable import ParisLaunch

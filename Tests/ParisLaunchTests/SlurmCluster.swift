@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisLaunch
 import ParisTraining
 import XCTest

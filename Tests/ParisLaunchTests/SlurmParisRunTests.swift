@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisData
 import ParisTraining
 import Torch
@@ -129,7 +130,7 @@ final class SlurmParisRunTests: SlurmTestCase {
         let run = try makeRun(expertSteps: 400, checkpointEvery: 5)
         let outcome = try launch(run, c, paris: paris)
         let array = outcome.submitted[0].jobId
-        let store = CheckpointStore(folder: run.expert(0).appendingPathComponent("state"))
+        let store = TrainingCheckpoints(folder: run.expert(0).appendingPathComponent("state"))
         let deadline = Date().addingTimeInterval(300)
         while store.latestStep() == nil {
             guard Date() < deadline else { return XCTFail("expert 0 wrote no checkpoint\n" + logs(run)) }

@@ -1,4 +1,6 @@
 import Foundation
+import ParisRun
+import ParisImage
 import ParisData
 import ParisModels
 import ParisTestSupport

@@ -1,4 +1,5 @@
 import Foundation
+import ParisImage
 import ParisData
 import ParisTraining
 import XCTest

@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisData
 import ParisDiffusion
 import ParisModels
@@ -67,14 +68,14 @@ final class RouterTrainerTests: XCTestCase {
         XCTAssertEqual(eval.confusion.count, 3)
         XCTAssertTrue(eval.confusion.allSatisfy { $0.count == 3 })
         XCTAssertEqual(eval.confusion.flatMap { $0 }.reduce(0, +), eval.heldOut)
-        XCTAssertEqual(eval.buckets.count, 10)
+        XCTAssertEqual(eval.points.map(\.t), RouterEvaluation.defaultTimes)
         // Overall, t spans the whole path: near t = 1 no router can tell 8×8 images apart, so the bar is lower there.
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(eval.accuracy), 0.75, "held-out accuracy \(eval.accuracy ?? 0)")
-        for b in eval.buckets.prefix(5) {
-            XCTAssertGreaterThanOrEqual(try XCTUnwrap(b.accuracy), 0.9, "bucket \(b.tLow)…\(b.tHigh)")
+        for p in eval.points.prefix(5) {
+            XCTAssertGreaterThanOrEqual(p.accuracy, 0.9, "t = \(p.t)")
         }
         // Entropy is highest at the noise end.
-        XCTAssertLessThan(try XCTUnwrap(eval.buckets[0].entropy), try XCTUnwrap(eval.buckets[9].entropy) + 1e-9)
+        XCTAssertLessThan(eval.points[0].entropy, eval.points[9].entropy + 1e-9)
 
         // The published router loads and classifies clean images like the evaluation says.
         let router = try RouterCheckpoint.load(from: folder)

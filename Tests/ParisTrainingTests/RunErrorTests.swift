@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisTestSupport
 import ParisTraining
 import Torch

@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisTraining
 import Torch
 import XCTest
@@ -80,7 +81,7 @@ final class TrainProcessTests: XCTestCase {
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 128 + SIGTERM, text(log))
         XCTAssertTrue(text(log).contains("stopped by SIGTERM at step"), text(log))
-        let store = CheckpointStore(folder: run.appendingPathComponent("expert_0/state"))
+        let store = TrainingCheckpoints(folder: run.appendingPathComponent("expert_0/state"))
         let step = try XCTUnwrap(store.latestStep())
         XCTAssertGreaterThanOrEqual(step, 4)
         XCTAssertLessThan(step, 3000)
@@ -125,7 +126,7 @@ final class TrainProcessTests: XCTestCase {
             XCTAssertEqual(p.terminationReason, .uncaughtSignal)
             if sawTemporary { duringWrite += 1 }
             // Every complete-looking checkpoint loads; the newest one is what a restart would use.
-            let store = CheckpointStore(folder: state)
+            let store = TrainingCheckpoints(folder: state)
             for s in store.steps() { XCTAssertNoThrow(try store.load(step: s, device: .cpu), "step_\(s) is corrupt") }
         }
         XCTAssertGreaterThan(kills, 0, "the job finished before it could be killed")

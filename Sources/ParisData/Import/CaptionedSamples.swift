@@ -1,4 +1,5 @@
 import Foundation
+import ParisImage
 
 /// One image–caption pair found by an importer of user data, before its image is read.
 struct CaptionedSample {

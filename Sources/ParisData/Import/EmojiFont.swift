@@ -1,5 +1,6 @@
 import CFontRender
 import Foundation
+import ParisImage
 
 /// A colour emoji font opened with FreeType: Noto Color Emoji (CBDT bitmaps) or OpenMoji (COLRv0 layers).
 /// Maps a code point sequence to one glyph (cmap, then the font's GSUB ligatures) and renders it as an RGBA image.

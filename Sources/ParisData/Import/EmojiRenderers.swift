@@ -1,4 +1,5 @@
 import Foundation
+import ParisImage
 
 /// The three emoji art styles the emoji importer renders.
 public enum EmojiStyle: String, CaseIterable, Sendable {

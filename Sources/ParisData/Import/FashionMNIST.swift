@@ -1,4 +1,5 @@
 import Foundation
+import ParisImage
 import Torch
 
 /// Imports Fashion-MNIST (Zalando, MIT) from Debian's `dataset-fashion-mnist` into a Hugging Face style image folder:

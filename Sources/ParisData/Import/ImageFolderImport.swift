@@ -1,4 +1,5 @@
 import Foundation
+import ParisImage
 
 /// Imports a user's image folder with a `metadata.jsonl` (Hugging Face imagefolder layout) into a checked dataset
 /// folder: every line is validated (a `file_name` inside the folder, a `text` caption, no duplicates), every image is

@@ -1,28 +1,10 @@
 import Foundation
+import ParisImage
 import Torch
 
 /// Image grids ("contact sheets") so a person can see what each cluster holds, and the image preparation the
 /// partition shares with them.
 public enum ContactSheet {
-    /// A grid of `images` [n, C, S, S] uint8, `columns` wide and ceil(n / columns) (or `rows`) high, with a white
-    /// gap of `gap` pixels after every tile; missing tiles are white.
-    public static func grid(_ images: Tensor, columns: Int, rows: Int? = nil, gap: Int = 2) throws -> Image {
-        guard images.rank == 4, [1, 3].contains(images.size(1)), images.size(2) == images.size(3) else {
-            throw PartitionError("a grid needs images [n, C, S, S] with C 1 or 3, not \(images.shape)")
-        }
-        let n = images.size(0), c = images.size(1), s = images.size(2)
-        let cols = max(1, columns), r = rows ?? max(1, (n + cols - 1) / cols)
-        let cells = r * cols, p = s + gap
-        // tiles: [n, C, P, P] float32 in [0, 255]
-        var tiles = try images.to(device: .cpu, dtype: .float32).slice(0, 0, min(n, cells)).pad([0, gap, 0, gap], value: 255)
-        if tiles.size(0) < cells {
-            tiles = try Tensor.cat([tiles, Tensor.full([cells - tiles.size(0), c, p, p], 255)])
-        }
-        // [rows, cols, C, P, P] → [C, rows, P, cols, P] → [C, rows·P, cols·P]
-        let sheet = try tiles.reshape([r, cols, c, p, p]).permute([2, 0, 3, 1, 4]).reshape([c, r * p, cols * p])
-        return try Image(tensor: sheet / 255.0, range: .zeroToOne)
-    }
-
     /// Stacks grids of equal width vertically (one row of tiles per cluster in `grids.png`).
     static func rowsSheet(_ rows: [Tensor], columns: Int, gap: Int = 2) throws -> Image {
         var tiles: [Tensor] = []
@@ -35,7 +17,7 @@ public enum ContactSheet {
             }
             tiles.append(t)
         }
-        return try grid(try Tensor.cat(tiles), columns: columns, rows: rows.count, gap: gap)
+        return try ImageGrid.grid(try Tensor.cat(tiles), columns: columns, rows: rows.count, gap: gap)
     }
 
     /// The image at the training resolution: centre-cropped to a square, resized (antialiased bilinear) to

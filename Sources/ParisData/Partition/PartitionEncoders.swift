@@ -1,4 +1,5 @@
 import Foundation
+import ParisImage
 import Torch
 
 /// The models a partition needs, injected as closures so that ParisData does not depend on ParisModels: the CLI

@@ -1,4 +1,5 @@
 import Foundation
+import ParisImage
 import Torch
 
 /// Decodes an image folder's images in batches: image features from the file-size RGB images (when asked), and

@@ -1,4 +1,5 @@
 import Foundation
+import ParisImage
 import Torch
 
 /// Writes a partition's shards and grids into its (temporary) folder.
@@ -70,7 +71,7 @@ struct PartitionWriter {
             let order = ShardLoader.permutation(count: rows.count, seed: config.seed &+ UInt64(cluster), epoch: 0)
             let sample = order.prefix(64).map { Int64(rows[$0]) }
             let picked = try images.indexSelect(dim: 0, index: try Tensor(sample))  // [≤64, C, S, S]
-            let grid = try ContactSheet.grid(picked, columns: 8)
+            let grid = try ImageGrid.grid(picked, columns: 8)
             try AtomicFile.write(try grid.pngData(), to: folder.appendingPathComponent(Partitioner.gridName(cluster: cluster)))
             rowsSheet.append(try picked.slice(0, 0, min(16, picked.size(0))))
         }

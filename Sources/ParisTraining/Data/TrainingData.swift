@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisData
 import Torch
 

@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisData
 import ParisDiffusion
 import ParisModels
@@ -20,13 +21,13 @@ struct DiffusionJob {
 /// caption dropout, bf16 autocast on CUDA; checkpoints every `checkpoint_every` steps and on a stop request; exact
 /// resume (weights, EMA, optimizer, generator state and loader cursor).
 final class DiffusionTrainer {
-    static let lockName = "train.lock"
+    static let lockName = JobLock.fileName
     let job: DiffusionJob
     let options: TrainOptions
     let modelConfig: ParisExpertConfig
     let device: Device
     let autocast: Bool
-    let store: CheckpointStore
+    let store: TrainingCheckpoints
     let report: ProgressReporter
     var folder: URL { job.folder }
 
@@ -36,7 +37,7 @@ final class DiffusionTrainer {
         modelConfig = try ModelFactory.expertConfig(preset: job.config.model, shard: job.data.info)
         device = try ModelFactory.device(job.config.device, job: job.name)
         autocast = job.config.precision == .bf16 && device.isCUDA
-        store = CheckpointStore(folder: job.folder.appendingPathComponent("state"))
+        store = TrainingCheckpoints(folder: job.folder.appendingPathComponent("state"))
         try FileManager.default.createDirectory(at: job.folder, withIntermediateDirectories: true)
         var output = options.output
         output.logFile = job.folder.appendingPathComponent("log.txt")
@@ -46,7 +47,8 @@ final class DiffusionTrainer {
     /// Removes what a previous training of this job wrote (for `restart`).
     func discardPrevious() throws {
         let fm = FileManager.default
-        for name in ["state", "samples", "metrics.jsonl", ExpertCheckpoint.configName, ExpertCheckpoint.weightsName] {
+        for name in ["state", "samples", MetricsFile.fileName, JobStatusFile.fileName, ExpertCheckpoint.configName,
+                     ExpertCheckpoint.weightsName] {
             let url = folder.appendingPathComponent(name)
             if fm.fileExists(atPath: url.path) { try fm.removeItem(at: url) }
         }
@@ -55,6 +57,20 @@ final class DiffusionTrainer {
     func run() throws -> TrainResult {
         let lock = try JobLock(folder.appendingPathComponent(Self.lockName), job: job.name)
         defer { lock.release() }
+        do {
+            let result = try train()
+            try JobStatusFile(state: result.outcome == .stopped ? .stopped : .finished, step: result.step,
+                              totalSteps: result.steps).write(to: folder)
+            return result
+        } catch {
+            let step = ((try? JobStatusFile.read(from: folder)) ?? nil)?.step ?? 0
+            try? JobStatusFile(state: .failed, step: step, totalSteps: job.config.steps, error: "\(error)")
+                .write(to: folder)
+            throw error
+        }
+    }
+
+    private func train() throws -> TrainResult {
         let cfg = job.config
         if options.restart {
             try discardPrevious()
@@ -126,6 +142,7 @@ final class DiffusionTrainer {
         var interval = resumedInterval ?? IntervalStats()
         interval.start = Date()
         var sessionSteps = 0, lastLoss: Double? = nil
+        try JobStatusFile(state: .running, step: step, totalSteps: cfg.steps).write(to: folder)
 
         func checkpoint() throws {
             let state = TrainingState(step: step, totalSteps: cfg.steps, cursor: loader.cursor,
@@ -177,6 +194,7 @@ final class DiffusionTrainer {
                 let record = interval.record(step: step, epoch: loader.cursor.epoch, lr: lr, elapsed: elapsed,
                                              device: device)
                 try metrics.append(record)
+                try JobStatusFile(state: .running, step: step, totalSteps: cfg.steps).write(to: folder)
                 lastLoss = record.loss
                 interval.reset()
             }

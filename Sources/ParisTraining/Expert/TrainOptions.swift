@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 
 /// The settings of one training session that are not part of run.json: what the command line decides.
 public struct TrainOptions {

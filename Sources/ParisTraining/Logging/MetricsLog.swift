@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import Torch
 
 /// One line of `metrics.jsonl`: the averages over the steps since the previous line.

@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 
 /// Where a training job's human-readable output goes.
 public struct TrainOutput {

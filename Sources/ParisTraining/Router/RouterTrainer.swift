@@ -1,4 +1,5 @@
 import Foundation
+import ParisRun
 import ParisData
 import ParisDiffusion
 import ParisModels
@@ -35,7 +36,7 @@ public struct RouterTrainOptions {
 /// Resume is bit-exact: before step s the trainer seeds libtorch's generator from (seed, s), so the times and
 /// noise of a step depend on nothing else, and the batch order comes from the loader cursor.
 public final class RouterTrainer {
-    public static let lockName = "train.lock"
+    public static let lockName = JobLock.fileName
     public let layout: RunLayout
     public let run: RunConfig
     public let job: TrainJobConfig
@@ -152,7 +153,7 @@ public final class RouterTrainer {
         struct Shape: Encodable { let router: RouterConfig; let timeSampling: String; let heldOut: Double }
         let hash = try TrainingState.configHash(
             job: job, model: Shape(router: config, timeSampling: samplingNote, heldOut: options.heldOutFraction))
-        let store = CheckpointStore(folder: folder.appendingPathComponent("state"))
+        let store = TrainingCheckpoints(folder: folder.appendingPathComponent("state"))
 
         var step = 0, cursor = LoaderCursor(), imagesSeen = 0, elapsed = 0.0, resumedFrom: Int?
         if let ckpt = store.loadLatest(device: device, warn: { report.log("warning: \($0)") }) {
@@ -263,6 +264,7 @@ public final class RouterTrainer {
         self.evaluation = evaluation
         try RouterCheckpoint.write(config: config, weights: try router.stateDict(), steps: step, to: folder)
         try evaluation.write(to: folder)
+        try evaluation.writeConfusionPNG(to: folder)
         if options.writePlots {
             do { try RunPlots.writeRouterPlots(folder: folder) } catch { report.log("warning: plots: \(error)") }
         }

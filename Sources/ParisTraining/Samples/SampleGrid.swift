@@ -1,4 +1,6 @@
 import Foundation
+import ParisImage
+import ParisRun
 import ParisData
 import ParisDiffusion
 import ParisModels

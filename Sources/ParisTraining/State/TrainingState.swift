@@ -1,11 +1,12 @@
 import Foundation
+import ParisRun
 import ParisData
 import ParisDiffusion
 import Torch
 
 /// `state.json` of one training checkpoint (`<job>/state/step_<N>/state.json`): everything besides the tensors
 /// that a resumed job needs to continue exactly where the checkpoint was taken.
-public struct TrainingState: Codable, Sendable, Equatable {
+public struct TrainingState: CheckpointState, Equatable {
     public static let currentFormat = "paris-train-state-v1"
     public var format: String
     /// Optimizer steps completed.
@@ -56,6 +57,12 @@ public struct TrainingState: Codable, Sendable, Equatable {
         case lossEMA = "loss_ema", interval, files, written
     }
 
+    /// The generator states decode.
+    public func validate() throws {
+        _ = try cpuGeneratorState()
+        _ = try cudaGeneratorState()
+    }
+
     /// The decoded CPU generator state.
     public func cpuGeneratorState() throws -> [UInt8] {
         guard let d = Data(base64Encoded: rngCPU) else { throw RunError("state.json: rng_cpu is not base64") }
@@ -90,3 +97,6 @@ private struct TrajectorySettings<M: Encodable>: Encodable {
     let batchSize: Int, learningRate: Double, warmupSteps: Int, weightDecay: Double
     let emaDecay: Double, gradClip: Double, precision: String, captionDropout: Double, seed: UInt64
 }
+
+/// The trainers' checkpoint store: `state/step_<N>/` folders whose `state.json` is a `TrainingState`.
+public typealias TrainingCheckpoints = CheckpointStore<TrainingState>

@@ -1,4 +1,6 @@
 import Foundation
+import ParisImage
+import ParisRun
 import ParisData
 
 /// The charts of a run, drawn from the jobs' `metrics.jsonl` files alone: `expert_<k>/loss.png` (and the

@@ -88,6 +88,15 @@ public enum RouterCheckpoint {
     public static let configName = "config.json"
     public static let weightsName = "model.safetensors"
     public static let className = "ParisRouter"
+    /// The held-out evaluation the router trainer writes beside the weights (`RouterEvaluation`).
+    public static let evaluationName = "eval.json"
+
+    /// The held-out accuracy recorded in `folder/eval.json`, nil when there is none.
+    public static func heldOutAccuracy(in folder: URL) -> Double? {
+        guard let data = FileManager.default.contents(atPath: folder.appendingPathComponent(evaluationName).path),
+              let dict = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
+        return (dict["accuracy"] as? NSNumber)?.doubleValue
+    }
 
     public static func exists(in folder: URL) -> Bool {
         let fm = FileManager.default
@@ -130,8 +139,8 @@ public enum RouterCheckpoint {
 }
 
 /// JSON objects as dictionaries, for config files that merge a Codable model config with extra keys.
-enum JSONObject {
-    static func encode<T: Encodable>(_ value: T) throws -> [String: Any] {
+public enum JSONObject {
+    public static func encode<T: Encodable>(_ value: T) throws -> [String: Any] {
         let data = try JSONEncoder().encode(value)
         guard let dict = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw RunError("\(T.self) does not encode to a JSON object")
@@ -139,11 +148,11 @@ enum JSONObject {
         return dict
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from dict: [String: Any]) throws -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, from dict: [String: Any]) throws -> T {
         try JSONDecoder().decode(T.self, from: try JSONSerialization.data(withJSONObject: dict))
     }
 
-    static func read(_ url: URL) throws -> [String: Any] {
+    public static func read(_ url: URL) throws -> [String: Any] {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw RunError("\(url.path): not found") }
         guard let dict = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw RunError("\(url.path): not a JSON object")
@@ -151,7 +160,7 @@ enum JSONObject {
         return dict
     }
 
-    static func write(_ dict: [String: Any], to url: URL) throws {
+    public static func write(_ dict: [String: Any], to url: URL) throws {
         let data = try JSONSerialization.data(withJSONObject: dict, options: [.prettyPrinted, .sortedKeys,
                                                                               .withoutEscapingSlashes])
         try AtomicFile.write([UInt8](data) + [10], to: url)

@@ -13,10 +13,12 @@ import Torch
 /// crash (even `kill -9`) during a write leaves only a temporary folder, which loading ignores and the next write
 /// removes. Loading takes the newest checkpoint that passes every check (state.json parses, every file has the
 /// recorded size and parses as safetensors) and reports each one it skips.
-public struct CheckpointStore: Sendable {
-    public static let stateName = "state.json"
-    public static let latestName = "latest"
-    public static let tensorFiles = ["model.safetensors", "ema.safetensors", "optimizer.safetensors"]
+///
+/// The store knows the folder format; `State` (the trainers' `TrainingState`) is what `state.json` holds.
+public struct CheckpointStore<State: CheckpointState>: Sendable {
+    public static var stateName: String { CheckpointFolder.stateName }
+    public static var latestName: String { "latest" }
+    public static var tensorFiles: [String] { ["model.safetensors", "ema.safetensors", "optimizer.safetensors"] }
 
     public let folder: URL
     /// How many complete checkpoints to keep (older ones are deleted after a new one is written).
@@ -30,25 +32,22 @@ public struct CheckpointStore: Sendable {
     /// A checkpoint read back: its state and tensors, by file name without extension (`model`, `ema`, `optimizer`).
     public struct Loaded {
         public let folder: URL
-        public let state: TrainingState
+        public let state: State
         public let tensors: [String: [String: Tensor]]
     }
 
     /// The folder name of step N's checkpoint.
-    public static func name(step: Int) -> String { "step_\(step)" }
+    public static func name(step: Int) -> String { CheckpointFolder.name(step: step) }
 
     /// Steps of the complete-looking checkpoint folders, newest first.
-    public func steps() -> [Int] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        return names.compactMap { n -> Int? in
-            guard n.hasPrefix("step_"), let s = Int(n.dropFirst(5)), s >= 0 else { return nil }
-            return s
-        }.sorted(by: >)
-    }
+    public func steps() -> [Int] { CheckpointFolder.steps(in: folder) }
+
+    /// The newest step whose `state.json` names that step (no tensor checks).
+    public func latestStep() -> Int? { CheckpointFolder.latest(in: folder)?.step }
 
     /// Writes step N's checkpoint: `tensors` maps `model`/`ema`/`optimizer` to their state dicts. Atomic as a
     /// whole; then updates `latest` and prunes old checkpoints and stale temporary folders.
-    public func write(state: TrainingState, tensors: [String: [String: Tensor]]) throws {
+    public func write(state: State, tensors: [String: [String: Tensor]]) throws {
         let fm = FileManager.default
         try fm.createDirectory(at: folder, withIntermediateDirectories: true)
         let finalName = Self.name(step: state.step)
@@ -104,12 +103,12 @@ public struct CheckpointStore: Sendable {
         guard let data = FileManager.default.contents(atPath: stateURL.path) else {
             throw RunError("\(stateURL.path) is missing")
         }
-        let state: TrainingState
-        do { state = try JSONDecoder().decode(TrainingState.self, from: data) } catch {
+        let state: State
+        do { state = try JSONDecoder().decode(State.self, from: data) } catch {
             throw RunError("\(stateURL.path) is malformed (\(error))")
         }
-        guard state.format == TrainingState.currentFormat else {
-            throw RunError("\(stateURL.path): format '\(state.format)', expected '\(TrainingState.currentFormat)'")
+        guard state.format == State.currentFormat else {
+            throw RunError("\(stateURL.path): format '\(state.format)', expected '\(State.currentFormat)'")
         }
         guard state.step == step else { throw RunError("\(stateURL.path) says step \(state.step), not \(step)") }
         var tensors: [String: [String: Tensor]] = [:]
@@ -123,7 +122,7 @@ public struct CheckpointStore: Sendable {
             do { tensors[String(file.dropLast(".safetensors".count))] = try SafeTensors.load(url, device: device).tensors }
             catch { throw RunError("\(url.path) is unreadable (\(error))") }
         }
-        _ = try state.cpuGeneratorState()
+        try state.validate()
         return Loaded(folder: dir, state: state, tensors: tensors)
     }
 
@@ -133,16 +132,6 @@ public struct CheckpointStore: Sendable {
             do { return try load(step: step, device: device) } catch {
                 warn("skipping checkpoint step_\(step): \(error)")
             }
-        }
-        return nil
-    }
-
-    /// The step of the newest checkpoint whose state.json parses (no tensor checks), for status displays.
-    public func latestStep() -> Int? {
-        for step in steps() {
-            let url = folder.appendingPathComponent(Self.name(step: step)).appendingPathComponent(Self.stateName)
-            if let d = FileManager.default.contents(atPath: url.path),
-               let s = try? JSONDecoder().decode(TrainingState.self, from: d), s.step == step { return step }
         }
         return nil
     }
@@ -162,5 +151,50 @@ public struct CheckpointStore: Sendable {
     static func syncFolder(_ url: URL) {
         let fd = open(url.path, O_RDONLY)
         if fd >= 0 { fsync(fd); close(fd) }
+    }
+}
+
+/// What a checkpoint's `state.json` holds: its format tag, its step and the byte sizes of the tensor files (which
+/// the store fills in and checks before loading).
+public protocol CheckpointState: Codable, Sendable {
+    static var currentFormat: String { get }
+    var format: String { get }
+    var step: Int { get }
+    var files: [String: Int] { get set }
+    /// Checks the rest of the state (e.g. that its generator state decodes); throws a message naming the problem.
+    func validate() throws
+}
+
+/// A job's `state/` folder as files, whatever its states hold: what progress displays read.
+public enum CheckpointFolder {
+    /// The folder's name inside a job folder.
+    public static let name = "state"
+    /// The state file inside each `step_<N>` folder.
+    public static let stateName = "state.json"
+
+    /// The folder name of step N's checkpoint.
+    public static func name(step: Int) -> String { "step_\(step)" }
+
+    /// Steps of the `step_<N>` folders in `folder`, newest first.
+    public static func steps(in folder: URL) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.compactMap { n -> Int? in
+            guard n.hasPrefix("step_"), let s = Int(n.dropFirst(5)), s >= 0 else { return nil }
+            return s
+        }.sorted(by: >)
+    }
+
+    /// The newest step whose `state.json` names that step (no tensor checks), and when it was written (Unix
+    /// seconds); nil when there is none.
+    public static func latest(in folder: URL) -> (step: Int, writtenAt: Double?)? {
+        struct Step: Decodable { let step: Int }
+        for step in steps(in: folder) {
+            let url = folder.appendingPathComponent(name(step: step)).appendingPathComponent(stateName)
+            guard let d = FileManager.default.contents(atPath: url.path),
+                  let s = try? JSONDecoder().decode(Step.self, from: d), s.step == step else { continue }
+            let date = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date
+            return (step, date?.timeIntervalSince1970)
+        }
+        return nil
     }
 }

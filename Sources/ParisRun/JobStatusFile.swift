@@ -5,19 +5,21 @@ import Torch
 public enum JobState: String, Codable, Sendable, CaseIterable {
     /// No file of the job exists yet.
     case notStarted = "not_started"
-    /// The trainer is running: its status or log was updated within the last minute.
+    /// A trainer process holds the job's lock.
     case running
-    /// The trainer stopped before the end (SIGTERM/SIGINT checkpoint, or killed: no update for over a minute).
+    /// The job has files but no process holds its lock: stopped by a signal or `--stop-after` after a
+    /// checkpoint, or killed.
     case stopped
-    /// The final weights are written.
+    /// The final weights are written, and the trainer said so.
     case finished
     /// The trainer reported an error.
     case failed
 }
 
-/// `status.json` in a job's folder: what a trainer says about itself, rewritten atomically at start, at every log
-/// line, at a stop and at the end. `paris status` reads it; a `running` file that has not been updated for a minute
-/// means the process died without saying so (kill -9, a lost node).
+/// `status.json` in a job's folder: what a trainer says about itself, rewritten atomically by every trainer at
+/// start, at every log line, at a stop, on an error and at the end (after the final weights). `RunProgress` reads
+/// it with the job's lock (`JobLock.isHeld`): a `running` file whose lock nobody holds means the process died
+/// without saying so (kill -9, a lost node).
 public struct JobStatusFile: Codable, Sendable, Equatable {
     public static let fileName = "status.json"
 

@@ -1,56 +1,9 @@
 import Foundation
+import ParisRun
 import ParisDiffusion
 import ParisEnsemble
 import ParisModels
 import Torch
-
-/// The router's accuracy and routing entropy at one flow time.
-public struct RouterPoint: Codable, Sendable, Equatable {
-    public var t: Double
-    /// The fraction of held-out x_t whose router argmax is the image's true cluster.
-    public var accuracy: Double
-    /// The mean entropy (nats) of p(k | x_t, t); log K is a uniform router.
-    public var entropy: Double
-    /// The mean probability the router gives the true cluster.
-    public var trueClusterProbability: Double
-
-    enum CodingKeys: String, CodingKey {
-        case t, accuracy, entropy, trueClusterProbability = "true_cluster_probability"
-    }
-}
-
-/// Router accuracy and routing entropy per flow time (the router's own task: p(cluster | x_t, t)).
-///
-/// Protocol: every held-out image x0 (true cluster c) is noised to x_t = (1 − t)·x0 + t·ε at each t of `times`,
-/// with ε from `Runtime.manualSeed(seed)`; the router scores x_t at network time t·1000.
-public enum RouterEvaluation {
-    public static func run(router: Router, data: EvalData, times: [Double], seed: UInt64 = 0, batchSize: Int = 256,
-                           device: Device = .cpu) throws -> [RouterPoint] {
-        let x0 = try data.modelImages()              // [N, C, S, S]
-        let n = data.count, k = router.config.numExperts
-        let truth = try Tensor(data.clusters.map { Int64($0) })
-        return try withNoGrad {
-            try times.map { t -> RouterPoint in
-                Runtime.manualSeed(seed)
-                let noise = try Tensor.randn(x0.shape)
-                let xt = try x0 * (1 - t) + noise * t
-                var probs: [Tensor] = []
-                for s in stride(from: 0, to: n, by: batchSize) {
-                    let e = min(n, s + batchSize)
-                    let p = try router.probabilities(x: xt.slice(0, s, e).to(device: device),
-                                                     t: FlowPath.networkTime(t, batch: e - s, device: device))
-                    probs.append(try p.to(device: .cpu, dtype: .float64))
-                }
-                let p = try Tensor.cat(probs)                                           // [N, K]
-                guard p.size(1) == k else { throw EvalError("router returned \(p.shape)") }
-                let correct = try p.argmax(dim: 1).eq(truth).to(dtype: .float64).mean().item()
-                let entropy = try (0.0 - (p * p.clamp(min: 1e-12).log()).sum(dims: [1])).mean().item()
-                let trueP = try p.gather(dim: 1, index: truth.unsqueeze(1)).mean().item()
-                return RouterPoint(t: t, accuracy: correct, entropy: entropy, trueClusterProbability: trueP)
-            }
-        }
-    }
-}
 
 /// Expert-data alignment: each expert's x0-prediction error on every cluster's held-out images.
 public struct AlignmentMatrix: Codable, Sendable, Equatable {

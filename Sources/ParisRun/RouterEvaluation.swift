@@ -1,0 +1,183 @@
+import Foundation
+import ParisDiffusion
+import ParisModels
+import Torch
+
+/// The router's accuracy and routing entropy at one flow time t.
+public struct RouterPoint: Codable, Sendable, Equatable {
+    public var t: Double
+    /// The fraction of held-out x_t whose router argmax is the image's true cluster.
+    public var accuracy: Double
+    /// The mean entropy (nats) of p(k | x_t, t): 0 is certain, ln K is a uniform router.
+    public var entropy: Double
+    /// The mean probability the router gives the true cluster.
+    public var trueClusterProbability: Double
+
+    public init(t: Double, accuracy: Double, entropy: Double, trueClusterProbability: Double) {
+        self.t = t
+        self.accuracy = accuracy
+        self.entropy = entropy
+        self.trueClusterProbability = trueClusterProbability
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case t, accuracy, entropy, trueClusterProbability = "true_cluster_probability"
+    }
+}
+
+/// The router's held-out evaluation, the one protocol for `paris train router` (`router/eval.json`, `eval.md`) and
+/// `paris eval` (the report's router section).
+///
+/// Held-out images x0 [N, C, H, W] (pixels in [−1, 1]) with true clusters c:
+/// - by time: at each t of `times`, x_t = (1 − t)·x0 + t·ε with ε from `Runtime.manualSeed(seed)` (the same ε at
+///   every t, so the points differ by t alone); the router scores x_t at network time t·1000 → accuracy, mean
+///   entropy −Σ_k p_k log p_k (log p from log-softmax) and the mean p(c);
+/// - overall: each image once at a t drawn from the training time distribution (seed `seed + 1`) → accuracy, mean
+///   entropy and the K×K confusion matrix (rows: true cluster, columns: predicted; it sums to N).
+///
+/// Near t = 1 (pure noise) no text-free router can beat the cluster prior; near t = 0 it is a classifier of clean
+/// images.
+public struct RouterEvaluation: Codable, Sendable, Equatable {
+    public static let jsonName = RouterCheckpoint.evaluationName
+    public static let markdownName = "eval.md"
+    public static let confusionPNGName = "confusion.png"
+    /// t = 0.05, 0.15, …, 0.95: the middles of ten equal bins of the flow path.
+    public static let defaultTimes = (0..<10).map { (Double($0) + 0.5) / 10 }
+
+    public var numClusters: Int
+    public var heldOut: Int
+    /// Training steps behind the router's weights.
+    public var step: Int
+    /// How t was drawn in the overall pass (the experts' time sampling).
+    public var timeSampling: String
+    public var accuracy: Double?
+    public var entropy: Double?
+    /// ln K, the entropy of a uniform routing.
+    public var maxEntropy: Double
+    /// confusion[true][predicted]
+    public var confusion: [[Int]]
+    /// Accuracy of each true cluster (nil for a cluster with no held-out image).
+    public var perClusterAccuracy: [Double?]
+    /// Accuracy and entropy at each evaluated t.
+    public var points: [RouterPoint]
+
+    enum CodingKeys: String, CodingKey {
+        case numClusters = "num_clusters", heldOut = "held_out", step, timeSampling = "time_sampling", accuracy
+        case entropy, maxEntropy = "max_entropy", confusion, perClusterAccuracy = "per_cluster_accuracy", points
+    }
+
+    /// Evaluates `router` (K outputs) on `images` [N, C, H, W] with true clusters `clusters` (N values in 0..<K).
+    public static func evaluate(router: Router, images x0: Tensor, clusters: [Int], times: [Double] = defaultTimes,
+                                sampling: TimeSampling = .uniform, samplingName: String = "uniform", step: Int = 0,
+                                seed: UInt64 = 0, batchSize: Int = 256, device: Device = .cpu) throws
+        -> RouterEvaluation {
+        let k = router.config.numExperts, n = clusters.count
+        guard x0.rank == 4, x0.size(0) == n else {
+            throw RunError("router evaluation: \(n) clusters for images of shape \(x0.shape)")
+        }
+        guard clusters.allSatisfy({ (0..<k).contains($0) }) else {
+            throw RunError("router evaluation: a cluster index is outside 0..<\(k)")
+        }
+        guard times.allSatisfy({ $0.isFinite && (0...1).contains($0) }) else {
+            throw RunError("router evaluation: times must lie in [0, 1], got \(times)")
+        }
+        let wasTraining = router.isTraining
+        router.train(false)
+        defer { router.train(wasTraining) }
+        let images = try x0.to(device: .cpu, dtype: .float32)
+        let truth = try Tensor(clusters.map { Int64($0) })                                // [N]
+
+        /// log p(k | x_t, t) [N, K] (float64, CPU) for x_t = (1 − t)·x0 + t·noise, t: [N].
+        func logProbabilities(t: Tensor, noise: Tensor) throws -> Tensor {
+            var parts: [Tensor] = []
+            for s in stride(from: 0, to: n, by: batchSize) {
+                let e = min(n, s + batchSize)
+                let tb = try t.slice(0, s, e).to(device: device)
+                let xt = try FlowPath.interpolate(x0: images.slice(0, s, e).to(device: device),
+                                                  noise: noise.slice(0, s, e).to(device: device), t: tb)
+                let logits = try router(x: xt, t: FlowPath.networkTime(tb)).to(dtype: .float32)  // [b, K]
+                parts.append(try logits.logSoftmax(dim: -1).to(device: .cpu, dtype: .float64))
+            }
+            return try Tensor.cat(parts)
+        }
+        func entropy(_ logp: Tensor) throws -> Tensor { try (logp.exp() * logp).sum(dims: [1]) * -1.0 }  // [N]
+
+        return try withNoGrad {
+            var points: [RouterPoint] = []
+            if n > 0 {
+                Runtime.manualSeed(seed)
+                let noise = try Tensor.randn(images.shape)
+                for t in times {
+                    let logp = try logProbabilities(t: try Tensor.full([n], t), noise: noise)
+                    points.append(RouterPoint(
+                        t: t, accuracy: try logp.argmax(dim: 1).eq(truth).to(dtype: .float64).mean().item(),
+                        entropy: try entropy(logp).mean().item(),
+                        trueClusterProbability: try logp.gather(dim: 1, index: truth.unsqueeze(1)).exp().mean().item()))
+                }
+            }
+            var confusion = Array(repeating: Array(repeating: 0, count: k), count: k)
+            var entropySum = 0.0
+            if n > 0 {
+                Runtime.manualSeed(seed &+ 1)
+                let t = try sampling.sample(batch: n)
+                let noise = try Tensor.randn(images.shape)
+                let logp = try logProbabilities(t: t, noise: noise)
+                let predicted = try logp.argmax(dim: 1).toArray(as: Int64.self)
+                for (c, p) in zip(clusters, predicted) { confusion[c][Int(p)] += 1 }
+                entropySum = try entropy(logp).sum().item()
+            }
+            func ratio(_ a: Double, _ b: Int) -> Double? { b > 0 ? a / Double(b) : nil }
+            let correct = (0..<k).reduce(0) { $0 + confusion[$1][$1] }
+            return RouterEvaluation(
+                numClusters: k, heldOut: n, step: step, timeSampling: samplingName,
+                accuracy: ratio(Double(correct), n), entropy: ratio(entropySum, n), maxEntropy: log(Double(k)),
+                confusion: confusion,
+                perClusterAccuracy: (0..<k).map { c in ratio(Double(confusion[c][c]), confusion[c].reduce(0, +)) },
+                points: points)
+        }
+    }
+
+    /// The point nearest to flow time t.
+    public func point(nearest t: Double) -> RouterPoint? { points.min { abs($0.t - t) < abs($1.t - t) } }
+
+    /// Writes `eval.json` and `eval.md` into `folder` (each atomically).
+    public func write(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write([UInt8](try encoder.encode(self)) + [10], to: folder.appendingPathComponent(Self.jsonName))
+        try AtomicFile.write(Array(markdown().utf8), to: folder.appendingPathComponent(Self.markdownName))
+    }
+
+    /// Reads `folder/eval.json`.
+    public static func read(from folder: URL) throws -> RouterEvaluation {
+        let url = folder.appendingPathComponent(jsonName)
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw RunError("\(url.path): not found") }
+        do { return try JSONDecoder().decode(RouterEvaluation.self, from: data) } catch {
+            throw RunError("\(url.path): malformed router evaluation (\(error))")
+        }
+    }
+
+    /// The report as Markdown: overall numbers, the table by t and the confusion matrix.
+    public func markdown() -> String {
+        func pct(_ v: Double?) -> String { v.map { String(format: "%.1f %%", 100 * $0) } ?? "–" }
+        func nats(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "–" }
+        var s = "# Router evaluation (step \(step))\n\n"
+        s += "Held-out images: \(heldOut) (K = \(numClusters)); x_t on the flow-matching path, t ~ \(timeSampling).\n\n"
+        s += "- accuracy: **\(pct(accuracy))** (chance with a uniform guess: \(pct(1 / Double(numClusters))))\n"
+        s += "- routing entropy: \(nats(entropy)) nats (uniform: \(nats(maxEntropy)))\n\n"
+        s += "## By time\n\n| t | accuracy | p(true cluster) | entropy (nats) |\n|---|---|---|---|\n"
+        for p in points {
+            s += String(format: "| %.2f ", p.t) + "| \(pct(p.accuracy)) | \(nats(p.trueClusterProbability)) | "
+                + "\(nats(p.entropy)) |\n"
+        }
+        s += "\n## Confusion (rows: true cluster, columns: predicted)\n\n"
+        s += "| true \\ pred | " + (0..<numClusters).map(String.init).joined(separator: " | ") + " | accuracy |\n"
+        s += "|---|" + String(repeating: "---|", count: numClusters + 1) + "\n"
+        for (i, row) in confusion.enumerated() {
+            s += "| \(i) | " + row.map(String.init).joined(separator: " | ") + " | \(pct(perClusterAccuracy[i])) |\n"
+        }
+        s += "\n![confusion](\(Self.confusionPNGName))\n"
+        return s
+    }
+}

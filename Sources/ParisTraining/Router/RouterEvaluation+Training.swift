@@ -1,0 +1,32 @@
+import Foundation
+import ParisDiffusion
+import ParisImage
+import ParisModels
+import ParisRun
+import Torch
+
+/// What `paris train router` does with `RouterEvaluation` (ParisRun holds the protocol and the file format): it
+/// evaluates on the held-out split of `RouterDataset` and draws the confusion matrix.
+extension RouterEvaluation {
+    /// Evaluates `router` on `data`'s held-out images, with t drawn from `sampling` in the overall pass.
+    static func evaluate(router: Router, data: RouterDataset, sampling: TimeSampling, samplingName: String,
+                         step: Int, seed: UInt64, device: Device, batchSize: Int) throws -> RouterEvaluation {
+        let (images, labels) = try data.heldOut(0..<data.heldOutCount, device: .cpu)
+        return try evaluate(router: router, images: images, clusters: try labels.toArray(as: Int64.self).map { Int($0) },
+                            sampling: sampling, samplingName: samplingName, step: step, seed: seed,
+                            batchSize: batchSize, device: device)
+    }
+
+    /// Writes `confusion.png`: each row coloured by its share (so small clusters show as clearly as big ones),
+    /// labelled with the counts.
+    func writeConfusionPNG(to folder: URL) throws {
+        let cell = numClusters <= 8 ? 40 : numClusters <= 16 ? 28 : max(6, 640 / numClusters)
+        var map = Heatmap(title: "ROUTER CONFUSION, STEP \(step)", rowLabel: "TRUE", columnLabel: "PREDICTED",
+                          values: confusion.map { $0.map(Double.init) }, cellSize: cell)
+        map.shades = confusion.map { row -> [Double] in
+            let s = row.reduce(0, +)
+            return row.map { s > 0 ? Double($0) / Double(s) : 0 }
+        }
+        try map.writePNG(to: folder.appendingPathComponent(Self.confusionPNGName))
+    }
+}
