@@ -48,9 +48,8 @@ public struct MixtureMember {
     public static func velocity(name: String,
                                 _ v: @escaping (Tensor, Tensor, TextCondition?) throws -> Tensor) -> MixtureMember {
         MixtureMember(name: name) { x, t, text, s in
-            guard let text, s != 1 else { return try v(x, t, text) }
-            let vc = try v(x, t, text), vu = try v(x, t, nil)
-            return try vu + (vc - vu) * s
+            guard let text, Guidance.isGuided(scale: s) else { return try v(x, t, text) }
+            return try Guidance.combine(conditional: v(x, t, text), unconditional: v(x, t, nil), scale: s)
         }
     }
 
