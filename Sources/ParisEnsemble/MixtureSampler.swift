@@ -1,6 +1,7 @@
 import Foundation
 import ParisData
 import ParisDiffusion
+import ParisModels
 import Torch
 
 /// The routing record of a sampling run, written as `trace.json`:

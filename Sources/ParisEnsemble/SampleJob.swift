@@ -1,6 +1,7 @@
 import Foundation
 import ParisData
 import ParisDiffusion
+import ParisModels
 import ParisTraining
 import Torch
 

@@ -2,6 +2,7 @@ import Foundation
 import ParisData
 import ParisDiffusion
 import ParisEnsemble
+import ParisModels
 import ParisTraining
 import Torch
 
