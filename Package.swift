@@ -61,8 +61,9 @@ let package = Package(
             ]
         ),
         .target(name: "Torch", dependencies: ["CTorch"]),
-        .target(name: "ParisModels", dependencies: ["Torch"]),
-        .target(name: "ParisDiffusion", dependencies: ["Torch", "ParisModels"]),
+        // ParisDiffusion: the guidance, objectives and ε → v conversion behind `ExpertVelocity`.
+        .target(name: "ParisModels", dependencies: ["Torch", "ParisDiffusion"]),
+        .target(name: "ParisDiffusion", dependencies: ["Torch"]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
                        providers: [.apt(["libjpeg62-turbo-dev"])]),
@@ -106,7 +107,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ParisModelsTests",
-            dependencies: ["ParisModels", "Torch", "ParisTestSupport", "ParisData"],  // ParisData: PyPIPackage.miniLM
+            dependencies: ["ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport",
+                           "ParisData"],  // ParisData: PyPIPackage.miniLM
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

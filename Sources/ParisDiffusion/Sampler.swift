@@ -1,16 +1,5 @@
 import Torch
 
-/// The ODE integrator of the samplers.
-public enum ODESolver: String, NamedChoice, Sendable {
-    public static let choiceKey = "solver"
-    /// x ← x + (t_{i+1} − t_i)·v(x, t_i): one model call per step (Paris: 50 steps).
-    case euler
-    /// Heun's second-order method: x̃ = x + h·v(x, t_i), x ← x + h·(v(x, t_i) + v(x̃, t_{i+1}))/2, h = t_{i+1} − t_i.
-    /// Two model calls per step, the correction included on the last step (a velocity model is defined at t = 0).
-    case heun
-
-}
-
 /// The times t_0 = 1 > t_1 > … > t_N = 0 that a sampler visits.
 public enum TimeGrid: String, NamedChoice, Sendable {
     public static let choiceKey = "time_grid"
@@ -86,17 +75,8 @@ public struct SamplerConfig: Codable, Sendable, Equatable {
     public func times() throws -> [Double] { try timeGrid.times(steps: steps, shift: shift) }
 }
 
-/// One finished step, reported to the progress callback.
-public struct SamplerProgress {
-    /// 0-based index of the step just taken, and the number of steps.
-    public let step: Int, steps: Int
-    /// The step went from time `t` to `tNext`.
-    public let t: Double, tNext: Double
-    /// The state at `tNext`.
-    public let x: Tensor
-}
-
-/// Euler / Heun integration of dx/dt = v(x, t) from t = 1 (noise) to t = 0 (data), with classifier-free guidance.
+/// Euler / Heun integration (`ODESolver.integrate`) of dx/dt = v(x, t) from t = 1 (noise) to t = 0 (data), with
+/// classifier-free guidance (`Guidance`) on a `VelocityModel` and its null condition.
 public struct FlowSampler {
     public var config: SamplerConfig
 
@@ -113,27 +93,22 @@ public struct FlowSampler {
         return try Tensor.randn(shape, dtype: dtype, device: device)
     }
 
-    /// The guided velocity at time t for the batch x. With a condition, a null condition and s ≠ 1, cond and
-    /// uncond run in one forward pass on [x; x] with [c; null] (cond first, as DiT's `forward_with_cfg`), then
-    /// v = v_u + s·(v_c − v_u).
+    /// The guided velocity at flow time t for the batch x: one conditional (or unconditional) call with s = 1 or
+    /// no condition, else `Guidance.onePass` on [x; x] with [c; null] (cond first, as DiT's `forward_with_cfg`),
+    /// v = v_u + s·(v_c − v_u). x: [B, ...], condition: [B, ...] → [B, ...]
     public func guidedVelocity(_ model: VelocityModel, x: Tensor, t: Double, condition: Tensor?,
                                null: NullCondition?) throws -> Tensor {
         let batch = x.size(0)
         let s = config.guidanceScale
-        guard let condition, s != 1 else {
-            return try model(x, FlowPath.networkTime(t, batch: batch, device: x.device), condition)
-        }
+        let networkTime = try FlowPath.networkTime(t, batch: batch, device: x.device)  // [B]
+        guard let condition, Guidance.isGuided(scale: s) else { return try model(x, networkTime, condition) }
         guard let null else {
             throw DiffusionError("classifier-free guidance (scale \(s)) needs a null condition")
         }
         try require(condition.size(0) == batch,
                     "the condition has batch \(condition.size(0)) but x has batch \(batch)")
-        let both = try Tensor.cat([condition, null.batch(like: condition)], dim: 0)
-        let out = try model(Tensor.cat([x, x], dim: 0), FlowPath.networkTime(t, batch: 2 * batch, device: x.device),
-                            both)
-        let halves = try out.chunk(2, dim: 0)
-        let vc = halves[0], vu = halves[1]
-        return try vu + (vc - vu) * s
+        let both = try Guidance.stack(condition, null.batch(like: condition))  // [2B, ...]
+        return try Guidance.onePass(x: x, t: networkTime, scale: s) { x, t in try model(x, t, both) }
     }
 
     /// Integrates from `noise` (x at t = 1) over `times` (default: the configured grid) and returns every state
@@ -141,42 +116,26 @@ public struct FlowSampler {
     public func trajectory(_ model: VelocityModel, noise: Tensor, condition: Tensor? = nil,
                            null: NullCondition? = nil, times: [Double]? = nil,
                            progress: ((SamplerProgress) throws -> Void)? = nil) throws -> [Tensor] {
-        try integrate(model, noise: noise, condition: condition, null: null, times: times, keep: true,
-                      progress: progress)
-    }
-
-    func integrate(_ model: VelocityModel, noise: Tensor, condition: Tensor?, null: NullCondition?,
-                   times explicitTimes: [Double]?, keep: Bool,
-                   progress: ((SamplerProgress) throws -> Void)?) throws -> [Tensor] {
-        let times = try explicitTimes ?? config.times()
-        try Self.validate(times: times)
-        return try withNoGrad {
-            var x = noise
-            var states = [x]
-            let n = times.count - 1
-            for i in 0..<n {
-                let t = times[i], tNext = times[i + 1], h = tNext - t
-                let v = try guidedVelocity(model, x: x, t: t, condition: condition, null: null)
-                switch config.solver {
-                case .euler:
-                    x = try x + v * h
-                case .heun:
-                    let predicted = try x + v * h
-                    let v2 = try guidedVelocity(model, x: predicted, t: tNext, condition: condition, null: null)
-                    x = try x + (v + v2) * (h / 2)
-                }
-                if keep { states.append(x) }
-                try progress?(SamplerProgress(step: i, steps: n, t: t, tNext: tNext, x: x))
-            }
-            return keep ? states : [x]
+        var states = [noise]
+        _ = try integrate(model, noise: noise, condition: condition, null: null, times: times) {
+            states.append($0.x)
+            try progress?($0)
         }
+        return states
     }
 
     /// The final sample x(0) from `noise`.
     public func sample(_ model: VelocityModel, noise: Tensor, condition: Tensor? = nil, null: NullCondition? = nil,
                        times: [Double]? = nil, progress: ((SamplerProgress) throws -> Void)? = nil) throws -> Tensor {
-        try integrate(model, noise: noise, condition: condition, null: null, times: times, keep: false,
-                      progress: progress)[0]
+        try integrate(model, noise: noise, condition: condition, null: null, times: times, progress: progress)
+    }
+
+    /// `ODESolver.integrate` of the guided velocity over `times` (default: the configured grid).
+    func integrate(_ model: VelocityModel, noise: Tensor, condition: Tensor?, null: NullCondition?,
+                   times: [Double]?, progress: ((SamplerProgress) throws -> Void)?) throws -> Tensor {
+        try config.solver.integrate(noise, times: times ?? config.times(), velocity: { x, t in
+            try guidedVelocity(model, x: x, t: t, condition: condition, null: null)
+        }, progress: progress)
     }
 
     /// An explicit time list must start at 1 or below, decrease strictly, stay in [0, 1] and have ≥ 2 entries.

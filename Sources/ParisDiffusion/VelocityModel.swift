@@ -1,8 +1,9 @@
 import Torch
 
-/// Anything the samplers can integrate: (x_t [B, ...], network time t·1000 [B] float32, condition or nil) → the
-/// flow-matching velocity v ≈ ε − x0 shaped like x_t. Wrap a DiT, a Paris expert, a converted ε expert or the
-/// router-weighted mixture in one of these.
+/// What `FlowSampler` integrates: (x_t [B, ...], network time t·1000 [B] float32, condition or nil) → the
+/// flow-matching velocity v ≈ ε − x0 shaped like x_t, guided by the sampler with a `NullCondition`. Wrap a
+/// class-conditional network or a converted ε network in one of these; a Paris expert is `ExpertVelocity`
+/// (ParisModels), the router-weighted mixture `MixtureSampler`, both integrated by `ODESolver.integrate`.
 public struct VelocityModel {
     public let call: DenoiserFunction
 

@@ -1,5 +1,6 @@
 import Foundation
 import ParisDiffusion
+import ParisModels
 import Torch
 
 /// The routing record of a sampling run, written as `trace.json`:
@@ -45,8 +46,8 @@ public struct RoutingTrace: Codable, Sendable, Equatable {
     }
 }
 
-/// Integrates dx/dt = v_mix(x, t) from noise (t = 1) to data (t = 0) with Euler or Heun over `SamplerConfig`'s
-/// time grid, routing at every model evaluation on the current x_t.
+/// Integrates dx/dt = v_mix(x, t) from noise (t = 1) to data (t = 0) with Euler or Heun (`ODESolver.integrate`)
+/// over `SamplerConfig`'s time grid, routing at every model evaluation on the current x_t.
 public struct MixtureSampler {
     public var config: SamplerConfig
     public var strategy: RoutingStrategy
@@ -76,33 +77,15 @@ public struct MixtureSampler {
         if strategy.needsRouter && mixture.router == nil {
             throw EnsembleError("routing strategy \(strategy) needs a router, and this mixture has none")
         }
-        let times = try config.times()
-        try FlowSampler.validate(times: times)
         var generator = SplitMix64(seed: routingSeed)
-        var steps: [StepRouting] = []
+        var steps: [StepRouting] = []  // one entry per model evaluation (Heun: two per step)
         let b = noise.size(0)
-        let x = try withNoGrad { () throws -> Tensor in
-            var x = noise
-            for i in 0..<(times.count - 1) {
-                let t = times[i], tNext = times[i + 1], h = tNext - t
-                let (v, r) = try mixture.velocity(x: x, t: t, text: text, guidance: config.guidanceScale,
-                                                  routing: routing, oracle: oracle, generator: &generator)
-                steps.append(r)
-                switch config.solver {
-                case .euler:
-                    x = try x + v * h
-                case .heun:
-                    let predicted = try x + v * h
-                    let (v2, r2) = try mixture.velocity(x: predicted, t: tNext, text: text,
-                                                        guidance: config.guidanceScale, routing: routing,
-                                                        oracle: oracle, generator: &generator)
-                    steps.append(r2)
-                    x = try x + (v + v2) * (h / 2)
-                }
-                progress?(i + 1, times.count - 1)
-            }
-            return x
-        }
+        let x = try config.solver.integrate(noise, times: config.times(), velocity: { x, t in
+            let (v, r) = try mixture.velocity(x: x, t: t, text: text, guidance: config.guidanceScale,
+                                              routing: routing, oracle: oracle, generator: &generator)
+            steps.append(r)
+            return v
+        }, progress: progress.map { report in { (p: SamplerProgress) in report(p.step + 1, p.steps) } })
         let trace = RoutingTrace(strategy: strategy, guidanceScale: config.guidanceScale, solver: config.solver,
                                  numExperts: mixture.numExperts, missingExperts: mixture.missing,
                                  prompts: prompts ?? Array(repeating: "", count: b), seeds: seeds, steps: steps)

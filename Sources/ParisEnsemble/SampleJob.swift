@@ -1,6 +1,7 @@
 import Foundation
 import ParisImage
 import ParisDiffusion
+import ParisModels
 import ParisRun
 import Torch
 

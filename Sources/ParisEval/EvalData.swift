@@ -2,6 +2,7 @@ import Foundation
 import ParisRun
 import ParisData
 import ParisEnsemble
+import ParisModels
 import Torch
 
 /// The evaluation's data: images of every cluster with their captions (encoded, from the shards), labels and

@@ -3,6 +3,7 @@ import ParisImage
 import ParisData
 import ParisDiffusion
 import ParisEnsemble
+import ParisModels
 import ParisRun
 import Torch
 

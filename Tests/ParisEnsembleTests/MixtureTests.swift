@@ -2,6 +2,7 @@ import Foundation
 import ParisData
 import ParisDiffusion
 @testable import ParisEnsemble
+import ParisModels
 import ParisTestSupport
 import Torch
 import XCTest

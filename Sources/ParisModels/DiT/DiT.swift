@@ -1,4 +1,5 @@
 import Foundation
+import ParisDiffusion
 import Torch
 
 /// Class-label embedding with label dropout for classifier-free guidance, as facebookresearch/DiT's
@@ -201,22 +202,24 @@ public final class DiT: Module {
     }
 
     /// Classifier-free guidance in one batch, as the reference's `forward_with_cfg`: x, t, y hold the conditional
-    /// half then the unconditional half (labels = null class); the first half of x is used for both. The first
-    /// `guidedChannels` output channels become uncond + scale·(cond − uncond) in both halves; the rest are the
-    /// model's own. The reference guides 3 channels "for exact reproducibility"; the default here guides every
-    /// input channel (the standard approach). x: [2B, C, H, W] → [2B, outC, H, W]
+    /// half then the unconditional half (labels = null class); the first half of x is used for both
+    /// (`Guidance.onePass`). The first `guidedChannels` output channels become uncond + scale·(cond − uncond) in
+    /// both halves; the rest are the model's own. The reference guides 3 channels "for exact reproducibility"; the
+    /// default here guides every input channel (the standard approach). x: [2B, C, H, W] → [2B, outC, H, W]
     public func forwardWithCFG(x: Tensor, t: Tensor, y: Tensor, cfgScale: Double,
                                guidedChannels: Int? = nil) throws -> Tensor {
         let n = x.size(0)
         guard n % 2 == 0, n > 0 else {
             throw TorchError("forwardWithCFG expects an even batch (conditional half, then unconditional), got \(n)")
         }
-        let half = try x.slice(0, 0, n / 2)
-        let out = try self(x: try Tensor.cat([half, half], dim: 0), t: t, y: y)  // [2B, outC, H, W]
         let g = min(guidedChannels ?? config.inChannels, config.outChannels)
-        let guided = try out.slice(1, 0, g), rest = try out.slice(1, g, config.outChannels)
-        let parts = try guided.chunk(2, dim: 0)
-        let mixed = try parts[1] + (parts[0] - parts[1]) * cfgScale
+        var out: Tensor? = nil  // [2B, outC, H, W], the model's own output
+        // The network gets [half; half] with t and y as given (the reference's t, not the first half doubled).
+        let mixed = try Guidance.onePass(x: x.slice(0, 0, n / 2), t: t.slice(0, 0, n / 2), scale: cfgScale) { xx, _ in
+            out = try self(x: xx, t: t, y: y)
+            return try out!.slice(1, 0, g)
+        }                                                                      // [B, g, H, W]
+        let rest = try out!.slice(1, g, config.outChannels)                    // [2B, outC − g, H, W]
         return try Tensor.cat([try Tensor.cat([mixed, mixed], dim: 0), rest], dim: 1)
     }
 

@@ -8,7 +8,8 @@ import Torch
 
 /// The sample grids a training job writes to `<job>/samples/step_<N>.png` (with `step_<N>.json` listing the
 /// captions in grid order): one image per caption, sampled from the EMA weights with Euler steps and
-/// classifier-free guidance (the expert's null text as the unconditional input; DDPM ε experts through the ε→v
+/// classifier-free guidance through `ExpertVelocity` and `ODESolver.integrate`, the path `paris sample` and
+/// `paris eval` take (the expert's null text as the unconditional input; DDPM ε experts through the ε→v
 /// conversion). The noise is the same at every step (seeded), so successive grids show the training progress.
 /// Sampling leaves libtorch's generator state as it found it, so grids never change the training trajectory.
 public final class SampleGrid {
@@ -57,19 +58,14 @@ public final class SampleGrid {
         self.model = model
         try ema.copy(to: model)
         model.train(false)
-        let n = captions.count, mask = textMask
-        let network: DenoiserFunction = { x, t, c in
-            // x: [b, C, H, W], t: [b]; c: [b, T, D] with b = n (conditional) or 2n (conditional, then null)
-            guard let c else { return try model(x: x, t: t, text: model.nullText(batch: x.size(0))) }
-            let m = c.size(0) == n ? mask
-                : try Tensor.cat([mask, Tensor.ones(mask.shape, dtype: .bool, device: mask.device)], dim: 0)
-            return try model(x: x, t: t, text: c, textMask: m)
+        let velocity = try ExpertVelocity(model, objective: objective)  // what `paris sample` calls per expert
+        let condition = try TextCondition(tokens: text, mask: textMask)  // [n, T, D], [n, T]
+        let noise = try FlowSampler.initialNoise(shape: [captions.count, config.inChannels, config.inputSize,
+                                                         config.inputSize], seed: seed, device: device)
+        let s = sampler.guidanceScale
+        return try sampler.solver.integrate(noise, times: sampler.times()) { x, t in
+            try velocity(x, FlowPath.networkTime(t, batch: x.size(0), device: x.device), condition, scale: s)
         }
-        let velocity = try VelocityModel.trained(with: objective, network: network)
-        let noise = try FlowSampler.initialNoise(shape: [n, config.inChannels, config.inputSize, config.inputSize],
-                                                 seed: seed, device: device)
-        let null = NullCondition.embedding(try withNoGrad { try model.nullText(batch: 1) })  // [1, T, D]
-        return try FlowSampler(sampler).sample(velocity, noise: noise, condition: text, null: null)
     }
 
     /// Tiles images [n, C, H, W] in [-1, 1] into a grid with `columns` columns and 2-pixel white gaps, upscaled
