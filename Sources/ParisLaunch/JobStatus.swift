@@ -124,6 +124,13 @@ public struct LaunchStatus: Sendable, Equatable {
         return lines.joined(separator: "\n")
     }
 
+    /// Every stage as JSON (sorted keys).
+    public func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(jobs), as: UTF8.self)
+    }
+
     /// A table: stage, job id, state, reason, progress.
     public var table: String {
         var rows = [["stage", "job", "state", "reason", "progress"]]

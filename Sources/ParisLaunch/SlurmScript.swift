@@ -38,7 +38,7 @@ public enum SlurmScript {
     public static func render(_ job: JobSpec, runName: String, logs: URL, throttle: Int? = nil) -> String {
         var command = job.argv.map(Shell.quote).joined(separator: " ")
         if job.arrayIndices != nil, let flag = job.indexArgument {
-            command += " \(Shell.quote(flag)) \"$SLURM_ARRAY_TASK_ID\""
+            command += " \(Shell.quote(flag)) \"$\(ArrayTaskIndex.slurm)\""
         }
         let what: String
         switch job.role {

@@ -56,7 +56,7 @@ public struct TrainJobConfig: Codable, Sendable, Equatable {
     /// Gradient-norm clipping threshold (0 turns clipping off).
     public var gradClip: Double
     public var precision: Precision
-    /// `cpu`, `cuda` or `cuda:N`.
+    /// `cpu`, `cuda`, `cuda:N` or `auto` (the default: CUDA when present, else the CPU), as everywhere in paris.
     public var device: String
     /// Probability of replacing a caption by the null text (classifier-free guidance training).
     public var captionDropout: Double
@@ -69,7 +69,7 @@ public struct TrainJobConfig: Codable, Sendable, Equatable {
 
     public init(model: String, objective: Objective = .flowMatchingUniform, batchSize: Int = 32, steps: Int = 1000,
                 learningRate: Double = 3e-4, warmupSteps: Int = 100, weightDecay: Double = 0, emaDecay: Double = 0.999,
-                gradClip: Double = 1, precision: Precision = .fp32, device: String = "cpu", captionDropout: Double = 0.1,
+                gradClip: Double = 1, precision: Precision = .fp32, device: String = "auto", captionDropout: Double = 0.1,
                 checkpointEvery: Int = 200, sampleEvery: Int = 0, logEvery: Int = 10, seed: UInt64 = 0,
                 resources: JobResources = .init()) {
         self.model = model

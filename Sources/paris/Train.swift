@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParisRun
 import ParisTraining
 import Torch
 
@@ -73,22 +74,8 @@ struct TrainExpert: ParsableCommand {
     @Option(help: "The expert index k (default: $SLURM_ARRAY_TASK_ID, then $JOB_COMPLETION_INDEX).")
     var expert: Int?
 
-    /// The expert index from --expert or the scheduler's variables, and where it came from.
-    static func expertIndex(_ flag: Int?, environment: [String: String]) throws -> (Int, String) {
-        if let flag { return (flag, "--expert") }
-        for name in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
-            guard let raw = environment[name], !raw.isEmpty else { continue }
-            guard let k = Int(raw.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("\(name) is '\(raw)', not an expert index")
-            }
-            return (k, name)
-        }
-        throw ValidationError("no expert index: pass --expert K, or run as a Slurm array task (SLURM_ARRAY_TASK_ID) "
-            + "or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)")
-    }
-
     func run() throws {
-        let (k, source) = try Self.expertIndex(expert, environment: ProcessInfo.processInfo.environment)
+        let (k, source) = try ArrayTaskIndex.expert(explicit: expert, environment: ProcessInfo.processInfo.environment)
         if source != "--expert" { print("expert index \(k) from \(source)") }
         try session.session { options in
             try ExpertTrainer.train(run: URL(fileURLWithPath: session.run), expert: k, options: options)

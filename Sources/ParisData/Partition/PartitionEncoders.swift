@@ -2,8 +2,9 @@ import Foundation
 import ParisImage
 import Torch
 
-/// The models a partition needs, injected as closures so that ParisData does not depend on ParisModels: the CLI
-/// wires MiniLM and EfficientNet-Lite0, tests wire small fakes (e.g. the mean colour of an image).
+/// The models a partition needs, injected as closures so that the partitioner knows no network: `pretrained(...)`
+/// wires MiniLM and EfficientNet-Lite0 (what `paris partition` uses), tests wire small fakes (e.g. the mean colour
+/// of an image).
 public struct PartitionEncoders {
     /// Image features for clustering.
     public struct ImageFeatures {

@@ -1,4 +1,5 @@
 import Foundation
+import Torch
 
 /// What a checkpoint file holds — each tensor's name, dtype and shape, the parameter count, and the metadata — for
 /// `paris inspect`. Reads safetensors (header only: no tensor is made, and dtypes Paris cannot load are still
@@ -15,6 +16,13 @@ public struct CheckpointSummary: Encodable, Sendable {
         public let dtype: String
         public let shape: [Int]
         public let count: Int
+
+        public init(name: String, dtype: String, shape: [Int], count: Int) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+            self.count = count
+        }
     }
 
     public let path: String
@@ -127,7 +135,7 @@ public struct CheckpointSummary: Encodable, Sendable {
         try c.encode(parameterCount, forKey: .parameterCount)
     }
 
-    static func grouped(_ n: Int) -> String {
+    public static func grouped(_ n: Int) -> String {
         let s = String(n)
         var out = ""
         for (i, c) in s.reversed().enumerated() {

@@ -1,4 +1,5 @@
 import Foundation
+import Torch
 
 /// What `paris doctor` prints: where libtorch is, how it was built, and which devices it can use.
 public struct RuntimeReport: Codable, Sendable {
@@ -33,6 +34,14 @@ public struct RuntimeReport: Codable, Sendable {
             torchVersion: Runtime.version, libraryPath: Runtime.libraryPath, cxx11ABI: Runtime.cxx11ABI,
             cpuCapability: Runtime.cpuCapability, threads: Runtime.threads, cudaLibrary: cudaLibrary,
             cudaAvailable: available, cudaDevices: devices, cudnnVersion: Runtime.cudnnVersion)
+    }
+
+    /// The report as JSON (snake_case keys, sorted).
+    public func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 
     /// Human-readable lines, one fact per line.
