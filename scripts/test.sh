@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh) and runs the whole test suite. This is what CI runs (.ci/run).
+# Sets everything up (scripts/setup.sh and scripts/interop-venv.sh) and runs the whole test suite. This is what CI
+# runs (.ci/run).
 # Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter SafeTensorsTests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The small numpy / safetensors / Pillow venv through which the interop tests have Python read the files we write.
+PARIS_INTEROP_PYTHON="$(scripts/interop-venv.sh)"
+export PARIS_INTEROP_PYTHON
+echo "[test] interop tests use PARIS_INTEROP_PYTHON=$PARIS_INTEROP_PYTHON"
 echo "[test] building (debug) and running the tests"
 swift build --build-tests
 swift test --skip-build --disable-swift-testing "$@"

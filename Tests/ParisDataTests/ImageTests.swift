@@ -107,12 +107,8 @@ final class ImageTests: XCTestCase {
         XCTAssertEqual(leftovers, [])
         XCTAssertThrowsError(try written[0].1.writePNG(to: dir.appendingPathComponent("missing/x.png")))
 
-        // Pillow's decoding of our PNGs, when the reference venv exists.
-        let python = FileManager.default.homeDirectoryForCurrentUser
-            .appendingPathComponent(".cache/paris/ref-venv/bin/python")
-        guard FileManager.default.isExecutableFile(atPath: python.path) else {
-            throw XCTSkip("no reference venv at \(python.path): Pillow check skipped")
-        }
+        // Pillow decodes our PNGs to the same pixels (the interop venv's Pillow, scripts/interop-venv.sh).
+        guard let python = try interopPython("Pillow's decoding of our PNGs") else { return }
         for (url, img) in written {
             let p = Process()
             p.executableURL = python

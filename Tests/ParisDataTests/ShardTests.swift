@@ -55,6 +55,32 @@ final class ShardTests: XCTestCase {
         assertThrows({ try Shard.load(from: dir.appendingPathComponent("shard_9")) }, contains: "no shard.json")
     }
 
+    /// Fixtures/shard_sha256_v1 is a shard (its shard.json checksums included) written at 7716fcc by the hand-written
+    /// SHA-256 that came before swift-crypto's: shards written then must still load, with their checksums verified.
+    func testShardWrittenBeforeTheChecksumSwapStillVerifies() throws {
+        let fixture = fixtureURL("shard_sha256_v1")
+        let want = [
+            "images.safetensors": "178935bc0624a1b55b230051c79d05629dba1193458b24a5641668cee3649c30",
+            "items.jsonl": "dcb532140552fe2753578717e2af4f5537be3e171eb8e5b405d826edc0a593a8",
+            "text.safetensors": "e5ee2ad3873ae34bd65f1d9c92bddf4664b13baa178dfbe209806c3327c3ba47",
+        ]
+        let shard = try Shard.load(from: fixture, expectedCluster: 1)
+        XCTAssertEqual(shard.info.checksums, want, "the fixture's shard.json was rewritten")
+        XCTAssertEqual(shard.info.count, 6)
+        XCTAssertEqual(shard.items.map(\.fileName), (0..<6).map { "img\($0).png" })
+        for (name, sum) in want {
+            XCTAssertEqual(try SHA256.hex(file: fixture.appendingPathComponent(name)), sum, name)
+        }
+        // The verification is not vacuous: one changed byte in a copy is refused.
+        let copy = dir.appendingPathComponent("shard_1")
+        try FileManager.default.copyItem(at: fixture, to: copy)
+        let items = copy.appendingPathComponent(Shard.itemsName)
+        var bytes = [UInt8](try Data(contentsOf: items))
+        bytes[10] ^= 0x01
+        try Data(bytes).write(to: items)
+        assertThrows({ try Shard.load(from: copy, expectedCluster: 1) }, contains: "checksum mismatch")
+    }
+
     func testInconsistentTensorsAreRefused() throws {
         let good = try makeShard()
         var info = good.info
