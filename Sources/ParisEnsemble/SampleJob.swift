@@ -7,7 +7,7 @@ import Torch
 
 /// `paris sample`: prompts → images through the run's mixture, written as
 /// `<run>/samples/<name>/img_<i>.png` (i in prompt-major order: prompt p's n-th image is i = p·n + j),
-/// `grid.png` (one row per prompt) and `trace.json` (`RoutingTrace`).
+/// `grid.png` (one row per prompt) and `trace.json` (`RoutingTrace`). The folder appears whole or not at all.
 public struct SampleJob {
     public var run: RunLayout
     /// The output folder's name under `<run>/samples/`.
@@ -73,12 +73,10 @@ public struct SampleJob {
         try validate()
         let fm = FileManager.default
         let folder = run.samples.appendingPathComponent(name)
-        if fm.fileExists(atPath: folder.path) {
-            guard overwrite else {
-                throw EnsembleError("\(folder.path) already exists; choose another --name or pass --force")
-            }
-            try fm.removeItem(at: folder)
-        }
+        let exists = EnsembleError("\(folder.path) already exists; choose another --name or pass --force")
+        // Fail fast before sampling; the check that counts is the atomic move at the end (another job may take the
+        // name meanwhile). An existing folder is never touched before the new one is complete.
+        if !overwrite && fm.fileExists(atPath: folder.path) { throw exists }
         let loaded = try RunMixture.load(run: run, device: device, strict: strict,
                                          requireRouter: strategy.needsRouter, log: log)
         try strategy.validate(numExperts: loaded.mixture.numExperts)
@@ -110,19 +108,27 @@ public struct SampleJob {
                 + "\(self.sampler.guidanceScale))")
         }
         let images = try Tensor.cat(outputs, dim: 0)  // [N, C, H, W] in about [-1, 1]
-        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
-        var files: [URL] = []
-        for i in 0..<images.size(0) {
-            let url = folder.appendingPathComponent("img_\(i).png")
-            try Image(tensor: images.select(0, i), range: .minusOneToOne).writePNG(to: url)
-            files.append(url)
+        // Everything is written into a staging folder beside the target and moved onto its name in one step
+        // (`AtomicFolder`): a job that fails leaves the old folder as it was and no staging folder; of two jobs on one
+        // name without --force exactly one wins; with --force the old folder is swapped out only once the new one is
+        // complete.
+        let staging = try AtomicFolder.makeStaging(beside: folder)
+        do {
+            for i in 0..<images.size(0) {
+                try Image(tensor: images.select(0, i), range: .minusOneToOne)
+                    .writePNG(to: staging.appendingPathComponent("img_\(i).png"))
+            }
+            try ImageGrid.grid(Self.uint8(images), columns: imagesPerPrompt == 1 ? min(8, all.count) : imagesPerPrompt)
+                .writePNG(to: staging.appendingPathComponent("grid.png"))
+            try AtomicFile.write(try trace!.jsonData(), to: staging.appendingPathComponent("trace.json"))
+            guard try AtomicFolder.publish(staging, to: folder, replace: overwrite) else { throw exists }
+        } catch {
+            try? fm.removeItem(at: staging)
+            throw error
         }
-        let gridURL = folder.appendingPathComponent("grid.png")
-        try ImageGrid.grid(Self.uint8(images), columns: imagesPerPrompt == 1 ? min(8, all.count) : imagesPerPrompt)
-            .writePNG(to: gridURL)
-        let traceURL = folder.appendingPathComponent("trace.json")
-        try AtomicFile.write(try trace!.jsonData(), to: traceURL)
-        return Result(folder: folder, images: files, grid: gridURL, trace: traceURL, warnings: loaded.warnings)
+        let files = (0..<images.size(0)).map { folder.appendingPathComponent("img_\($0).png") }
+        return Result(folder: folder, images: files, grid: folder.appendingPathComponent("grid.png"),
+                      trace: folder.appendingPathComponent("trace.json"), warnings: loaded.warnings)
     }
 
     /// Images in [-1, 1] [N, C, H, W] → uint8 [N, C, H, W], as `Image(tensor:)` rounds them.

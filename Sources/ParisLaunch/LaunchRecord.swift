@@ -28,6 +28,9 @@ public struct SubmittedJob: Codable, Sendable, Equatable {
     /// Local backend only (Slurm keeps these itself): the state, process id, exit status, reason and log file.
     public var state: SchedulerState?
     public var pid: Int32?
+    /// The start time of `pid` (`/proc/<pid>/stat` field 22, clock ticks since boot): `--cancel` signals `pid` only
+    /// while the process holding it started at this time, so a reused pid is never signalled.
+    public var pidStartTime: UInt64?
     public var exitCode: Int32?
     public var reason: String?
     public var log: String?
@@ -48,7 +51,7 @@ public struct SubmittedJob: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, role, experts, jobId = "job_id", script, dependsOn = "depends_on", submittedAt = "submitted_at"
-        case state, pid, exitCode = "exit_code", reason, log
+        case state, pid, pidStartTime = "pid_start_time", exitCode = "exit_code", reason, log
     }
 }
 
@@ -62,20 +65,27 @@ public struct LaunchRecord: Codable, Sendable, Equatable {
     public var run: String
     /// The paris binary the jobs run.
     public var paris: String
-    /// Local backend: the process id of the `paris launch` that runs the jobs.
+    /// Local backend: the process id of the `paris launch` that runs the jobs, while it runs (cleared when the
+    /// launch ends, normally or by an error, and by `--cancel`).
     public var launcherPid: Int32?
+    /// The start time of `launcherPid` (`/proc/<pid>/stat` field 22). `--cancel` signals the launcher only while
+    /// the process holding `launcherPid` started at this time; a pid without it is never signalled.
+    public var launcherStartTime: UInt64?
     public var jobs: [SubmittedJob]
 
     public init(backend: LaunchBackend, run: String, paris: String, launcherPid: Int32? = nil,
-                jobs: [SubmittedJob] = []) {
+                launcherStartTime: UInt64? = nil, jobs: [SubmittedJob] = []) {
         self.backend = backend
         self.run = run
         self.paris = paris
         self.launcherPid = launcherPid
+        self.launcherStartTime = launcherStartTime
         self.jobs = jobs
     }
 
-    enum CodingKeys: String, CodingKey { case backend, run, paris, launcherPid = "launcher_pid", jobs }
+    enum CodingKeys: String, CodingKey {
+        case backend, run, paris, launcherPid = "launcher_pid", launcherStartTime = "launcher_start_time", jobs
+    }
 
     /// The newest job that trains expert `k`.
     public func current(expert k: Int) -> SubmittedJob? {

@@ -53,8 +53,10 @@ public enum Launcher {
             throw LaunchError("the paris binary '\(options.paris)' must be an absolute path to an executable file")
         }
         let commands = runner ?? ProcessRunner(environment: options.environment)
+        let local = options.backend == .local
         var record = LaunchRecord(backend: options.backend, run: run.root.path, paris: options.paris,
-                                  launcherPid: options.backend == .local ? options.launcherPid : nil)
+                                  launcherPid: local ? options.launcherPid : nil,
+                                  launcherStartTime: local ? ProcessStart.of(options.launcherPid) : nil)
         if let old = try LaunchRecord.read(run) {
             guard options.resume else {
                 throw LaunchError("\(run.root.path) was launched before (\(run.launch.path)/jobs.json); "
@@ -98,8 +100,23 @@ public enum Launcher {
             log("scripts: \(run.launch.path) (submit.sh resubmits them by hand)")
             return LaunchOutcome(plan: plan, submitted: submitted, status: nil)
         case .local:
-            let local = LocalBackend(parallel: options.parallel ?? 1, environment: options.environment)
-            let done = try local.run(plan, record: &record, log: log)
+            let backend = LocalBackend(parallel: options.parallel ?? 1, environment: options.environment)
+            // The launcher's pid is in jobs.json only while it runs: once it has ended, the number may be given to
+            // another process, which `--cancel` must not signal.
+            func forgetLauncher() {
+                record.launcherPid = nil
+                record.launcherStartTime = nil
+            }
+            let done: [SubmittedJob]
+            do {
+                done = try backend.run(plan, record: &record, log: log)
+            } catch {
+                forgetLauncher()
+                try? record.write(run)
+                throw error
+            }
+            forgetLauncher()
+            try record.write(run)
             let final = LocalBackend.status(record: record, config: config,
                                             progress: RunProgress.read(run, config: config))
             return LaunchOutcome(plan: plan, submitted: done, status: final)
@@ -129,7 +146,8 @@ public enum Launcher {
     }
 
     /// Stops what is still pending or running: `scancel` on Slurm, SIGTERM to the launcher and its children
-    /// locally. Returns the job or process ids stopped.
+    /// locally (each only while its pid is held by the process recorded with its start time). Returns the job or
+    /// process ids stopped.
     public static func cancel(run: RunLayout, environment: [String: String],
                               runner: (any CommandRunning)? = nil) throws -> [String] {
         let config = try run.config()

@@ -83,7 +83,8 @@ public struct LocalBackend: Sendable {
                     let pid = try start(unit.argv, cpus: unit.cpus,
                                         log: logs.appendingPathComponent("\(unit.name).log"))
                     running.append((u, pid))
-                    try update(u) { $0.state = .running; $0.pid = pid; $0.reason = nil }
+                    let started = ProcessStart.of(pid)
+                    try update(u) { $0.state = .running; $0.pid = pid; $0.pidStartTime = started; $0.reason = nil }
                     log("\(unit.name): started (pid \(pid)): \(unit.argv.map(Shell.quote).joined(separator: " "))")
                 } catch {
                     try update(u) { $0.state = .failed; $0.reason = "could not start: \(error)" }
@@ -102,7 +103,9 @@ public struct LocalBackend: Sendable {
                 let code = end.code
                 let final: SchedulerState = signalled ? .cancelled : (code == 0 ? .completed : .failed)
                 let reason: String? = signalled ? "killed by signal \(code)" : (code == 0 ? nil : "NonZeroExitCode")
-                try update(entry.unit) { $0.state = final; $0.exitCode = code; $0.reason = reason; $0.pid = nil }
+                try update(entry.unit) {
+                    $0.state = final; $0.exitCode = code; $0.reason = reason; $0.pid = nil; $0.pidStartTime = nil
+                }
                 log("\(units[entry.unit].name): \(final.rawValue)"
                     + (code == 0 ? "" : " (\(reason ?? ""), exit \(code))"))
             }
@@ -130,7 +133,7 @@ public struct LocalBackend: Sendable {
             var state = job.state ?? .unknown
             var reason = job.reason
             // A child that is recorded as running but whose process is gone was stopped with its launcher.
-            if state.isActive, let pid = job.pid, kill(pid, 0) != 0 && errno == ESRCH {
+            if state.isActive, let pid = job.pid, !ProcessStart.isRunning(pid, start: job.pidStartTime) {
                 state = finished ? .completed : .cancelled
                 reason = "the process \(pid) is gone (was paris launch stopped?)"
             }
@@ -145,16 +148,27 @@ public struct LocalBackend: Sendable {
         return LaunchStatus(backend: .local, jobs: jobs)
     }
 
-    /// Stops a local launch: SIGTERM to every running child recorded in `jobs.json`, then to the launcher.
-    /// Returns the process ids signalled.
+    /// Stops a local launch: SIGTERM to the launcher, then to every running child recorded in `jobs.json`, each
+    /// only if the process now holding its pid started at the recorded start time (`ProcessStart.signal`): a
+    /// launcher that has ended, whose pid may now be another program's, is never signalled, nor a pid recorded
+    /// without a start time. The launcher and the children's pids are then cleared from the record (rewritten
+    /// atomically). Returns the process ids signalled.
     public static func cancel(record: inout LaunchRecord, run: RunLayout) throws -> [Int32] {
         var signalled: [Int32] = []
-        if let pid = record.launcherPid, pid != getpid(), kill(pid, SIGTERM) == 0 { signalled.append(pid) }
+        if let pid = record.launcherPid, pid != getpid(),
+           ProcessStart.signal(pid, start: record.launcherStartTime, SIGTERM) {
+            signalled.append(pid)
+        }
+        record.launcherPid = nil
+        record.launcherStartTime = nil
         for i in record.jobs.indices where record.jobs[i].state?.isActive == true {
-            if let pid = record.jobs[i].pid, kill(pid, SIGTERM) == 0 { signalled.append(pid) }
+            if let pid = record.jobs[i].pid, ProcessStart.signal(pid, start: record.jobs[i].pidStartTime, SIGTERM) {
+                signalled.append(pid)
+            }
             record.jobs[i].state = .cancelled
             record.jobs[i].reason = "cancelled by paris launch --cancel"
             record.jobs[i].pid = nil
+            record.jobs[i].pidStartTime = nil
         }
         try record.write(run)
         return signalled

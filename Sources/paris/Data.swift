@@ -21,7 +21,8 @@ struct DataImport: ParsableCommand {
             emoji renders Twemoji, OpenMoji and Noto Color Emoji (installed from PyPI and Debian when missing). \
             folder imports --source DIR (an image folder with metadata.jsonl); webdataset imports --source \
             SHARD.tar|DIR ... (WebDataset tar shards). A complete dataset at --out is left alone; a partial one is \
-            rebuilt; a different one is replaced only with --force.
+            rebuilt; a different one is replaced only with --force. An --out that overlaps a --source (the same \
+            folder, or one inside the other) is always refused, --force or not.
             """)
 
     static let known = [FashionMNIST.name, EmojiImport.name, ImageFolderImport.name, WebDatasetImport.name]
@@ -54,7 +55,7 @@ struct DataImport: ParsableCommand {
     @Flag(help: "folder/webdataset: fail on an unreadable or corrupt image instead of skipping it.")
     var strict = false
 
-    @Flag(help: "Replace a different dataset at --out.")
+    @Flag(help: "Replace a different dataset at --out (never one that overlaps a --source).")
     var force = false
 
     func validate() throws {

@@ -56,7 +56,7 @@ struct Sample: ParsableCommand {
     @Flag(help: "Fail when an expert is missing or cannot be loaded, instead of renormalising over the rest.")
     var strict = false
 
-    @Flag(help: "Replace an existing samples/<name>/.")
+    @Flag(help: "Replace an existing samples/<name>/ (swapped in only once the new one is complete).")
     var force = false
 
     func validate() throws {

@@ -198,6 +198,20 @@ final class FashionMNISTImportTests: XCTestCase {
         assertThrows({ try FashionMNIST.importDataset(self.options(src, out: "file")) }, contains: "is not a folder")
     }
 
+    /// An --out that overlaps the IDX folder is refused, force or not, and the source is left byte-identical.
+    func testOutputOverlappingTheSourceIsRefused() throws {
+        let src = try writeSource()
+        try Data("# the IDX files\n".utf8).write(to: src.appendingPathComponent("README.md"))
+        let before = fileTree(tmp)
+        for out in ["src", "src/", "src/fm", "."] {
+            for force in [false, true] {
+                assertThrows({ try FashionMNIST.importDataset(self.options(src, out: out, force: force)) },
+                             contains: "overlap")
+                XCTAssertEqual(fileTree(tmp), before, "--out \(out) force \(force) changed the source")
+            }
+        }
+    }
+
     /// The real Debian files (installed by the importer's own step when absent; CI runs as root), 50 per split.
     func testDebianPackageEndToEnd() throws {
         if !FashionMNIST.filesPresent() {

@@ -136,4 +136,74 @@ final class FolderImportTests: XCTestCase {
         assertThrows({ try ImageFolderImport.importDataset(strict) }, contains: "line 2 (corrupt.png): ")
         assertThrows({ try ImageFolderImport.importDataset(strict) }, contains: "(--strict)")
     }
+
+    /// `--source` and `--out` overlapping in either direction (the same folder, output inside the source, source
+    /// inside the output), spelled with a trailing slash, `..` or a symlink, is refused with or without `force`,
+    /// with an error that does not suggest --force, and every file of the source is left byte-identical.
+    func testOverlappingSourceAndOutputAreRefusedAndTheSourceIsIntact() throws {
+        let fm = FileManager.default
+        // D/ holds a README and D/images/ the image folder (its own metadata.jsonl and images).
+        let d = tmp.appendingPathComponent("D")
+        let images = d.appendingPathComponent("images")
+        try fm.createDirectory(at: images.appendingPathComponent("cats"), withIntermediateDirectories: true)
+        try Data(try png(1)).write(to: images.appendingPathComponent("cats/a.png"))
+        try Data(try png(2)).write(to: images.appendingPathComponent("b.png"))
+        try Data((#"{"file_name": "cats/a.png", "text": "a cat"}"# + "\n" + #"{"file_name": "b.png", "text": "a dog"}"#)
+            .utf8).write(to: images.appendingPathComponent("metadata.jsonl"))
+        try Data("# my images\n".utf8).write(to: images.appendingPathComponent("README.md"))
+        try Data("# the parent\n".utf8).write(to: d.appendingPathComponent("README.md"))
+        let link = tmp.appendingPathComponent("link")
+        try fm.createSymbolicLink(at: link, withDestinationURL: images)
+        let before = fileTree(d)
+        XCTAssertEqual(before.count, 5)
+
+        let cases: [(source: String, out: String)] = [
+            (images.path, images.path),                         // the same folder
+            (images.path, images.path + "/"),                   // trailing slash
+            (images.path, d.path + "/images/../images"),        // ".."
+            (images.path, link.path),                           // through a symlink
+            (link.path + "/", images.path),
+            (images.path, images.path + "/out"),                // output inside the source
+            (images.path, link.path + "/cats"),
+            (images.path, d.path),                              // source inside the output
+            (link.path, d.path + "/"),
+            (link.path + "/cats/..", d.path),
+        ]
+        for (s, o) in cases {
+            for force in [false, true] {
+                let opts = ImageFolderImport.Options(source: URL(fileURLWithPath: s), output: URL(fileURLWithPath: o),
+                                                     force: force)
+                do {
+                    try ImageFolderImport.importDataset(opts)
+                    XCTFail("--source \(s) --out \(o) force \(force): not refused")
+                } catch {
+                    let message = "\(error)"
+                    XCTAssertTrue(message.contains("overlap"), "\(s) → \(o): \(message)")
+                    XCTAssertFalse(message.contains("--force"), "the error must not suggest --force: \(message)")
+                }
+                XCTAssertEqual(fileTree(d), before, "--source \(s) --out \(o) force \(force) changed the source")
+            }
+        }
+        XCTAssertFalse(fm.fileExists(atPath: images.appendingPathComponent("out").path))
+        XCTAssertFalse(fm.fileExists(atPath: images.appendingPathComponent(DatasetFolder.inProgressName).path))
+        // A sibling output is fine.
+        let ok = try ImageFolderImport.importDataset(.init(source: link, output: d.appendingPathComponent("imported")))
+        XCTAssertEqual(ok.images, 2)
+    }
+
+    /// The command the issue found deleting the source: `paris data import folder --source S --out S --force`.
+    func testCLIRefusesToImportAFolderOntoItself() throws {
+        let paris = try parisBinary(self)
+        let src = try source(["a.png": try png(1)], [#"{"file_name": "a.png", "text": "x"}"#])
+        try Data("# readme\n".utf8).write(to: src.appendingPathComponent("README.md"))
+        let before = fileTree(src)
+        for args in [["--force"], []] {
+            let (status, output) = try runProcess(paris, ["data", "import", "folder", "--source", src.path,
+                                                          "--out", src.path + "/"] + args)
+            XCTAssertNotEqual(status, 0, output)
+            XCTAssertTrue(output.contains("overlap"), output)
+            XCTAssertFalse(output.contains("--force"), output)
+            XCTAssertEqual(fileTree(src), before, "paris data import \(args) changed the source")
+        }
+    }
 }

@@ -84,4 +84,49 @@ final class WebDatasetImportTests: XCTestCase {
         assertThrows({ try WebDatasetImport.importDataset(.init(sources: [self.tmp], output: self.tmp.appendingPathComponent("o"))) },
                      contains: "cut.tar: truncated")  // the folder's shards are read in name order: cut, dup, evil
     }
+
+    /// A shard folder (or a shard file) overlapping `--out` in either direction is refused with or without force,
+    /// without suggesting --force, and the shards and the folder's other files are left byte-identical.
+    func testOverlappingSourceAndOutputAreRefusedAndTheShardsAreIntact() throws {
+        let fm = FileManager.default
+        let d = tmp.appendingPathComponent("D")
+        let shards = d.appendingPathComponent("shards")
+        try fm.createDirectory(at: shards, withIntermediateDirectories: true)
+        try Data(TarBuilder.archive([("k.png", try png(1)), ("k.txt", Array("a square".utf8))]))
+            .write(to: shards.appendingPathComponent("s0.tar"))
+        try Data("# shards\n".utf8).write(to: shards.appendingPathComponent("README.md"))
+        try Data(#"{"file_name": "x.png", "text": "mine"}"#.utf8).write(to: shards.appendingPathComponent("metadata.jsonl"))
+        try fm.createDirectory(at: shards.appendingPathComponent("images"), withIntermediateDirectories: true)
+        try Data(try png(5)).write(to: shards.appendingPathComponent("images/x.png"))
+        try Data("# parent\n".utf8).write(to: d.appendingPathComponent("README.md"))
+        let link = tmp.appendingPathComponent("link")
+        try fm.createSymbolicLink(at: link, withDestinationURL: shards)
+        let before = fileTree(d)
+        XCTAssertEqual(before.count, 5)
+        let cases: [(sources: [String], out: String)] = [
+            ([shards.path], shards.path), ([shards.path], shards.path + "/"), ([link.path], shards.path),
+            ([shards.path], link.path + "/images"), ([shards.path], d.path), ([link.path + "/"], d.path),
+            ([shards.path + "/s0.tar"], shards.path), ([link.path + "/s0.tar"], d.path + "/x/.."),
+            ([tmp.path + "/elsewhere.tar", shards.path], d.path),
+        ]
+        try Data(TarBuilder.archive([("e.png", try png(2)), ("e.txt", Array("e".utf8))]))
+            .write(to: tmp.appendingPathComponent("elsewhere.tar"))
+        for (sources, out) in cases {
+            for force in [false, true] {
+                let opts = WebDatasetImport.Options(sources: sources.map { URL(fileURLWithPath: $0) },
+                                                    output: URL(fileURLWithPath: out), force: force)
+                do {
+                    try WebDatasetImport.importDataset(opts)
+                    XCTFail("--source \(sources) --out \(out) force \(force): not refused")
+                } catch {
+                    let message = "\(error)"
+                    XCTAssertTrue(message.contains("overlap"), "\(sources) → \(out): \(message)")
+                    XCTAssertFalse(message.contains("--force"), "the error must not suggest --force: \(message)")
+                }
+                XCTAssertEqual(fileTree(d), before, "--source \(sources) --out \(out) force \(force) changed the source")
+            }
+        }
+        XCTAssertEqual(try WebDatasetImport.importDataset(.init(sources: [link], output: tmp.appendingPathComponent("o")))
+            .images, 1)
+    }
 }

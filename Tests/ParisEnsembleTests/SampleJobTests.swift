@@ -140,4 +140,89 @@ final class SampleJobTests: XCTestCase {
             .run(encode: TinyRun.encoder) }, contains: "no such run folder")
         assertThrows({ try self.job(run, name: "w", prompts: []).run(encode: TinyRun.encoder) }, contains: "no prompts")
     }
+
+    /// A forced overwrite that fails (here the prompt encoder throws on the second batch) leaves the previous
+    /// samples byte-identical and no temporary folder behind; a forced overwrite that succeeds replaces them whole.
+    func testFailingForcedOverwriteLeavesTheOldSamplesUntouched() throws {
+        let run = try TinyRun.make(tmp)
+        let first = try job(run, name: "keep").run(encode: TinyRun.encoder)
+        let before = fileTree(first.folder)
+        XCTAssertEqual(before.count, 6, "\(before.keys.sorted())")  // 4 images, grid, trace
+        var forced = try job(run, name: "keep", prompts: ["a dog", "a cow"])  // 2 batches of at most 3
+        forced.overwrite = true
+        var calls = 0
+        let failing: PromptEncoder = { prompts, length in
+            calls += 1
+            if calls == 2 { throw EnsembleError("stub encoder: failed on batch 2") }
+            return try TinyRun.encoder(prompts, length)
+        }
+        assertThrows({ try forced.run(encode: failing) }, contains: "failed on batch 2")
+        XCTAssertEqual(calls, 2)
+        XCTAssertEqual(fileTree(first.folder), before, "a failed --force job changed the previous samples")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.samples.path), ["keep"],
+                       "no temporary folder is left behind")
+        // A forced overwrite that succeeds replaces every file (2 images now, not 4) and leaves nothing beside it.
+        forced.imagesPerPrompt = 1
+        let replaced = try forced.run(encode: TinyRun.encoder)
+        XCTAssertEqual(Set(fileTree(replaced.folder).keys), ["img_0.png", "img_1.png", "grid.png", "trace.json"])
+        let trace = try JSONDecoder().decode(RoutingTrace.self, from: Data(contentsOf: replaced.trace))
+        XCTAssertEqual(trace.prompts, ["a dog", "a cow"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.samples.path), ["keep"])
+    }
+
+    /// Two jobs sampling into one name at the same time: exactly one wins, the other fails with "already exists",
+    /// and every file in the folder is the winner's (its trace's prompts match the images).
+    func testConcurrentJobsOnOneNameOneWinsAndTheFolderIsConsistent() throws {
+        let run = try TinyRun.make(tmp)
+        let jobs = [try job(run, name: "race", prompts: ["a cat", "a car"]),  // 4 images
+                    try job(run, name: "race", prompts: ["a dog"])]           // 2 images
+        let results = RaceResults(count: 2)
+        let start = DispatchGroup(), done = DispatchGroup()
+        start.enter()
+        for (i, j) in jobs.enumerated() {
+            done.enter()
+            let box = UncheckedBox(j)
+            Thread.detachNewThread {
+                start.wait()
+                do { _ = try box.value.run(encode: TinyRun.encoder); results.set(i, nil) } catch {
+                    results.set(i, "\(error)")
+                }
+                done.leave()
+            }
+        }
+        start.leave()
+        XCTAssertEqual(done.wait(timeout: .now() + 300), .success)
+        let outcomes = results.all
+        XCTAssertEqual(outcomes.filter { $0 == nil }.count, 1, "exactly one job succeeds: \(outcomes)")
+        let winner = try XCTUnwrap(outcomes.firstIndex { $0 == nil })
+        let loser = outcomes[1 - winner] ?? ""
+        XCTAssertTrue(loser.contains("already exists"), loser)
+
+        let folder = run.samples.appendingPathComponent("race")
+        let files = fileTree(folder)
+        let trace = try JSONDecoder().decode(RoutingTrace.self, from: try XCTUnwrap(files["trace.json"]))
+        XCTAssertEqual(trace.prompts, jobs[winner].prompts.flatMap { [$0, $0] })
+        XCTAssertEqual(files.keys.filter { $0.hasPrefix("img_") }.count, trace.prompts.count, "\(files.keys.sorted())")
+        // Byte for byte the winner's: the same job run alone under another name writes the same files.
+        var alone = jobs[winner]
+        alone.name = "alone"
+        let reference = fileTree(try alone.run(encode: TinyRun.encoder).folder)
+        XCTAssertEqual(files, reference)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.samples.path).sorted(), ["alone", "race"])
+    }
+}
+
+/// Moves a value into a thread that the test joins before reading anything back.
+private final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// What each racing job ended with (nil: it succeeded), under a lock.
+private final class RaceResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [String?]
+    init(count: Int) { values = Array(repeating: "not finished", count: count) }
+    func set(_ i: Int, _ v: String?) { lock.lock(); values[i] = v; lock.unlock() }
+    var all: [String?] { lock.lock(); defer { lock.unlock() }; return values }
 }

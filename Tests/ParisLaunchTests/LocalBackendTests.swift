@@ -19,7 +19,17 @@ final class LocalBackendTests: XCTestCase {
         run = try LaunchFixtures.makeRun(in: folder.appendingPathComponent("run"), k: 3)
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+    /// Processes a test started (stopped and reaped in teardown).
+    var started: [pid_t] = []
+
+    override func tearDownWithError() throws {
+        for pid in started {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        try? FileManager.default.removeItem(at: folder)
+    }
 
     func options(resume: Bool = false, parallel: Int = 2, experts: Set<Int>? = nil) -> LaunchOptions {
         LaunchOptions(backend: .local, paris: paris.path, resume: resume, parallel: parallel, experts: experts,
@@ -114,5 +124,120 @@ final class LocalBackendTests: XCTestCase {
         XCTAssertThrowsError(try Launcher.launch(run: run, options: LaunchOptions(backend: .local, paris: "paris"))) {
             XCTAssertTrue("\($0)".contains("must be an absolute path"), "\($0)")
         }
+    }
+
+    /// A `sleep 30` child of the test, its pid and start time (field 22 of /proc/<pid>/stat, read here
+    /// independently of the library).
+    func sleeper() throws -> (pid: pid_t, start: UInt64) {
+        let pid = try Spawn.start(URL(fileURLWithPath: "/bin/sleep"), arguments: ["30"], environment: [:],
+                                  stdout: "/dev/null", stderr: "/dev/null")
+        started.append(pid)
+        return (pid, try sleeperStart(pid))
+    }
+
+    /// Field 22 of /proc/<pid>/stat, read by the test itself.
+    func sleeperStart(_ pid: pid_t) throws -> UInt64 {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let fields = stat[stat.index(after: try XCTUnwrap(stat.lastIndex(of: ")")))...].split(separator: " ")
+        return try XCTUnwrap(UInt64(fields[19]))  // fields after the comm start at field 3 (state)
+    }
+
+    /// Whether the test's child `pid` still runs (a killed child stays a zombie until reaped, so kill(pid, 0)
+    /// cannot tell).
+    func alive(_ pid: pid_t) throws -> Bool {
+        Thread.sleep(forTimeInterval: 0.2)
+        guard try Spawn.poll(pid) == nil else {
+            started.removeAll { $0 == pid }
+            return false
+        }
+        return true
+    }
+
+    /// A local record written by hand, as a launcher that ended (every job COMPLETED) could have left it.
+    /// With `child`, expert 1 is RUNNING as that pid with that start time.
+    func writeRecord(launcherPid: pid_t, startTime: UInt64?, child: (pid: pid_t, start: UInt64)? = nil) throws {
+        let start = startTime.map { ", \"launcher_start_time\": \($0)" } ?? ""
+        let running = child.map {
+            """
+            , {"name": "expert-1", "role": "experts", "experts": [1], "job_id": "local-1", "depends_on": [],
+               "submitted_at": "2026-01-01T00:00:00Z", "state": "RUNNING", "pid": \($0.pid), "pid_start_time": \($0.start)}
+            """
+        } ?? ""
+        let json = """
+            {"backend": "local", "run": "\(run.root.path)", "paris": "\(paris.path)", "launcher_pid": \(launcherPid)\(start),
+             "jobs": [{"name": "expert-0", "role": "experts", "experts": [0], "job_id": "local-0", "depends_on": [],
+                       "submitted_at": "2026-01-01T00:00:00Z", "state": "COMPLETED", "exit_code": 0}\(running)]}
+            """
+        try FileManager.default.createDirectory(at: run.launch, withIntermediateDirectories: true)
+        try Data(json.utf8).write(to: run.launch.appendingPathComponent(LaunchRecord.fileName))
+    }
+
+    /// The launcher's pid and start time are in jobs.json only while the launch runs: a finished launch (or a
+    /// failed one) clears them, so a later --cancel has no pid to signal.
+    func testAFinishedLaunchClearsTheLauncherPid() throws {
+        _ = try Launcher.launch(run: run, options: options(parallel: 3))
+        let text = try String(contentsOf: run.launch.appendingPathComponent(LaunchRecord.fileName), encoding: .utf8)
+        XCTAssertFalse(text.contains("launcher_pid"), text)
+        XCTAssertFalse(text.contains("launcher_start_time"), text)
+        XCTAssertNil(try XCTUnwrap(LaunchRecord.read(run)).launcherPid)
+        XCTAssertEqual(try Launcher.cancel(run: run, environment: env), [])
+        // A launch whose experts fail also ends with the pid cleared.
+        try "x".write(to: run.root.appendingPathComponent("fail_expert0"), atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(at: run.root.appendingPathComponent("expert_0"))
+        _ = try Launcher.launch(run: run, options: options(resume: true))
+        let again = try String(contentsOf: run.launch.appendingPathComponent(LaunchRecord.fileName), encoding: .utf8)
+        XCTAssertFalse(again.contains("launcher_pid"), again)
+    }
+
+    /// A recorded launcher pid now held by a process that started at another time (a reused pid), or recorded
+    /// without a start time, is never signalled.
+    func testCancelDoesNotSignalAReusedLauncherPid() throws {
+        let sleep = try sleeper()
+        try writeRecord(launcherPid: sleep.pid, startTime: sleep.start + 1)
+        XCTAssertEqual(try Launcher.cancel(run: run, environment: env), [])
+        XCTAssertTrue(try alive(sleep.pid), "a process whose start time differs from the record was signalled")
+        try writeRecord(launcherPid: sleep.pid, startTime: nil)
+        XCTAssertEqual(try Launcher.cancel(run: run, environment: env), [])
+        XCTAssertTrue(try alive(sleep.pid), "a pid recorded without a start time was signalled")
+        // The same for a child recorded as running.
+        try writeRecord(launcherPid: 0, startTime: nil, child: (sleep.pid, sleep.start + 1))
+        XCTAssertEqual(try Launcher.cancel(run: run, environment: env), [])
+        XCTAssertTrue(try alive(sleep.pid), "a child pid whose start time differs from the record was signalled")
+        XCTAssertEqual(try XCTUnwrap(LaunchRecord.read(run)).jobs.last?.state, .cancelled)
+    }
+
+    /// The launcher recorded with its own start time is signalled, and the record then forgets it.
+    func testCancelSignalsTheRecordedLauncher() throws {
+        let sleep = try sleeper()
+        try writeRecord(launcherPid: sleep.pid, startTime: sleep.start)
+        XCTAssertEqual(try Launcher.cancel(run: run, environment: env), [String(sleep.pid)])
+        XCTAssertFalse(try alive(sleep.pid), "the recorded launcher was not signalled")
+        let record = try XCTUnwrap(LaunchRecord.read(run))
+        XCTAssertNil(record.launcherPid)
+        XCTAssertNil(record.launcherStartTime)
+        let child = try sleeper()
+        try writeRecord(launcherPid: 0, startTime: nil, child: child)
+        XCTAssertEqual(try Launcher.cancel(run: run, environment: env), [String(child.pid)])
+        XCTAssertFalse(try alive(child.pid), "the recorded child was not signalled")
+        XCTAssertNil(try XCTUnwrap(LaunchRecord.read(run)).jobs.last?.pid)
+    }
+
+    /// Field 22 of /proc/<pid>/stat is found after the last ")", whatever the command name holds.
+    func testStartTimeIsReadPastACommandNameWithSpacesAndParentheses() throws {
+        let rest = (4...21).map(String.init).joined(separator: " ")
+        XCTAssertEqual(ProcessStart.parse("1234 (a) b (c) S \(rest) 424242 23 24\n"), 424242)
+        XCTAssertEqual(ProcessStart.parse("1234 (sleep) S \(rest) 7 23 24"), 7)
+        XCTAssertNil(ProcessStart.parse("1234 (cut short) S 4 5"))
+        XCTAssertNil(ProcessStart.parse("garbage"))
+        // A real process whose name has both: a copy of sleep called "x) (y z".
+        let odd = folder.appendingPathComponent("x) (y z")
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: "/bin/sleep"), to: odd)
+        let pid = try Spawn.start(odd, arguments: ["30"], environment: [:], stdout: "/dev/null", stderr: "/dev/null")
+        started.append(pid)
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        XCTAssertTrue(stat.contains("(x) (y z)"), stat)
+        let start = try XCTUnwrap(ProcessStart.of(pid))
+        XCTAssertEqual(start, try sleeperStart(pid))
+        XCTAssertNil(ProcessStart.of(-1))
     }
 }

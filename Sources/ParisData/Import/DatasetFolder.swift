@@ -1,10 +1,17 @@
 import Foundation
 import Torch
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The safe-rerun protocol of an imported image folder, shared by the importers (the same one FashionMNIST uses):
 /// an in-progress marker written first, `metadata.jsonl`, `LICENSE.md` and `README.md`, then the completion marker
 /// `.paris-dataset.json` written last and atomically. A complete folder made with the same settings is left alone, a
-/// partial one of ours is rebuilt, and anything else is replaced only with `force`.
+/// partial one of ours is rebuilt, and anything else is replaced only with `force`. An output that overlaps a
+/// source (the same folder, one inside the other) is refused before anything is touched, `force` or not.
 public enum DatasetFolder {
     public static let markerName = ".paris-dataset.json"
     public static let inProgressName = ".paris-import-in-progress"
@@ -18,9 +25,11 @@ public enum DatasetFolder {
     }
 
     /// Readies `out` for writing the dataset `dataset` made with `settings` (JSON values). `entries` are the names the
-    /// importer writes at the top of the folder; those are removed before a rebuild.
-    public static func prepare(_ out: URL, dataset: String, settings: [String: Any], force: Bool, entries: [String],
-                               log: (String) -> Void) throws -> State {
+    /// importer writes at the top of the folder; those are removed before a rebuild. `sources` are the files and
+    /// folders the import reads: `out` must not overlap any of them (`refuseOverlap`).
+    public static func prepare(_ out: URL, sources: [URL], dataset: String, settings: [String: Any], force: Bool,
+                               entries: [String], log: (String) -> Void) throws -> State {
+        try refuseOverlap(sources: sources, output: out)
         let fm = FileManager.default
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: out.path, isDirectory: &isDir) {
@@ -57,6 +66,85 @@ public enum DatasetFolder {
         try fm.createDirectory(at: out, withIntermediateDirectories: true)
         try AtomicFile.write(Array("started\n".utf8), to: out.appendingPathComponent(inProgressName))
         return .ready
+    }
+
+    /// Throws unless `output` and every source are apart: not the same folder, the output not inside a source, no
+    /// source inside the output. Writing (and, on a rebuild, deleting) the output would otherwise destroy the
+    /// source, so this holds with `force` too, and the error does not offer --force. Paths are compared as real
+    /// paths (`realPath`: links, `..`, `.` and trailing slashes resolved), and the folders' identities (device and
+    /// inode) are compared as well, which also catches a bind mount or a hard-linked path the strings miss.
+    public static func refuseOverlap(sources: [URL], output: URL) throws {
+        let out = realPath(output)
+        for source in sources {
+            let src = realPath(source)
+            let how: String
+            if out == src || sameFile(out, src) {
+                how = "they are the same folder (\(src))"
+            } else if isInside(out, src) {
+                how = "the output \(out) is inside the source \(src)"
+            } else if isInside(src, out) {
+                how = "the source \(src) is inside the output \(out)"
+            } else {
+                continue
+            }
+            throw DatasetImportError("--source \(source.path) and --out \(output.path) overlap: \(how). Importing "
+                + "writes into the output and clears it on a rebuild, which would destroy the source; choose an "
+                + "--out outside the source (for example a sibling folder)")
+        }
+    }
+
+    /// The absolute path of `url` with every link, `.`, `..` and repeated or trailing slash resolved, as the
+    /// kernel would. For a path that does not exist yet, its deepest existing ancestor is resolved by realpath(3)
+    /// and the rest is appended, with `.` and `..` taken lexically: exact there, since nothing in the rest exists
+    /// (so nothing in it is a link).
+    public static func realPath(_ url: URL) -> String {
+        var path = url.path
+        if !path.hasPrefix("/") { path = FileManager.default.currentDirectoryPath + "/" + path }
+        if let r = realpath(path, nil) {
+            defer { free(r) }
+            return String(cString: r)
+        }
+        var parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        var rest: [String] = []
+        var base = "/"
+        while let last = parts.popLast() {
+            rest.insert(last, at: 0)
+            let prefix = "/" + parts.joined(separator: "/")
+            if let r = realpath(prefix, nil) {
+                base = String(cString: r)
+                free(r)
+                break
+            }
+        }
+        var out = base.split(separator: "/").map(String.init)
+        for part in rest {
+            switch part {
+            case ".": continue
+            case "..": _ = out.popLast()
+            default: out.append(part)
+            }
+        }
+        return "/" + out.joined(separator: "/")
+    }
+
+    /// `inner` is strictly inside `outer`: by path, or because one of `inner`'s existing ancestors is `outer`'s
+    /// very folder (same device and inode).
+    static func isInside(_ inner: String, _ outer: String) -> Bool {
+        if outer == "/" ? inner != "/" : inner.hasPrefix(outer + "/") { return true }
+        var ancestor = inner
+        while ancestor != "/" {
+            ancestor = (ancestor as NSString).deletingLastPathComponent
+            if ancestor.isEmpty { break }
+            if sameFile(ancestor, outer) { return true }
+        }
+        return false
+    }
+
+    /// Both paths exist and are the same file or folder (device and inode).
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }
 
     /// Writes metadata.jsonl, LICENSE.md, README.md and, last, the completion marker; removes the in-progress marker.

@@ -70,7 +70,7 @@ public enum EmojiImport {
         let settings: [String: Any] = [
             "size": options.size, "styles": options.styles.map(\.rawValue), "limit": options.limit ?? 0,
         ]
-        let state = try DatasetFolder.prepare(out, dataset: name, settings: settings, force: options.force,
+        let state = try DatasetFolder.prepare(out, sources: [], dataset: name, settings: settings, force: options.force,
                                               entries: EmojiStyle.allCases.map(\.rawValue), log: log)
         if case .complete(let n) = state { return ImportSummary(images: n, alreadyComplete: true) }
 

@@ -74,6 +74,7 @@ public enum FashionMNIST {
         if let limit = options.limit, limit <= 0 { throw DatasetImportError("--limit must be positive, not \(limit)") }
         guard !options.splits.isEmpty else { throw DatasetImportError("no split to import") }
         let wanted = marker(options, images: nil)
+        try DatasetFolder.refuseOverlap(sources: [options.source], output: out)
 
         // What is at the output path already?
         var isDir: ObjCBool = false

@@ -46,7 +46,8 @@ public enum ImageFolderImport {
         let (samples, planSkipped) = try plan(metadata: metaData, source: source, options: options)
         let settings: [String: Any] = ["source": source.path, "skip_missing_captions": options.skipMissingCaptions,
                                        "strict": options.strict]
-        let state = try DatasetFolder.prepare(options.output, dataset: name, settings: settings, force: options.force,
+        let state = try DatasetFolder.prepare(options.output, sources: [source], dataset: name, settings: settings,
+                                              force: options.force,
                                               entries: ["images"], log: log)
         if case .complete(let n) = state { return ImportSummary(images: n, alreadyComplete: true) }
         log("\(source.path): \(samples.count) images to convert")

@@ -66,7 +66,8 @@ public enum WebDatasetImport {
         }
         let settings: [String: Any] = ["sources": shardURLs.map(\.path), "skip_missing_captions": options.skipMissingCaptions,
                                        "strict": options.strict]
-        let state = try DatasetFolder.prepare(options.output, dataset: name, settings: settings, force: options.force,
+        let state = try DatasetFolder.prepare(options.output, sources: options.sources, dataset: name,
+                                              settings: settings, force: options.force,
                                               entries: ["images"], log: log)
         if case .complete(let n) = state { return ImportSummary(images: n, alreadyComplete: true) }
         let written = try SampleWriter.write(samples, to: options.output, strict: options.strict,

@@ -1,0 +1,32 @@
+import Foundation
+import XCTest
+
+/// The built `paris` executable beside the test bundle of `test` (skips the test when it is not built).
+public func parisBinary(_ test: XCTestCase) throws -> URL {
+    var candidates: [URL] = []
+    if let exe = Bundle.main.executableURL { candidates.append(exe.deletingLastPathComponent()) }
+    candidates.append(Bundle(for: type(of: test)).bundleURL.deletingLastPathComponent())
+    candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+    for dir in candidates {
+        let url = dir.appendingPathComponent("paris")
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+    }
+    throw XCTSkip("the paris executable is not built next to the tests (\(candidates.map(\.path)))")
+}
+
+/// Runs `executable` with `arguments` to the end; its exit status and its stdout and stderr together.
+public func runProcess(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("paris-process-\(UUID().uuidString).txt")
+    defer { try? FileManager.default.removeItem(at: log) }
+    _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: log)
+    let p = Process()
+    p.executableURL = executable
+    p.arguments = arguments
+    p.standardOutput = handle
+    p.standardError = handle
+    try p.run()
+    p.waitUntilExit()
+    try handle.close()
+    return (p.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+}
