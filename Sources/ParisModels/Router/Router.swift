@@ -80,6 +80,10 @@ public struct RouterConfig: PatchTransformerConfig, PresetConfig, Codable, Senda
         guard numExperts <= Self.maxExperts else {
             throw fail("num_experts must be ≤ \(Self.maxExperts) (RouterConfig.maxExperts), not \(numExperts)")
         }
+        try ModelLimits.checkPatchTransformer(inputSize: inputSize, inChannels: inChannels, patchSize: patchSize,
+                                              hiddenSize: hiddenSize, depth: depth, numHeads: numHeads,
+                                              mlpRatio: mlpRatio, fail: fail)
+        try ModelLimits.check("frequency_embedding_size", frequencyEmbeddingSize, ModelLimits.maxWidth, "maxWidth", fail)
         try validatePatchTransformer(inputSize: inputSize, patchSize: patchSize, hiddenSize: hiddenSize,
                                      numHeads: numHeads, fail: fail)
     }
