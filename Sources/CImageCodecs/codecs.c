@@ -37,7 +37,8 @@ static void png_read_mem(png_structp png, png_bytep out, png_size_t n) {
     s->pos += n;
 }
 
-int ic_png_decode(const uint8_t *data, size_t size, ic_image *out, char *error, size_t error_size) {
+int ic_png_decode(const uint8_t *data, size_t size, uint64_t max_pixels, ic_image *out, char *error,
+                  size_t error_size) {
     memset(out, 0, sizeof *out);
     if (size < 8 || png_sig_cmp((png_const_bytep)data, 0, 8) != 0) {
         set_error(error, error_size, "not a PNG file (bad signature)");
@@ -61,6 +62,14 @@ int ic_png_decode(const uint8_t *data, size_t size, ic_image *out, char *error, 
     png_set_user_limits(png, 1 << 15, 1 << 15);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    if ((uint64_t)w * (uint64_t)h > max_pixels) {
+        /* Refused from the IHDR alone: a small file can declare gigabytes of pixels (a compressed bomb). */
+        png_destroy_read_struct(&png, &info, NULL);
+        out->width = (int)w;
+        out->height = (int)h;
+        set_error(error, error_size, "too many pixels");
+        return IC_TOO_MANY_PIXELS;
+    }
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
     if (depth == 16) png_set_strip_16(png);
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -122,7 +131,8 @@ static void jpeg_emit_cb(j_common_ptr cinfo, int level) {
     }
 }
 
-int ic_jpeg_decode(const uint8_t *data, size_t size, ic_image *out, char *error, size_t error_size) {
+int ic_jpeg_decode(const uint8_t *data, size_t size, uint64_t max_pixels, ic_image *out, char *error,
+                   size_t error_size) {
     memset(out, 0, sizeof *out);
     struct jpeg_decompress_struct cinfo;
     jpeg_err_mgr err;
@@ -141,6 +151,14 @@ int ic_jpeg_decode(const uint8_t *data, size_t size, ic_image *out, char *error,
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, (const unsigned char *)data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
+    if ((uint64_t)cinfo.image_width * (uint64_t)cinfo.image_height > max_pixels) {
+        /* Refused from the SOF header, before jpeg_start_decompress allocates anything for the pixels. */
+        out->width = (int)cinfo.image_width;
+        out->height = (int)cinfo.image_height;
+        jpeg_destroy_decompress(&cinfo);
+        set_error(error, error_size, "too many pixels");
+        return IC_TOO_MANY_PIXELS;
+    }
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
         set_error(error, error_size, "CMYK/YCCK JPEG files are not supported");
         jpeg_destroy_decompress(&cinfo);

@@ -18,11 +18,13 @@
 #include <torch/script.h>
 #include <caffe2/serialize/inline_container.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <memory>
 #include <sstream>
 #include <unordered_map>
@@ -191,6 +193,51 @@ bool dtype_global(const std::string &global, at::ScalarType &out) {
     return true;
 }
 
+// ---- globals ----
+
+// Whether a global the pickle names is one a plain checkpoint needs: torch's tensor, parameter and storage
+// rebuilders, dtypes, torch.Size/device, torch's own layer classes (a pickled nn.Module), collections' and the
+// builtins' containers, copyreg's reconstructor, _codecs.encode (protocol-2 bytes), numpy's array and scalar
+// reconstructors, and argparse.Namespace (DiT's train.py saves its arguments as one). This unpickler never imports
+// or calls any global; but Python's torch.load (without weights_only=True) would, so a file naming any other global
+// (os.system, builtins.eval, subprocess.Popen, a user's class...) is not a plain checkpoint and is reported.
+bool known_safe_global(const std::string &g) {
+    static const std::set<std::string> exact = {
+        "torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2", "torch.Size", "torch.device",
+        "torch.nn.parameter.Parameter", "torch.storage.UntypedStorage", "torch.storage.TypedStorage",
+        "collections.OrderedDict", "collections.defaultdict", "collections.Counter",
+        "copyreg._reconstructor", "copy_reg._reconstructor", "_codecs.encode",
+        "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
+        "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "numpy.ndarray", "numpy.dtype",
+        "argparse.Namespace",
+    };
+    static const std::set<std::string> builtins = {
+        "dict", "list", "tuple", "set", "frozenset", "object", "int", "float", "bool", "str", "bytes", "bytearray",
+        "complex", "slice", "range",
+    };
+    if (exact.count(g)) return true;
+    at::ScalarType unused;
+    if (storage_dtype(g, unused) || dtype_global(g, unused)) return true;
+    auto starts = [&](const char *p) { return g.rfind(p, 0) == 0; };
+    if (starts("torch._utils._rebuild_")) return true;
+    for (const char *b : {"builtins.", "__builtin__."})
+        if (starts(b) && builtins.count(g.substr(std::strlen(b)))) return true;
+    // numpy >= 1.25 pickles a dtype's class: numpy.dtypes.Float64DType.
+    if (starts("numpy.dtypes.") && g.size() > 18 && g.compare(g.size() - 5, 5, "DType") == 0 &&
+        g.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") == std::string::npos)
+        return true;
+    // torch.nn.modules.<file>.<Class>: a torch layer class (capitalised), never a function of those files.
+    if (starts("torch.nn.modules.")) {
+        std::string rest = g.substr(17);
+        size_t dot = rest.find('.');
+        if (dot != std::string::npos && rest.find('.', dot + 1) == std::string::npos && dot + 1 < rest.size() &&
+            std::isupper(static_cast<unsigned char>(rest[dot + 1])) &&
+            rest.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") == std::string::npos)
+            return true;
+    }
+    return false;
+}
+
 // ---- the virtual machine ----
 
 // Where storages come from: a zip archive's records, or the legacy file's trailing data.
@@ -206,7 +253,14 @@ struct Unpickler {
     std::vector<size_t> marks;
     std::unordered_map<uint64_t, Ref> memo;
 
-    Unpickler(Input &in, StorageSource *s) : in(in), storages(s) {}
+    std::set<std::string> *globals;  // every global the pickle names (module.name), for the caller to judge
+
+    Unpickler(Input &in, StorageSource *s, std::set<std::string> *g) : in(in), storages(s), globals(g) {}
+
+    Ref global(const std::string &name) {
+        if (globals) globals->insert(name);
+        return make_str(name, K::Global);
+    }
 
     [[noreturn]] void bad(const std::string &m) { fail("the pickle in " + in.what + " " + m); }
 
@@ -487,13 +541,13 @@ struct Unpickler {
             case 0x91: push(make_seq(K::List, pop_mark())); break;                   // FROZENSET
             case 'c': {
                 std::string module = in.line(), name = in.line();
-                push(make_str(module + "." + name, K::Global));
+                push(global(module + "." + name));
                 break;
             }
             case 0x93: {  // STACK_GLOBAL
                 auto name = pop(), module = pop();
                 if (name->k != K::Str || module->k != K::Str) bad("has a STACK_GLOBAL without strings");
-                push(make_str(module->s + "." + name->s, K::Global));
+                push(global(module->s + "." + name->s));
                 break;
             }
             case 'R': { auto args = pop(), f = pop(); push(reduce(f, args)); break; }
@@ -525,6 +579,7 @@ struct Unpickler {
                 std::string module = in.line(), name = in.line();
                 auto o = make(K::Object);
                 o->s = module + "." + name;
+                if (globals) globals->insert(o->s);
                 auto args = pop_mark();
                 if (!args.empty()) o->a.push_back(make_seq(K::Tuple, args));
                 push(o);
@@ -562,8 +617,8 @@ struct Unpickler {
     }
 };
 
-Ref unpickle(Input &in, StorageSource *storages) {
-    Unpickler u(in, storages);
+Ref unpickle(Input &in, StorageSource *storages, std::set<std::string> *globals) {
+    Unpickler u(in, storages, globals);
     return u.run();
 }
 
@@ -608,7 +663,7 @@ struct LegacyStorages : StorageSource {
     }
 };
 
-Ref load_zip(const std::string &path) {
+Ref load_zip(const std::string &path, std::set<std::string> &globals) {
     caffe2::serialize::PyTorchStreamReader reader(path);
     if (reader.hasRecord("constants.pkl") || reader.hasRecord("code/__torch__.py"))
         fail("this is a TorchScript module (torch.jit.save), not a torch.save file: load it as a ScriptModule");
@@ -621,28 +676,28 @@ Ref load_zip(const std::string &path) {
     auto [ptr, size] = reader.getRecord("data.pkl");
     MemInput in(static_cast<const char *>(ptr.get()), size, "data.pkl");
     ZipStorages storages(reader);
-    return unpickle(in, &storages);
+    return unpickle(in, &storages, &globals);
 }
 
-Ref load_legacy(const std::string &path) {
+Ref load_legacy(const std::string &path, std::set<std::string> &globals) {
     FileInput in(path);
     if (!in.f) fail("cannot open: " + std::string(std::strerror(errno)));
-    Ref magic = unpickle(in, nullptr);
+    Ref magic = unpickle(in, nullptr, &globals);
     static const unsigned char expected[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
     if (magic->k != K::BigInt || magic->s != std::string(reinterpret_cast<const char *>(expected), 10))
         fail("not a torch.save file: it is a pickle, but does not start with torch's magic number");
-    Ref version = unpickle(in, nullptr);
+    Ref version = unpickle(in, nullptr, &globals);
     if (version->k != K::Int || version->i != 1001)
         fail("legacy torch.save protocol version " + (version->k == K::Int ? std::to_string(version->i) : "?") +
              " is not supported (expected 1001)");
-    Ref sys = unpickle(in, nullptr);
+    Ref sys = unpickle(in, nullptr, &globals);
     if (sys->k == K::Dict)
         for (size_t j = 0; j < sys->a.size(); j++)
             if (sys->a[j]->k == K::Str && sys->a[j]->s == "little_endian" && sys->v[j]->k == K::Bool && !sys->v[j]->b)
                 fail("the checkpoint was saved on a big-endian machine, which is not supported");
     LegacyStorages storages;
-    Ref root = unpickle(in, &storages);
-    Ref keys = unpickle(in, nullptr);
+    Ref root = unpickle(in, &storages, &globals);
+    Ref keys = unpickle(in, nullptr, &globals);
     if (keys->k != K::List) fail("the storage key list is missing (truncated file?)");
     for (auto &k : keys->a) {
         std::string key = k->k == K::Str ? k->s : k->k == K::Int ? std::to_string(k->i) : "";
@@ -745,10 +800,12 @@ void collect_ivalue(const c10::IValue &v, std::vector<at::Tensor> &out, std::str
 
 }  // namespace
 
-int64_t ct_load_pickle(const char *path, char ***names, ct_tensor **tensors, char ***skipped, int64_t *n_skipped) {
+int64_t ct_load_pickle(const char *path, char ***names, ct_tensor **tensors, char ***skipped, int64_t *n_skipped,
+                       char ***unsafe, int64_t *n_unsafe) {
     CT_GUARD(-1, {
         std::string p(path);
         Ref root;
+        std::set<std::string> globals;
         try {
             std::ifstream f(p, std::ios::binary);
             if (!f) fail("cannot open: " + std::string(std::strerror(errno)));
@@ -757,9 +814,9 @@ int64_t ct_load_pickle(const char *path, char ***names, ct_tensor **tensors, cha
             auto got = f.gcount();
             f.close();
             if (got == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4) {
-                root = load_zip(p);
+                root = load_zip(p, globals);
             } else if (got >= 2 && magic[0] == 0x80 && magic[1] >= 2 && magic[1] <= 5) {
-                root = load_legacy(p);
+                root = load_legacy(p, globals);
             } else {
                 fail(std::string("not a torch.save file (neither a zip archive nor a pickle") +
                      (got < 4 ? "; the file is shorter than 4 bytes)" : ")"));
@@ -778,6 +835,10 @@ int64_t ct_load_pickle(const char *path, char ***names, ct_tensor **tensors, cha
         for (size_t i = 0; i < found.tensors.size(); i++) (*tensors)[i] = wrap(found.tensors[i].second);
         *skipped = strings(found.skipped);
         *n_skipped = static_cast<int64_t>(found.skipped.size());
+        std::vector<std::string> flagged;
+        for (auto &g : globals) if (!known_safe_global(g)) flagged.push_back(g);
+        *unsafe = strings(flagged);
+        *n_unsafe = static_cast<int64_t>(flagged.size());
         return static_cast<int64_t>(ns.size());
     })
 }

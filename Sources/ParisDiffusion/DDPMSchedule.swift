@@ -26,8 +26,20 @@ public struct DDPMSchedule: Sendable, Equatable {
     /// The cosine schedule's cap on β (Nichol & Dhariwal; DiT's `betas_for_alpha_bar(max_beta=0.999)`).
     public static let cosineMaxBeta = 0.999
 
-    public init(_ kind: BetaSchedule = .linear, numTimesteps: Int = 1000) throws {
+    /// The most DDPM training timesteps T: 100,000. DDPM and DiT use 1000, improved DDPM 4000; the schedule is
+    /// a table of T float64 values built when a config is read, so an absurd T (10¹², from a hand-edited
+    /// run.json or config.json) must fail before the table is allocated.
+    public static let maxTimesteps = 100_000
+
+    /// Throws unless 2 ≤ `numTimesteps` ≤ `maxTimesteps`.
+    public static func checkTimesteps(_ numTimesteps: Int) throws {
         try require(numTimesteps >= 2, "DDPM num_timesteps must be at least 2, got \(numTimesteps)")
+        try require(numTimesteps <= maxTimesteps,
+                    "DDPM num_timesteps must be ≤ \(maxTimesteps) (DDPMSchedule.maxTimesteps), got \(numTimesteps)")
+    }
+
+    public init(_ kind: BetaSchedule = .linear, numTimesteps: Int = 1000) throws {
+        try Self.checkTimesteps(numTimesteps)
         self.kind = kind
         self.numTimesteps = numTimesteps
         let T = numTimesteps

@@ -81,7 +81,7 @@ public enum Objective: Equatable, Sendable {
     public func validate() throws {
         switch self {
         case .flowMatching(let sampling): try sampling.validate()
-        case .ddpmEpsilon(_, let T): try require(T >= 2, "num_timesteps must be at least 2, got \(T)")
+        case .ddpmEpsilon(_, let T): try DDPMSchedule.checkTimesteps(T)
         }
     }
 

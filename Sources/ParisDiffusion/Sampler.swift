@@ -11,9 +11,9 @@ public enum TimeGrid: String, NamedChoice, Sendable {
     case diffusers
 
 
-    /// The N + 1 times of an N-step schedule, from 1 down to 0.
+    /// The N + 1 times of an N-step schedule, from 1 down to 0 (1 ≤ N ≤ `SamplerConfig.maxSteps`).
     public func times(steps: Int, shift: Double = 1) throws -> [Double] {
-        try require(steps >= 1, "the number of sampling steps must be at least 1, got \(steps)")
+        try SamplerConfig.checkSteps(steps)
         try require(shift.isFinite && shift > 0, "the time shift must be positive, got \(shift)")
         var sigmas: [Double]
         switch self {
@@ -35,6 +35,20 @@ public enum TimeGrid: String, NamedChoice, Sendable {
 /// Sampling settings (JSON, snake_case): `{"solver": "euler", "steps": 50, "time_grid": "uniform",
 /// "shift": 1, "guidance_scale": 7.5}`.
 public struct SamplerConfig: Codable, Sendable, Equatable {
+    /// The most sampling steps: 10,000. Paris samples with 50 Euler steps, DDPM was trained with 1000 and sampled
+    /// with as many, and a flow ODE is integrated to within float32 precision far below 10,000 steps; more would
+    /// only multiply the run time (one network call per step, two with Heun). The step count sizes the time grid
+    /// and the routing trace (one entry per model call), so it is checked before anything is allocated:
+    /// `--steps 1000000000` used to reserve 8 GB for the grid and 10¹² to abort.
+    public static let maxSteps = 10_000
+
+    /// Throws unless 1 ≤ `steps` ≤ `maxSteps`.
+    public static func checkSteps(_ steps: Int) throws {
+        try require(steps >= 1, "steps must be ≥ 1, not \(steps)")
+        try require(steps <= maxSteps, "steps must be ≤ \(maxSteps) (SamplerConfig.maxSteps), not \(steps); "
+            + "Paris samples with 50")
+    }
+
     public var solver: ODESolver
     public var steps: Int
     public var timeGrid: TimeGrid
@@ -53,7 +67,7 @@ public struct SamplerConfig: Codable, Sendable, Equatable {
     }
 
     public func validate() throws {
-        try require(steps >= 1, "the number of sampling steps must be at least 1, got \(steps)")
+        try Self.checkSteps(steps)
         try require(shift.isFinite && shift > 0, "the time shift must be positive, got \(shift)")
         try require(guidanceScale.isFinite, "guidance_scale must be finite, got \(guidanceScale)")
     }
@@ -138,9 +152,12 @@ public struct FlowSampler {
         }, progress: progress)
     }
 
-    /// An explicit time list must start at 1 or below, decrease strictly, stay in [0, 1] and have ≥ 2 entries.
+    /// An explicit time list must start at 1 or below, decrease strictly, stay in [0, 1] and have 2 to
+    /// `SamplerConfig.maxSteps` + 1 entries.
     public static func validate(times: [Double]) throws {
         try require(times.count >= 2, "a time list needs at least 2 entries (1 step), got \(times.count)")
+        try require(times.count <= SamplerConfig.maxSteps + 1,
+                    "a time list has at most \(SamplerConfig.maxSteps + 1) entries (SamplerConfig.maxSteps), got \(times.count)")
         try require(times.allSatisfy { $0.isFinite && $0 >= 0 && $0 <= 1 }, "sampling times must lie in [0, 1]")
         for i in 1..<times.count {
             try require(times[i] < times[i - 1],

@@ -9,6 +9,13 @@ import Torch
 /// `<run>/samples/<name>/img_<i>.png` (i in prompt-major order: prompt p's n-th image is i = p·n + j),
 /// `grid.png` (one row per prompt) and `trace.json` (`RoutingTrace`). The folder appears whole or not at all.
 public struct SampleJob {
+    /// The most images one `paris sample` call makes (prompts × images per prompt): 10,000. Every image of the
+    /// call is kept in memory until the end (N × C × H × W floats: 120 MB for 10,000 32×32 RGB images), tiled into
+    /// one grid.png and traced step by step in trace.json (steps × N × K weights), so N is bounded before the
+    /// prompt list is expanded: `--n 10¹²` used to abort while building it. Make more images in several calls
+    /// with different `--seed` and `--name`; FID-scale sampling is `paris eval`'s, which streams its batches.
+    public static let maxImages = 10_000
+
     public var run: RunLayout
     /// The output folder's name under `<run>/samples/`.
     public var name: String
@@ -56,6 +63,13 @@ public struct SampleJob {
         guard !prompts.isEmpty else { throw EnsembleError("no prompts: give --prompt or --prompts-file") }
         guard imagesPerPrompt >= 1 else { throw EnsembleError("images per prompt must be ≥ 1, not \(imagesPerPrompt)") }
         guard batchSize >= 1 else { throw EnsembleError("batch size must be ≥ 1, not \(batchSize)") }
+        guard imagesPerPrompt <= Self.maxImages / prompts.count else {
+            let n = prompts.count.multipliedReportingOverflow(by: imagesPerPrompt)
+            throw EnsembleError("\(prompts.count) prompts × \(imagesPerPrompt) images per prompt = "
+                + (n.overflow ? "more than \(Int.max)" : "\(n.partialValue)")
+                + " images, more than the \(Self.maxImages) one call may make (SampleJob.maxImages); "
+                + "sample in several calls with different --seed and --name")
+        }
         guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
             throw EnsembleError("sample name '\(name)' must be a plain folder name")
         }

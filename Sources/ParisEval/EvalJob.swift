@@ -62,7 +62,9 @@ public struct EvalJob {
     public func validate() throws {
         guard samples >= 2 else { throw EvalError("--samples must be ≥ 2 (a covariance needs two), not \(samples)") }
         guard fidSamples >= 2 else { throw EvalError("--fid-samples must be ≥ 2, not \(fidSamples)") }
-        guard steps >= 1 else { throw EvalError("--steps must be ≥ 1, not \(steps)") }
+        // The sampler settings are checked here, before any data or checkpoint is read (steps ≤ SamplerConfig.maxSteps).
+        do { try SamplerConfig.checkSteps(steps) } catch { throw EvalError("--\(error)") }
+        guard guidance.isFinite else { throw EvalError("--cfg must be finite, not \(guidance)") }
         guard !strategies.isEmpty else { throw EvalError("no routing strategy to evaluate") }
         guard classifierSteps >= 0, alignmentPerCluster >= 1, maxPerCluster >= 1 else {
             throw EvalError("classifier steps ≥ 0, alignment images ≥ 1 and max images per cluster ≥ 1, please")

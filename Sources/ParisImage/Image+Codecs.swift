@@ -29,19 +29,36 @@ public enum ImageFormat: String, Sendable {
 }
 
 extension Image {
-    /// Decodes PNG or JPEG bytes (format from the magic bytes). `name` is used in error messages.
+    /// The most pixels (width × height) a decoded image may have: 2²⁶ = 67,108,864, an 8192 × 8192 image. It is
+    /// checked from the file's header (PNG IHDR, JPEG SOF) before any pixel memory is allocated, because a few
+    /// megabytes of compressed PNG can declare 32000 × 32000 RGBA (4 GB). 64 megapixels holds an 8K frame
+    /// (7680 × 4320, 33 MP) and the photos of ordinary cameras; Paris trains on 32–256-pixel images, so anything
+    /// larger is only ever downscaled. Decoding the largest legal image takes 256 MiB for RGBA bytes, about
+    /// 1.3 GB with the copies and float tensors the importers make. (PNG also keeps libpng's 32768-pixel side
+    /// limit, JPEG its own 65500.)
+    public static let maxPixels = 1 << 26
+
+    /// Decodes PNG or JPEG bytes (format from the magic bytes). `name` is used in error messages. An image whose
+    /// header declares more than `maxPixels` pixels is refused before its pixels are allocated.
     public init(decoding data: [UInt8], name: String = "<memory>", alpha: Alpha = .keep) throws {
         let format = try ImageFormat.detect(data, name: name)
         var img = ic_image()
         var err = [CChar](repeating: 0, count: 512)
+        let limit = UInt64(Self.maxPixels)
         let status = data.withUnsafeBufferPointer { buf in
             err.withUnsafeMutableBufferPointer { e in
                 format == .png
-                    ? ic_png_decode(buf.baseAddress, buf.count, &img, e.baseAddress, e.count)
-                    : ic_jpeg_decode(buf.baseAddress, buf.count, &img, e.baseAddress, e.count)
+                    ? ic_png_decode(buf.baseAddress, buf.count, limit, &img, e.baseAddress, e.count)
+                    : ic_jpeg_decode(buf.baseAddress, buf.count, limit, &img, e.baseAddress, e.count)
             }
         }
         defer { ic_free(img.pixels) }
+        if status == IC_TOO_MANY_PIXELS {
+            let w = Int(img.width), h = Int(img.height)
+            throw ImageError("\(name): the \(format == .png ? "PNG" : "JPEG") header declares \(w)×\(h) pixels "
+                + String(format: "(%.1f megapixels)", Double(w * h) / 1e6)
+                + ", more than the limit of \(Self.maxPixels) pixels (8192×8192, Image.maxPixels); downscale it first")
+        }
         guard status == 0, let p = img.pixels else {
             let msg = cMessage(err)
             throw ImageError("\(name): cannot decode \(format == .png ? "PNG" : "JPEG"): \(msg.isEmpty ? "unknown error" : msg)")

@@ -69,12 +69,25 @@ public struct ExpertCheckpoint: Sendable {
         }
     }
 
-    /// Loads config and weights (strictly) into a model in eval mode on `device`.
-    public static func load(from folder: URL, device: Device = .cpu) throws -> (ParisExpert, ExpertCheckpoint) {
+    /// Reads `config.json` (validated, so within `ModelLimits`) and compares the model it describes with the header
+    /// of the weights file (names and shapes; no tensor is loaded, no model built). A config.json that disagrees
+    /// with its weights fails here, naming both files and the key.
+    @discardableResult
+    public static func checkWeights(in folder: URL) throws -> ExpertCheckpoint {
         let info = try read(from: folder)
-        let model = try ParisExpert(info.model, device: device)
         let url = folder.appendingPathComponent(weightsName)
         guard FileManager.default.fileExists(atPath: url.path) else { throw RunError("\(url.path): not found") }
+        try checkWeightsHeader(info.model.stateDictEntries, depth: info.model.depth, config: info.model,
+                               configURL: folder.appendingPathComponent(configName), weights: url)
+        return info
+    }
+
+    /// Loads config and weights (strictly) into a model in eval mode on `device`, after `checkWeights(in:)`: the
+    /// model is built only from a config that matches its weights.
+    public static func load(from folder: URL, device: Device = .cpu) throws -> (ParisExpert, ExpertCheckpoint) {
+        let info = try checkWeights(in: folder)
+        let url = folder.appendingPathComponent(weightsName)
+        let model = try ParisExpert(info.model, device: device)
         let weights = try SafeTensors.load(url, device: device)
         do { try model.loadStateDict(weights.tensors) } catch { throw RunError("\(url.path): \(error)") }
         model.train(false)
@@ -115,8 +128,22 @@ public enum RouterCheckpoint {
         try JSONObject.write(dict, to: folder.appendingPathComponent(configName))
     }
 
-    /// Loads config and weights (strictly) into a router in eval mode on `device`.
+    /// Loads config and weights (strictly) into a router in eval mode on `device`, after `checkWeights(in:)`.
     public static func load(from folder: URL, device: Device = .cpu) throws -> Router {
+        let config = try checkWeights(in: folder)
+        let router = try Router(config, device: device)
+        let wurl = folder.appendingPathComponent(weightsName)
+        do { try router.loadStateDict(try SafeTensors.load(wurl, device: device).tensors) } catch {
+            throw RunError("\(wurl.path): \(error)")
+        }
+        router.train(false)
+        return router
+    }
+
+    /// Reads `config.json` (validated) and compares the router it describes with the weights file's header, without
+    /// loading a tensor or building the router (see `ExpertCheckpoint.checkWeights(in:)`).
+    @discardableResult
+    public static func checkWeights(in folder: URL) throws -> RouterConfig {
         let url = folder.appendingPathComponent(configName)
         let dict = try JSONObject.read(url)
         guard dict["_class_name"] as? String == className else {
@@ -127,14 +154,24 @@ public enum RouterCheckpoint {
             config = try JSONObject.decode(RouterConfig.self, from: dict)
             try config.validate()
         } catch { throw RunError("\(url.path): \(error)") }
-        let router = try Router(config, device: device)
         let wurl = folder.appendingPathComponent(weightsName)
         guard FileManager.default.fileExists(atPath: wurl.path) else { throw RunError("\(wurl.path): not found") }
-        do { try router.loadStateDict(try SafeTensors.load(wurl, device: device).tensors) } catch {
-            throw RunError("\(wurl.path): \(error)")
-        }
-        router.train(false)
-        return router
+        try checkWeightsHeader(config.stateDictEntries, depth: config.depth, config: config, configURL: url,
+                               weights: wurl)
+        return config
+    }
+}
+
+/// Compares a model config's state-dict entries (`stateDictEntries`) with the names and shapes in the header of
+/// its weights file, without loading a tensor, before the model is built: the header bounds what the config may
+/// ask for (a file cannot list the layers of `depth: 100000000` without holding them).
+func checkWeightsHeader<C: Encodable>(_ entries: [StateDictEntry], depth: Int, config: C, configURL: URL,
+                                      weights: URL) throws {
+    let header = try SafeTensors.header(weights)
+    let found = Dictionary(header.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+    let values = try JSONObject.encode(config).mapValues { "\($0)" }
+    do { try StateDictEntry.check(entries, against: found, depth: depth, values: values) } catch {
+        throw RunError("\(configURL.path) does not match \(weights.lastPathComponent): \(error)")
     }
 }
 

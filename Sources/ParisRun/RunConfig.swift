@@ -43,6 +43,9 @@ public struct RunConfig: Codable, Sendable, Equatable {
             throw RunError("run.json version \(version) is not supported (this paris reads version \(Self.currentVersion))")
         }
         guard numExperts >= 1 else { throw RunError("num_experts must be at least 1, not \(numExperts)") }
+        guard numExperts <= RouterConfig.maxExperts else {
+            throw RunError("num_experts must be ≤ \(RouterConfig.maxExperts) (RouterConfig.maxExperts), not \(numExperts)")
+        }
         guard experts.count == numExperts else {
             throw RunError("num_experts is \(numExperts) but run.json lists \(experts.count) experts")
         }

@@ -34,6 +34,15 @@ public struct CheckpointSummary: Encodable, Sendable {
     public let metadata: [String: String]
     /// torch.save values that are not tensors ("name: description").
     public let skipped: [String]
+    /// torch.save globals that are not known-safe reconstructors (`PyTorchCheckpoint.unsafeGlobals`): a file with
+    /// any is reported with a WARNING, and `paris inspect` exits non-zero.
+    public let unsafeGlobals: [String]
+    /// Whether the file names no unsafe global.
+    public var isSafe: Bool { unsafeGlobals.isEmpty }
+    /// The warning `render()` prints first and last for a file with unsafe globals, nil otherwise.
+    public var warning: String? {
+        isSafe ? nil : "WARNING: \(path): \(PyTorchCheckpoint.unsafeMessage(unsafeGlobals))"
+    }
 
     public var parameterCount: Int { tensors.reduce(0) { $0 + $1.count } }
 
@@ -58,12 +67,12 @@ public struct CheckpointSummary: Encodable, Sendable {
         let isZip = head.starts(with: [0x50, 0x4B, 0x03, 0x04])
         let isPickle = head.count >= 2 && head[0] == 0x80 && (2...5).contains(head[1])
         if isZip || isPickle {
-            let ckpt = try PyTorchCheckpoint.open(url)
+            let ckpt = try PyTorchCheckpoint.open(url, allowingUnsafeGlobals: true)
             return CheckpointSummary(
                 path: path, format: .torchSave, fileSize: size,
                 tensors: ckpt.tensors.map { Entry(name: $0.name, dtype: $0.tensor.dtype.description, shape: $0.tensor.shape,
                                                   count: $0.tensor.count) },
-                metadata: [:], skipped: ckpt.skipped)
+                metadata: [:], skipped: ckpt.skipped, unsafeGlobals: ckpt.unsafeGlobals)
         }
         let looksSafetensors = head.count == 9 && head[8] == UInt8(ascii: "{")
         if looksSafetensors || url.pathExtension.lowercased() == "safetensors" {
@@ -72,7 +81,7 @@ public struct CheckpointSummary: Encodable, Sendable {
                 path: path, format: .safetensors, fileSize: size,
                 tensors: header.entries.map { Entry(name: $0.name, dtype: $0.dtype?.description ?? $0.dtypeName, shape: $0.shape,
                                                     count: $0.count) },
-                metadata: header.metadata, skipped: [])
+                metadata: header.metadata, skipped: [], unsafeGlobals: [])
         }
         throw TorchError("\(path): not a checkpoint Paris can read (expected safetensors, or a torch.save .pt/.pth file)")
     }
@@ -80,6 +89,7 @@ public struct CheckpointSummary: Encodable, Sendable {
     /// A readable report: a header line, the metadata, one line per tensor, the skipped values and a total.
     public func render() -> String {
         var lines: [String] = []
+        if let warning { lines.append(warning) }
         lines.append("\(path)")
         lines.append("  format: \(format.rawValue), \(Self.bytes(fileSize)), \(tensors.count) tensors, "
             + "\(Self.grouped(parameterCount)) parameters")
@@ -109,6 +119,7 @@ public struct CheckpointSummary: Encodable, Sendable {
             lines.append(contentsOf: skipped.map { "  " + Self.oneLine($0) })
         }
         lines.append("total: \(Self.grouped(parameterCount)) parameters in \(tensors.count) tensors")
+        if let warning { lines.append(warning) }
         return lines.joined(separator: "\n")
     }
 
@@ -121,7 +132,7 @@ public struct CheckpointSummary: Encodable, Sendable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case path, format, fileSize, tensors, metadata, skipped, parameterCount
+        case path, format, fileSize, tensors, metadata, skipped, unsafeGlobals, parameterCount
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -132,6 +143,7 @@ public struct CheckpointSummary: Encodable, Sendable {
         try c.encode(tensors, forKey: .tensors)
         try c.encode(metadata, forKey: .metadata)
         try c.encode(skipped, forKey: .skipped)
+        try c.encode(unsafeGlobals, forKey: .unsafeGlobals)
         try c.encode(parameterCount, forKey: .parameterCount)
     }
 

@@ -1,4 +1,5 @@
 import CTorch
+import Foundation
 
 /// The libtorch runtime: version, build, threads, seeding and CUDA. CUDA support is loaded on first use
 /// (`loadCUDA`), by dlopen of `libtorch_cuda.so` beside `libtorch_cpu.so`, so one binary runs with or without a GPU.
@@ -61,10 +62,35 @@ public enum Runtime {
     /// libtorch's build configuration (`torch.__config__.show()`).
     public static var buildConfig: String { String(cString: ct_build_config()) }
 
-    /// Intra-op threads used by CPU kernels.
+    /// Intra-op threads used by CPU kernels. Set it through `setThreads(_:)` to have the value checked.
     public static var threads: Int {
         get { Int(ct_get_num_threads()) }
         set { ct_set_num_threads(Int32(newValue)) }
+    }
+
+    /// The most intra-op threads per CPU core this process may use: 4. libtorch starts one OS thread per intra-op
+    /// thread, and past the cores they only take turns on them (slower: more switching, colder caches); 4 per core
+    /// leaves room to try oversubscription and refuses a typo like `--threads 1000` on a 2-core machine (and an
+    /// Int32 overflow of the C API).
+    public static let maxThreadsPerCore = 4
+
+    /// `maxThreadsPerCore` × the cores this process may run on (`ProcessInfo.activeProcessorCount`).
+    public static var maxThreads: Int { maxThreadsPerCore * max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
+    /// Throws unless 1 ≤ `n` ≤ `maxThreads`.
+    public static func checkThreads(_ n: Int) throws {
+        guard n >= 1 else { throw TorchError("threads must be ≥ 1, not \(n)") }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        guard n <= maxThreads else {
+            throw TorchError("threads must be ≤ \(maxThreads) (\(maxThreadsPerCore) per core, Runtime.maxThreadsPerCore, "
+                + "on this machine's \(cores) core\(cores == 1 ? "" : "s")), not \(n)")
+        }
+    }
+
+    /// Sets `threads` after `checkThreads(n)`.
+    public static func setThreads(_ n: Int) throws {
+        try checkThreads(n)
+        threads = n
     }
 
     /// Seeds libtorch's generators (CPU and CUDA): the same numbers as `torch.manual_seed(seed)` in PyTorch.

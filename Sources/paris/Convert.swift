@@ -29,7 +29,7 @@ struct ConvertDiT: ParsableCommand {
     @Option(help: "Which weights of a train.py checkpoint: auto (ema, else model), ema or model.")
     var weights: String = "auto"
 
-    @Option(help: "Attention heads, needed only when the hidden size matches no reference preset.")
+    @Option(number: "Attention heads, needed only when the hidden size matches no reference preset.")
     var numHeads: Int?
 
     @Flag(help: "Replace existing output files.")

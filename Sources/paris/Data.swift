@@ -33,7 +33,7 @@ struct DataImport: ParsableCommand {
     @Option(help: "The folder to write (default data/<dataset>).")
     var out: String?
 
-    @Option(help: "fashion-mnist: at most this many images of each split; emoji: the first N emoji only.")
+    @Option(number: "fashion-mnist: at most this many images of each split; emoji: the first N emoji only.")
     var limit: Int?
 
     @Option(help: "fashion-mnist: train, test or all.")
@@ -43,7 +43,7 @@ struct DataImport: ParsableCommand {
             help: "fashion-mnist: the IDX folder (never installs); folder: the image folder; webdataset: shards or folders.")
     var source: [String] = []
 
-    @Option(help: "emoji: the image side in pixels.")
+    @Option(number: "emoji: the image side in pixels.")
     var size: Int = 32
 
     @Option(help: "emoji: comma-separated styles (twemoji,openmoji,noto).")

@@ -20,22 +20,22 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("run"), help: "The run folder.")
     var runFolder: String
 
-    @Option(help: "Generated images per strategy.")
+    @Option(number: "Generated images per strategy.")
     var samples: Int = 64
 
-    @Option(help: "Real held-out images in the FID reference set.")
+    @Option(number: "Real held-out images in the FID reference set.")
     var fidSamples: Int = 128
 
-    @Option(help: "Sampling steps.")
+    @Option(number: "Sampling steps.")
     var steps: Int = 20
 
-    @Option(help: "Classifier-free guidance scale (per expert).")
+    @Option(number: "Classifier-free guidance scale (per expert).")
     var cfg: Double = 4
 
     @Option(help: "Comma-separated routing strategies (\(RoutingStrategy.syntax)).")
     var strategies: String = "top1,top2,full"
 
-    @Option(help: "Training steps of the dataset classifier (reused from eval/classifier/ when present).")
+    @Option(number: "Training steps of the dataset classifier (reused from eval/classifier/ when present).")
     var classifierSteps: Int = 300
 
     @Option(help: "A folder of held-out shards in the run's clusters (default: the partition's held_out/ when it has one, else images of the experts' own shards).")
@@ -44,7 +44,7 @@ struct Eval: ParsableCommand {
     @Option(help: "The dataset classifier's folder: trained there on first use and reused by every run evaluated with it, so FD compares across runs (default: <run>/eval/classifier).")
     var classifier: String?
 
-    @Option(help: "Random seed.")
+    @Option(number: "Random seed.")
     var seed: UInt64 = 0
 
     @Option(help: "cpu, cuda, cuda:N or auto (CUDA when present).")

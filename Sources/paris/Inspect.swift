@@ -8,7 +8,9 @@ struct Inspect: ParsableCommand {
         abstract: "List a checkpoint's tensors (name, dtype, shape, parameters) and metadata.",
         discussion: """
             Reads .safetensors files (header only) and torch.save .pt/.pth files (without running any code from \
-            them). Exits non-zero with a message naming the problem when the file is missing or corrupt.
+            them). Exits non-zero with a message naming the problem when the file is missing or corrupt, and with \
+            a WARNING naming them when a torch.save file's pickle names globals that are not known-safe \
+            reconstructors (os.system, builtins.eval...): Python's torch.load would run them.
             """)
 
     @Argument(help: "The checkpoint: a .safetensors file, or a torch.save .pt/.pth file.")
@@ -20,5 +22,9 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let summary = try CheckpointSummary.read(URL(fileURLWithPath: file))
         print(json ? try summary.json() : summary.render())
+        if let warning = summary.warning {
+            FileHandle.standardError.write(Data((warning + "\n").utf8))
+            throw ExitCode.failure
+        }
     }
 }

@@ -22,10 +22,10 @@ struct Launch: ParsableCommand {
     @Option(help: "local (child processes on this machine) or slurm (sbatch).")
     var backend: LaunchBackend = .local
 
-    @Option(help: "Local: processes at once (default 1). Slurm: at most N array tasks at once (default: no limit).")
+    @Option(number: "Local: processes at once (default 1). Slurm: at most N array tasks at once (default: no limit).")
     var parallel: Int?
 
-    @Option(name: .customLong("expert"), help: "Only this expert (repeatable): retry one expert alone.")
+    @Option(name: .customLong("expert"), number: "Only this expert (repeatable): retry one expert alone.")
     var experts: [Int] = []
 
     @Flag(help: "Submit only the stages that have not finished, on top of an earlier launch.")

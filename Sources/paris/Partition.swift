@@ -24,7 +24,7 @@ struct PartitionCommand: ParsableCommand {
     @Option(help: "The partition folder to write, e.g. runs/emoji8/partition.")
     var out: String
 
-    @Option(help: "The number of clusters K (= experts).")
+    @Option(number: "The number of clusters K (= experts).")
     var k: Int
 
     @Option(help: "Defaults for the other options: \(PartitionConfig.presets.keys.sorted().joined(separator: ", ")).")
@@ -36,31 +36,31 @@ struct PartitionCommand: ParsableCommand {
     @Option(help: "What k-means clusters: image, text or both (default: the preset's, else image).")
     var features: String?
 
-    @Option(help: "The seed of the k-means++ draws and the random split.")
+    @Option(number: "The seed of the k-means++ draws and the random split.")
     var seed: UInt64 = 0
 
-    @Option(help: "The training resolution of the stored images (default: the preset's, else 32).")
+    @Option(number: "The training resolution of the stored images (default: the preset's, else 32).")
     var imageSize: Int?
 
-    @Option(help: "3 (RGB) or 1 (gray) (default: the preset's, else 3).")
+    @Option(number: "3 (RGB) or 1 (gray) (default: the preset's, else 3).")
     var channels: Int?
 
-    @Option(help: "Caption tokens stored per caption (default: the preset's, else 16).")
+    @Option(number: "Caption tokens stored per caption (default: the preset's, else 16).")
     var textLength: Int?
 
     @Option(help: "Only images whose metadata split is this; 'all' keeps every image (default: the preset's).")
     var split: String?
 
-    @Option(help: "Fine k-means clusters (default min(1024, N/4)).")
+    @Option(number: "Fine k-means clusters (default min(1024, N/4)).")
     var fineClusters: Int?
 
-    @Option(help: "At most this many images.")
+    @Option(number: "At most this many images.")
     var limit: Int?
 
-    @Option(help: "Images to hold out for evaluation (in <out>/held_out/, never trained on; the same images for every method and seed).")
+    @Option(number: "Images to hold out for evaluation (in <out>/held_out/, never trained on; the same images for every method and seed).")
     var heldOut: Int = 0
 
-    @Option(help: "The image size EfficientNet-Lite0 sees (224 as trained; 128 is about 3x faster).")
+    @Option(number: "The image size EfficientNet-Lite0 sees (224 as trained; 128 is about 3x faster).")
     var featureSize: Int = 224
 
     @Option(help: "cpu, cuda, cuda:N or auto: where the encoders and k-means run.")

@@ -28,7 +28,7 @@ struct RunInitCommand: ParsableCommand {
     @Option(help: "The dataset folder (imagefolder) the partition will be made from.")
     var data: String?
 
-    @Option(help: "K: the number of experts (clusters).")
+    @Option(number: "K: the number of experts (clusters).")
     var k: Int?
 
     @Option(help: "Run preset: \(RunPreset.all.map(\.name).joined(separator: ", ")).")
@@ -37,7 +37,7 @@ struct RunInitCommand: ParsableCommand {
     @Option(help: "A complete run.json to copy (validated) instead of a preset.")
     var config: String?
 
-    @Option(help: "Seed of expert 0 (expert k gets S + k).")
+    @Option(number: "Seed of expert 0 (expert k gets S + k).")
     var seed: UInt64 = 0
 
     @Flag(help: "Replace an existing run.json.")

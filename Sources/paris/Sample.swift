@@ -29,22 +29,22 @@ struct Sample: ParsableCommand {
     @Option(help: "Routing: \(RoutingStrategy.syntax).")
     var strategy: String = "top2"
 
-    @Option(help: "Sampling steps.")
+    @Option(number: "Sampling steps.")
     var steps: Int = 50
 
-    @Option(help: "Classifier-free guidance scale, applied per expert (1 = none).")
+    @Option(number: "Classifier-free guidance scale, applied per expert (1 = none).")
     var cfg: Double = 4
 
     @Option(help: "euler or heun.")
     var solver: String = "euler"
 
-    @Option(help: "Image i uses noise seed seed + i; the same seed gives the same image.")
+    @Option(number: "Image i uses noise seed seed + i; the same seed gives the same image.")
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("n"), help: "Images per prompt.")
+    @Option(name: .customLong("n"), number: "Images per prompt.")
     var imagesPerPrompt: Int = 1
 
-    @Option(help: "Images per forward batch.")
+    @Option(number: "Images per forward batch.")
     var batchSize: Int = 16
 
     @Option(help: "Output folder name under <run>/samples/ (default: <strategy>-s<seed>).")

@@ -20,18 +20,20 @@ struct TrainSessionOptions: ParsableArguments {
     @Flag(help: "Discard this job's checkpoints, weights, metrics and samples and start from step 0.")
     var restart = false
 
-    @Option(name: .customLong("stop-after"), help: "End this session with a checkpoint after N steps (resume later).")
+    @Option(name: .customLong("stop-after"), number: "End this session with a checkpoint after N steps (resume later).")
     var stopAfter: Int?
 
-    @Option(help: "CPU threads for libtorch (default: libtorch's choice).")
+    @Option(number: "CPU threads for libtorch (default: libtorch's choice).")
     var threads: Int?
 
-    @Option(help: "Batches the loader prepares ahead on its own thread.")
+    @Option(number: "Batches the loader prepares ahead on its own thread.")
     var prefetch: Int = 2
 
     func validate() throws {
         if let stopAfter, stopAfter <= 0 { throw ValidationError("--stop-after must be positive, not \(stopAfter)") }
-        if let threads, threads <= 0 { throw ValidationError("--threads must be positive, not \(threads)") }
+        if let threads {
+            do { try Runtime.checkThreads(threads) } catch { throw ValidationError("--\(error)") }
+        }
         if prefetch < 0 { throw ValidationError("--prefetch must be ≥ 0, not \(prefetch)") }
     }
 
@@ -39,7 +41,7 @@ struct TrainSessionOptions: ParsableArguments {
     /// finished (or had finished, or `--stop-after` ended the session), 128 + the signal's number when SIGTERM,
     /// SIGINT or SIGUSR1 stopped it (after writing a checkpoint).
     func session(_ body: (TrainOptions) throws -> TrainResult) throws {
-        if let threads { Runtime.threads = threads }
+        if let threads { try Runtime.setThreads(threads) }
         let signals = StopSignals()
         signals.install()
         let interactive = isatty(STDOUT_FILENO) != 0
@@ -71,7 +73,7 @@ struct TrainExpert: ParsableCommand {
 
     @OptionGroup var session: TrainSessionOptions
 
-    @Option(help: "The expert index k (default: $SLURM_ARRAY_TASK_ID, then $JOB_COMPLETION_INDEX).")
+    @Option(number: "The expert index k (default: $SLURM_ARRAY_TASK_ID, then $JOB_COMPLETION_INDEX).")
     var expert: Int?
 
     func run() throws {

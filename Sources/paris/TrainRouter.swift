@@ -17,7 +17,7 @@ struct TrainRouter: ParsableCommand {
 
     @OptionGroup var session: TrainSessionOptions
 
-    @Option(name: .customLong("held-out"), help: "Fraction of each shard held out for evaluation.")
+    @Option(name: .customLong("held-out"), number: "Fraction of each shard held out for evaluation.")
     var heldOut: Double = 0.1
 
     @Flag(name: .customLong("skip-checksums"), help: "Do not hash the shard files against their shard.json.")

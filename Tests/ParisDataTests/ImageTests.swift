@@ -90,6 +90,65 @@ final class ImageTests: XCTestCase {
         }
     }
 
+    /// A PNG of signature, IHDR (declaring width × height, 8-bit, `colorType`), one IDAT chunk and IEND, each with a
+    /// correct CRC, so libpng reads the header and reaches the pixel data.
+    private func craftedPNG(width: UInt32, height: UInt32, colorType: UInt8 = 6) -> [UInt8] {
+        func crc32(_ bytes: [UInt8]) -> UInt32 {
+            var c: UInt32 = 0xFFFF_FFFF
+            for b in bytes {
+                c ^= UInt32(b)
+                for _ in 0..<8 { c = (c >> 1) ^ (c & 1 == 1 ? 0xEDB8_8320 : 0) }
+            }
+            return ~c
+        }
+        func be(_ v: UInt32) -> [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> $0) } }
+        func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
+            let typed = Array(type.utf8) + body
+            return be(UInt32(body.count)) + typed + be(crc32(typed))
+        }
+        let ihdr = be(width) + be(height) + [8, colorType, 0, 0, 0]
+        // An empty zlib stream (stored, final, zero length): enough for libpng to start reading rows.
+        let idat: [UInt8] = [0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01]
+        return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", idat)
+            + chunk("IEND", [])
+    }
+
+    /// A small file may declare gigabytes of pixels; the header is checked before anything is allocated (issue #18:
+    /// a 4 MB PNG declaring 32000×32000 RGBA aborted the importer with "failed to allocate 4096000032 bytes").
+    func testHeaderDeclaringTooManyPixelsIsRefusedBeforeAllocating() throws {
+        XCTAssertEqual(Image.maxPixels, 8192 * 8192)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paris-img-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bomb = dir.appendingPathComponent("bomb.png")
+        try Data(craftedPNG(width: 32000, height: 32000)).write(to: bomb)
+        assertThrows({ try Image(contentsOf: bomb) }, contains: "bomb.png: the PNG header declares 32000×32000 pixels")
+        assertThrows({ try Image(contentsOf: bomb) }, contains: "more than the limit of 67108864 pixels")
+        // One pixel over the limit (each side within libpng's 32768), and the same for gray.
+        assertThrows({ try Image(decoding: self.craftedPNG(width: 8193, height: 8192)) }, contains: "8193×8192")
+        assertThrows({ try Image(decoding: self.craftedPNG(width: 32768, height: 2049, colorType: 0)) },
+                     contains: "32768×2049")
+        // At the limit, the crafted header is accepted and decoding goes on to fail on the missing rows.
+        assertThrows({ try Image(decoding: self.craftedPNG(width: 8192, height: 8192, colorType: 0)) },
+                     contains: "cannot decode PNG")
+
+        // A JPEG whose SOF0 says 32000×32000 (a real baseline file with its frame size rewritten).
+        var jpeg = try [UInt8](Data(contentsOf: fixtureURL("baseline.jpg")))
+        let sof = try XCTUnwrap((2..<(jpeg.count - 9)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 })
+        for (offset, v) in [(5, 32000), (7, 32000)] {  // height, then width, big-endian
+            jpeg[sof + offset] = UInt8(v >> 8)
+            jpeg[sof + offset + 1] = UInt8(v & 0xFF)
+        }
+        let jpegBomb = dir.appendingPathComponent("bomb.jpg")
+        try Data(jpeg).write(to: jpegBomb)
+        assertThrows({ try Image(contentsOf: jpegBomb) }, contains: "bomb.jpg: the JPEG header declares 32000×32000")
+
+        // A big but legal image (exactly the limit, 16384×4096 gray) still round-trips.
+        let wide = try Image(width: 16384, height: 4096, channels: 1,
+                             pixels: [UInt8](repeating: 0x5A, count: 16384 * 4096))
+        XCTAssertEqual(try Image(decoding: try wide.pngData()), wide)
+    }
+
     func testPNGRoundTripExactAndAtomicWrite() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paris-img-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

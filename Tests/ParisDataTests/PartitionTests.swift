@@ -250,6 +250,11 @@ final class PartitionTests: XCTestCase {
                                            encoders: self.encoders) }, contains: "K = 7 clusters but")
         assertThrows({ try Partitioner.run(dataset: self.data, output: self.out, config: self.config(k: 0),
                                            encoders: self.encoders) }, contains: "must be at least 1")
+        // Issue #18: K is bounded by RouterConfig.maxExperts (1024) before the data is read.
+        assertThrows({ try Partitioner.run(dataset: self.dir.appendingPathComponent("nope"), output: self.out,
+                                           config: self.config(k: 1_000_000_000), encoders: self.encoders) },
+                     contains: "num_clusters (K) must be ≤ 1024 (RouterConfig.maxExperts")
+        try self.config(k: 1024).validate()
         try Data().write(to: data.appendingPathComponent("metadata.jsonl"))
         assertThrows({ try Partitioner.run(dataset: self.data, output: self.out, config: self.config(),
                                            encoders: self.encoders) }, contains: "lists no images")

@@ -53,13 +53,13 @@ final class ConfigAndConversionTests: XCTestCase {
         XCTAssertTrue(message { _ = try self.decode(Objective.self, #"{"type": "ddpm_epsilon", "num_timesteps": 0}"#) }
             .contains("num_timesteps must be at least 2"))
         XCTAssertTrue(message { _ = try self.decode(SamplerConfig.self, #"{"steps": -3}"#) }
-            .contains("at least 1, got -3"))
+            .contains("steps must be ≥ 1, not -3"))
         XCTAssertTrue(message { _ = try self.decode(SamplerConfig.self, #"{"solver": "rk4"}"#) }
             .contains("unknown solver 'rk4'"))
         XCTAssertTrue(message { _ = try self.decode(SamplerConfig.self, #"{"time_grid": "karras"}"#) }
             .contains("unknown time_grid 'karras'"))
-        XCTAssertTrue(message { _ = try SamplerConfig(steps: 0) }.contains("at least 1"))
-        XCTAssertTrue(message { _ = try TimeGrid.uniform.times(steps: -1) }.contains("at least 1"))
+        XCTAssertTrue(message { _ = try SamplerConfig(steps: 0) }.contains("steps must be ≥ 1, not 0"))
+        XCTAssertTrue(message { _ = try TimeGrid.uniform.times(steps: -1) }.contains("steps must be ≥ 1, not -1"))
         XCTAssertTrue(message { _ = try ConditionDropout(probability: 1.5) }.contains("must be in [0, 1], got 1.5"))
         XCTAssertTrue(message { _ = try ConditionDropout(probability: -0.1) }.contains("must be in [0, 1]"))
         XCTAssertTrue(message { _ = try self.decode(ConditionDropout.self, #"{"probability": 2}"#) }
@@ -68,6 +68,34 @@ final class ConfigAndConversionTests: XCTestCase {
         XCTAssertTrue(message { try FlowSampler.validate(times: [1.5, 0]) }.contains("[0, 1]"))
         XCTAssertTrue(message { try FlowSampler.validate(times: [1]) }.contains("at least 2"))
         XCTAssertTrue(message { _ = try DDPMSchedule(.linear, numTimesteps: 1) }.contains("at least 2"))
+    }
+
+    /// Issue #18: `--steps 1000000000` reserved 8 GB for the time grid and 10¹² aborted; a DDPM num_timesteps of
+    /// 10¹² in a config allocated its β table likewise. Both are bounded before anything is allocated.
+    func testStepAndTimestepBounds() throws {
+        XCTAssertEqual(SamplerConfig.maxSteps, 10_000)
+        XCTAssertEqual(try SamplerConfig(steps: SamplerConfig.maxSteps).times().count, SamplerConfig.maxSteps + 1)
+        for steps in [SamplerConfig.maxSteps + 1, 1_000_000_000, 1_000_000_000_000, Int.max] {
+            XCTAssertTrue(message { _ = try SamplerConfig(steps: steps) }.contains("steps must be ≤ 10000"), "\(steps)")
+            XCTAssertTrue(message { _ = try TimeGrid.diffusers.times(steps: steps) }.contains("≤ 10000"), "\(steps)")
+            XCTAssertTrue(message { _ = try self.decode(SamplerConfig.self, #"{"steps": \#(steps)}"#) }
+                .contains("not \(steps)"))
+        }
+        // A config that was valid when made but edited afterwards is checked again where it is used.
+        var edited = try SamplerConfig()
+        edited.steps = 1_000_000_000_000
+        XCTAssertTrue(message { _ = try FlowSampler(edited) }.contains("SamplerConfig.maxSteps"))
+        XCTAssertTrue(message { _ = try edited.times() }.contains("SamplerConfig.maxSteps"))
+        XCTAssertTrue(message { try FlowSampler.validate(times: [Double](repeating: 0.5, count: 10_002)) }
+            .contains("at most 10001 entries"))
+
+        XCTAssertEqual(DDPMSchedule.maxTimesteps, 100_000)
+        XCTAssertEqual(try DDPMSchedule(.cosine, numTimesteps: 4000).betas.count, 4000)
+        XCTAssertTrue(message { _ = try DDPMSchedule(.linear, numTimesteps: 1_000_000_000_000) }
+            .contains("num_timesteps must be ≤ 100000"))
+        XCTAssertTrue(message {
+            _ = try self.decode(Objective.self, #"{"type": "ddpm_epsilon", "num_timesteps": 1000000000000}"#)
+        }.contains("num_timesteps must be ≤ 100000"))
     }
 
     func testSamplerInputErrors() throws {

@@ -140,6 +140,11 @@ final class EvalJobTests: XCTestCase {
         assertThrows({ try EvalJob(run: run, samples: 1).validate() }, contains: "--samples must be ≥ 2")
         assertThrows({ try EvalJob(run: run, strategies: []).validate() }, contains: "no routing strategy")
         assertThrows({ try EvalJob(run: run).run(inception: nil) }, contains: "run.json")
+        // Issue #18: the step bound is checked before the run is read (tmp holds no run.json).
+        assertThrows({ try EvalJob(run: run, steps: 1_000_000_000_000).run(inception: nil) },
+                     contains: "--steps must be ≤ 10000 (SamplerConfig.maxSteps)")
+        assertThrows({ try EvalJob(run: run, steps: -1).validate() }, contains: "--steps must be ≥ 1, not -1")
+        assertThrows({ try EvalJob(run: run, guidance: .nan).validate() }, contains: "--cfg must be finite")
     }
 
     func testClassifierLearnsAndRoundTrips() throws {

@@ -210,6 +210,24 @@ final class SampleJobTests: XCTestCase {
         XCTAssertEqual(files, reference)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.samples.path).sorted(), ["alone", "race"])
     }
+
+    /// Issue #18: `paris sample --steps 10¹²` and `--n 10¹²` aborted while sizing the time grid or the prompt list.
+    /// Both are bounded, and checked before the run is even looked at (this run folder does not exist).
+    func testStepAndImageBoundsAreCheckedBeforeAnythingIsLoaded() throws {
+        let nowhere = RunLayout(tmp.appendingPathComponent("nope"))
+        var huge = try job(nowhere, name: "n")
+        huge.imagesPerPrompt = 1_000_000_000_000
+        assertThrows({ try huge.run(encode: TinyRun.encoder) }, contains: "images, more than the 10000 one call may make")
+        huge.imagesPerPrompt = Int.max
+        assertThrows({ try huge.run(encode: TinyRun.encoder) }, contains: "more than \(Int.max) images")
+        huge.imagesPerPrompt = SampleJob.maxImages / 2 + 1  // two prompts
+        assertThrows({ try huge.run(encode: TinyRun.encoder) }, contains: "SampleJob.maxImages")
+        huge.imagesPerPrompt = SampleJob.maxImages / 2
+        assertThrows({ try huge.run(encode: TinyRun.encoder) }, contains: "no such run folder")
+        var steps = try job(nowhere, name: "s")
+        steps.sampler.steps = 1_000_000_000_000
+        assertThrows({ try steps.run(encode: TinyRun.encoder) }, contains: "steps must be ≤ 10000 (SamplerConfig.maxSteps)")
+    }
 }
 
 /// Moves a value into a thread that the test joins before reading anything back.

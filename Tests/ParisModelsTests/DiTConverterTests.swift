@@ -90,6 +90,15 @@ final class DiTConverterTests: XCTestCase {
         }
     }
 
+    /// A torch.save file naming unsafe globals (TorchTests' io_unsafe.pt) is refused for weights.
+    func testRefusesACheckpointWithUnsafeGlobals() throws {
+        let unsafe = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("TorchTests/Fixtures/io_unsafe.pt")
+        assertThrows({ try DiTConverter.convert(input: unsafe, output: self.folder.appendingPathComponent("o.safetensors")) },
+                     contains: "refusing to load: its pickle names 2 globals")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("o.safetensors").path))
+    }
+
     func testRejectsWhatIsNotADiT() throws {
         let out = folder.appendingPathComponent("x.safetensors")
         XCTAssertThrowsError(try DiTConverter.convert(input: try fixtureURL("not_dit.pt"), output: out)) {

@@ -61,6 +61,25 @@ final class ToolsTests: XCTestCase {
         assertFails(try CheckpointSummary.read(bad), "bad.safetensors", "header length is 4 bytes but only 2 bytes follow")
     }
 
+    /// Issue #18: `paris inspect` listed a .pt holding an os.system call as "object of class os.system" and exited 0.
+    func testSummaryWarnsLoudlyAboutUnsafeGlobals() throws {
+        let unsafe = try CheckpointSummary.read(try fixtureURL("io_unsafe.pt"))
+        XCTAssertFalse(unsafe.isSafe)
+        XCTAssertEqual(unsafe.unsafeGlobals, ["__builtin__.eval", "os.system"])
+        XCTAssertEqual(unsafe.tensors.map(\.name), ["weight"])
+        let text = unsafe.render()
+        XCTAssertTrue(text.hasPrefix("WARNING: "), text)
+        XCTAssertTrue(text.hasSuffix(try XCTUnwrap(unsafe.warning)), text)
+        XCTAssertTrue(text.contains("not known-safe torch/collections/numpy reconstructors: __builtin__.eval, os.system"), text)
+        XCTAssertTrue(try unsafe.json().contains("\"unsafe_globals\" : [\n    \"__builtin__.eval\",\n    \"os.system\""))
+        for file in ["io_state_dict.pt", "io_objects.pt", "io_namespace.pt", "io_dtypes.safetensors"] {
+            let safe = try CheckpointSummary.read(try fixtureURL(file))
+            XCTAssertTrue(safe.isSafe, file)
+            XCTAssertNil(safe.warning, file)
+            XCTAssertFalse(safe.render().contains("WARNING"), file)
+        }
+    }
+
     func testDoctorReportsThisLibtorch() throws {
         let report = RuntimeReport.collect()
         XCTAssertTrue(report.torchVersion.hasPrefix("2.11"), report.torchVersion)

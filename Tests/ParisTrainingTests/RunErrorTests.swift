@@ -1,4 +1,5 @@
 import Foundation
+import ParisModels
 import ParisRun
 import ParisTestSupport
 import ParisTraining
@@ -59,17 +60,28 @@ final class RunErrorTests: XCTestCase {
         assertThrows({ try ExpertTrainer.train(run: run, expert: 0) }, contains: "CUDA is not available")
     }
 
+    /// A dataset folder `root/name` whose metadata.jsonl lists `images` images (the files need not exist: run init
+    /// only counts the lines).
+    static func dataset(_ root: URL, _ name: String = "data", images: Int) throws -> String {
+        let folder = root.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let lines = (0..<images).map { #"{"file_name": "\#($0).png", "text": "image \#($0)"}"# + "\n" }
+        try Data(lines.joined().utf8).write(to: folder.appendingPathComponent("metadata.jsonl"))
+        return folder.path
+    }
+
     func testRunInit() throws {
         let root = try TinyRun.temporaryFolder(self)
         let run = root.appendingPathComponent("r")
-        let config = try RunInit.create(.init(run: run, dataset: "data/x", numExperts: 3, preset: "cpu-tiny", seed: 5))
+        let data = try Self.dataset(root, images: 100)
+        let config = try RunInit.create(.init(run: run, dataset: data, numExperts: 3, preset: "cpu-tiny", seed: 5))
         XCTAssertEqual(config.numExperts, 3)
         XCTAssertEqual(config.experts.map(\.seed), [5, 6, 7])
         XCTAssertEqual(config.monolith?.batchSize, 3 * config.experts[0].batchSize)
         XCTAssertEqual(try RunLayout(run).config(), config)
-        assertThrows({ try RunInit.create(.init(run: run, dataset: "d", numExperts: 2)) }, contains: "--force")
-        XCTAssertEqual(try RunInit.create(.init(run: run, dataset: "d", numExperts: 2, force: true)).numExperts, 2)
-        assertThrows({ try RunInit.create(.init(run: root.appendingPathComponent("s"), dataset: "d", numExperts: 2,
+        assertThrows({ try RunInit.create(.init(run: run, dataset: data, numExperts: 2)) }, contains: "--force")
+        XCTAssertEqual(try RunInit.create(.init(run: run, dataset: data, numExperts: 2, force: true)).numExperts, 2)
+        assertThrows({ try RunInit.create(.init(run: root.appendingPathComponent("s"), dataset: data, numExperts: 2,
                                                 preset: "tpu-giant")) }, contains: "unknown run preset 'tpu-giant'")
         // From a complete run.json: validated, and --k must agree.
         let file = root.appendingPathComponent("custom.json")
@@ -85,5 +97,42 @@ final class RunErrorTests: XCTestCase {
         try custom.write(to: file)
         assertThrows({ try RunInit.create(.init(run: root.appendingPathComponent("v"), dataset: nil, numExperts: nil,
                                                 configFile: file)) }, contains: "unknown Paris expert preset 'nope'")
+    }
+
+    /// Issue #18: `run init --k 1000000000` aborted building 10⁹ experts, `--k 100000` on 5.7k images was
+    /// accepted, and `--data /nonexistent` succeeded.
+    func testRunInitBoundsKAndChecksTheDataset() throws {
+        let root = try TinyRun.temporaryFolder(self)
+        let data = try Self.dataset(root, images: 5700)
+        func create(_ name: String, _ k: Int, _ dataset: String? = nil) throws {
+            try RunInit.create(.init(run: root.appendingPathComponent(name), dataset: dataset ?? data, numExperts: k))
+        }
+        XCTAssertEqual(RouterConfig.maxExperts, 1024)
+        assertThrows({ try create("a", 1_000_000_000) }, contains: "--k must be ≤ 1024 (RouterConfig.maxExperts), not 1000000000")
+        assertThrows({ try create("b", Int.max) }, contains: "--k must be ≤ 1024")
+        // cpu-tiny experts train with batch 32: 5700 images hold at most 178 experts' first batches.
+        assertThrows({ try create("c", 1000) }, contains: "1000 experts need at least 32000 images")
+        assertThrows({ try create("c", 179) }, contains: "lists 5700; use K ≤ 178")
+        XCTAssertNoThrow(try create("d", 178))
+        // A dataset that is not there, or is not a dataset folder.
+        assertThrows({ try create("e", 2, "/nonexistent") }, contains: "/nonexistent: no such dataset folder")
+        assertThrows({ try create("f", 2, root.path) }, contains: "metadata.jsonl: missing")
+        for name in ["a", "b", "c", "e", "f"] {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent(name).path), name)
+        }
+        // A run.json given as a file is checked the same way, and num_experts is bounded by RunConfig.validate.
+        var config = try RunLayout(root.appendingPathComponent("d")).config()
+        config.dataset = "/nonexistent"
+        let file = root.appendingPathComponent("custom.json")
+        try config.write(to: file)
+        assertThrows({ try RunInit.create(.init(run: root.appendingPathComponent("g"), dataset: nil, numExperts: nil,
+                                                configFile: file)) }, contains: "no such dataset folder")
+        config.numExperts = 2000
+        config.experts = Array(repeating: config.experts[0], count: 2000)
+        try config.write(to: file)
+        assertThrows({ try RunConfig.load(file) }, contains: "num_experts must be ≤ 1024")
+        var router = RouterConfig.cpuTiny
+        router.numExperts = 1025
+        assertThrows({ try router.validate() }, contains: "num_experts must be ≤ 1024")
     }
 }

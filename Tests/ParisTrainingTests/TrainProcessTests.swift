@@ -145,6 +145,8 @@ final class TrainProcessTests: XCTestCase {
         let root = try TinyRun.temporaryFolder(self)
         let log = root.appendingPathComponent("log.txt")
         let run = root.appendingPathComponent("r")
+        let lines = (0..<64).map { #"{"file_name": "\#($0).png", "text": "x"}"# + "\n" }.joined()
+        try Data(lines.utf8).write(to: root.appendingPathComponent("metadata.jsonl"))
         let p = try launch(["run", "init", "--run", run.path, "--data", root.path, "--k", "2"], output: log)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, text(log))

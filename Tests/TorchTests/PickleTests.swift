@@ -95,6 +95,31 @@ final class PickleTests: XCTestCase {
         XCTAssertTrue(ckpt.skipped.contains("size: tuple of 2 values, no tensors"))
     }
 
+    /// Issue #18: a .pt holding an os.system call was listed as "object of class os.system" without a warning.
+    /// Its pickle names globals no checkpoint needs (written by scripts/fixtures/unsafe_pickle.py): loading it for
+    /// weights fails, naming them, and nothing is ever run.
+    func testUnsafeGlobalsAreRefusedAndNeverRun() throws {
+        try? FileManager.default.removeItem(atPath: "/tmp/paris-pwned")
+        for file in ["io_unsafe.pt", "io_unsafe_legacy.pt"] {
+            let url = try fixtureURL(file)
+            assertFails(try PyTorchCheckpoint.load(url), "\(file): refusing to load", "2 globals",
+                        "__builtin__.eval, os.system", "Python's torch.load would import and call them")
+            assertFails(try PyTorchCheckpoint.open(url), "os.system")
+            let read = try PyTorchCheckpoint.open(url, allowingUnsafeGlobals: true)
+            XCTAssertEqual(read.unsafeGlobals, ["__builtin__.eval", "os.system"], file)
+            XCTAssertEqual(read.tensors.map(\.name), ["weight"], file)
+            XCTAssertEqual(try read.tensors[0].tensor.toArray(as: Float.self), [0, 1, 2, 3], file)
+            XCTAssertTrue(read.skipped.contains("evil: object of class os.system"), "\(read.skipped)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/paris-pwned"), "the payload ran")
+        // Every ordinary checkpoint (state dicts, a pickled nn.Linear, numpy scalars, dtypes, argparse.Namespace)
+        // names only known-safe globals.
+        for file in ["io_state_dict.pt", "io_state_dict_legacy.pt", "io_module_state.pt", "io_module_state_p5.pt",
+                     "io_objects.pt", "io_namespace.pt"] {
+            XCTAssertEqual(try PyTorchCheckpoint.open(try fixtureURL(file)).unsafeGlobals, [], file)
+        }
+    }
+
     func testCorruptLegacyFiles() throws {
         let good = [UInt8](try Data(contentsOf: try fixtureURL("io_state_dict_legacy.pt")))
         let dir = try temporaryFolder(self)

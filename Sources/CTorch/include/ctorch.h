@@ -221,8 +221,11 @@ int ct_ema_update_(ct_tensor *ema, ct_tensor *params, int64_t n, double decay);
 /// Every non-tensor leaf is described in `skipped` ("args.lr: float 0.0001"). Legacy (pre-1.6) files and
 /// TorchScript archives fail with a message that says so. Returns the tensor count (-1 on failure) and malloc'd
 /// arrays: free names and tensors with ct_free_loaded (the tensor handles themselves go to the caller), skipped
-/// with ct_free_strings.
-int64_t ct_load_pickle(const char *path, char ***names, ct_tensor **tensors, char ***skipped, int64_t *n_skipped);
+/// with ct_free_strings. `unsafe` (free with ct_free_strings too) lists, sorted, every global the pickle names that
+/// is not a known-safe torch/collections/numpy reconstructor (os.system, builtins.eval, a user's class...): none is
+/// ever imported or called here, but Python's torch.load would, so the caller refuses or warns.
+int64_t ct_load_pickle(const char *path, char ***names, ct_tensor **tensors, char ***skipped, int64_t *n_skipped,
+                       char ***unsafe, int64_t *n_unsafe);
 void ct_free_loaded(char **names, ct_tensor *tensors, int64_t n);
 void ct_free_strings(char **strings, int64_t n);
 /// Loads a TorchScript module (torch.jit.save) onto `device`, in eval mode.

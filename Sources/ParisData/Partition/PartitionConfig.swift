@@ -1,4 +1,5 @@
 import Foundation
+import ParisModels
 
 /// How `Partitioner.run` splits a dataset into K shards. Codable with snake_case keys; missing keys take the
 /// defaults of `init`. Named presets: `emoji`, `fashion-mnist`, `tiny` (see `preset(named:)`).
@@ -121,6 +122,10 @@ public struct PartitionConfig: Codable, Sendable, Equatable {
     public func validate() throws {
         guard numClusters >= 1 else {
             throw PartitionError("num_clusters (K) must be at least 1, not \(numClusters)")
+        }
+        guard numClusters <= RouterConfig.maxExperts else {
+            throw PartitionError("num_clusters (K) must be ≤ \(RouterConfig.maxExperts) (RouterConfig.maxExperts: "
+                + "one expert per cluster), not \(numClusters)")
         }
         guard [1, 3].contains(channels) else { throw PartitionError("channels must be 1 or 3, not \(channels)") }
         guard imageSize >= 1 else { throw PartitionError("image_size must be positive, not \(imageSize)") }

@@ -71,6 +71,10 @@ public struct DiTConfig: PatchTransformerConfig, PresetConfig, Codable, Equatabl
                            + "\(inChannels), hidden_size \(hiddenSize), depth \(depth), num_heads \(numHeads), "
                            + "num_classes \(numClasses))")
         }
+        try ModelLimits.checkPatchTransformer(inputSize: inputSize, inChannels: inChannels, patchSize: patchSize,
+                                              hiddenSize: hiddenSize, depth: depth, numHeads: numHeads,
+                                              mlpRatio: mlpRatio, fail: fail)
+        try ModelLimits.check("num_classes", numClasses, ModelLimits.maxClasses, "maxClasses", fail)
         try validatePatchTransformer(inputSize: inputSize, patchSize: patchSize, hiddenSize: hiddenSize,
                                      numHeads: numHeads, fail: fail)
         guard mlpRatio > 0, mlpHiddenSize > 0 else { throw fail("mlp_ratio must be positive, got \(mlpRatio)") }

@@ -107,6 +107,12 @@ public struct ParisExpertConfig: PatchTransformerConfig, PresetConfig, Codable, 
               textLength > 0, frequencyEmbeddingSize > 0, mlpRatio > 0 else {
             throw fail("sizes must be positive")
         }
+        try ModelLimits.checkPatchTransformer(inputSize: inputSize, inChannels: inChannels, patchSize: patchSize,
+                                              hiddenSize: hiddenSize, depth: depth, numHeads: numHeads,
+                                              mlpRatio: mlpRatio, fail: fail)
+        try ModelLimits.check("text_dim", textDim, ModelLimits.maxWidth, "maxWidth", fail)
+        try ModelLimits.check("text_length", textLength, ModelLimits.maxTextLength, "maxTextLength", fail)
+        try ModelLimits.check("frequency_embedding_size", frequencyEmbeddingSize, ModelLimits.maxWidth, "maxWidth", fail)
         try validatePatchTransformer(inputSize: inputSize, patchSize: patchSize, hiddenSize: hiddenSize,
                                      numHeads: numHeads, fail: fail)
     }

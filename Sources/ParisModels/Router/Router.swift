@@ -3,6 +3,13 @@ import Torch
 
 /// The shape of a Paris router: a DiT-B-style classifier of p(cluster | x_t, t). JSON keys are snake_case.
 public struct RouterConfig: PatchTransformerConfig, PresetConfig, Codable, Sendable, Equatable {
+    /// The most experts K (clusters, router classes) a run may have: 1024. Paris and DDM use 8 (DDM up to 16);
+    /// the partition's k-means makes at most 1024 fine clusters (DDM's F) and groups them into the K experts, so a
+    /// larger K has nothing left to group; and each expert is a job (a Slurm array task: Slurm's default
+    /// MaxArraySize is 1001). A run's `num_experts`, `paris partition --k` and `paris run init --k` are checked
+    /// against it before anything is sized by K (`run init --k 1000000000` used to abort building 10⁹ entries).
+    public static let maxExperts = 1024
+
     public var inputSize: Int
     public var inChannels: Int
     public var patchSize: Int
@@ -70,6 +77,13 @@ public struct RouterConfig: PatchTransformerConfig, PresetConfig, Codable, Senda
               numExperts > 0, frequencyEmbeddingSize > 0, mlpRatio > 0 else {
             throw fail("sizes must be positive")
         }
+        guard numExperts <= Self.maxExperts else {
+            throw fail("num_experts must be ≤ \(Self.maxExperts) (RouterConfig.maxExperts), not \(numExperts)")
+        }
+        try ModelLimits.checkPatchTransformer(inputSize: inputSize, inChannels: inChannels, patchSize: patchSize,
+                                              hiddenSize: hiddenSize, depth: depth, numHeads: numHeads,
+                                              mlpRatio: mlpRatio, fail: fail)
+        try ModelLimits.check("frequency_embedding_size", frequencyEmbeddingSize, ModelLimits.maxWidth, "maxWidth", fail)
         try validatePatchTransformer(inputSize: inputSize, patchSize: patchSize, hiddenSize: hiddenSize,
                                      numHeads: numHeads, fail: fail)
     }
