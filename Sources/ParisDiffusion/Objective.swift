@@ -136,12 +136,14 @@ public enum Objective: Equatable, Sendable {
 }
 
 extension Objective: Codable {
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case type, timeSampling = "time_sampling", logitMean = "logit_mean", logitStd = "logit_std"
         case betaSchedule = "beta_schedule", numTimesteps = "num_timesteps"
     }
 
+    /// Unknown keys are refused (`UnknownKeyError`), and a non-integer `num_timesteps` is a type error at its key.
     public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let type = try c.decode(String.self, forKey: .type)
         switch type {
@@ -158,7 +160,7 @@ extension Objective: Codable {
             }
         case "ddpm_epsilon":
             self = .ddpmEpsilon(try c.decodeIfPresent(BetaSchedule.self, forKey: .betaSchedule) ?? .linear,
-                                numTimesteps: try c.decodeIfPresent(Int.self, forKey: .numTimesteps) ?? 1000)
+                                numTimesteps: try c.decodeIntegerIfPresent(Int.self, forKey: .numTimesteps) ?? 1000)
         default:
             throw DiffusionError("unknown objective type '\(type)' (expected one of: flow_matching, ddpm_epsilon)")
         }

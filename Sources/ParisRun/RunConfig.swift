@@ -33,8 +33,24 @@ public struct RunConfig: Codable, Sendable, Equatable {
         self.monolith = monolith
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case version, name, dataset, partition, numExperts = "num_experts", experts, router, monolith
+    }
+
+    /// Every key must be known, here and in each job and its `resources` (`UnknownKeyError`, naming the key, where
+    /// it is and the nearest known key), and integers must be integers (`"num_experts": 4.5` is a type error at
+    /// `num_experts`, not "not valid JSON").
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decodeInteger(Int.self, forKey: .version)
+        name = try c.decode(String.self, forKey: .name)
+        dataset = try c.decode(String.self, forKey: .dataset)
+        partition = try c.decode(String.self, forKey: .partition)
+        numExperts = try c.decodeInteger(Int.self, forKey: .numExperts)
+        experts = try c.decode([TrainJobConfig].self, forKey: .experts)
+        router = try c.decode(TrainJobConfig.self, forKey: .router)
+        monolith = try c.decodeIfPresent(TrainJobConfig.self, forKey: .monolith)
     }
 
     /// Checks K against the experts, every job's settings and every model preset.

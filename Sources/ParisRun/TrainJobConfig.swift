@@ -22,12 +22,15 @@ public struct JobResources: Codable, Sendable, Equatable {
         self.partition = partition
     }
 
-    enum CodingKeys: String, CodingKey { case gpus, cpus, memory, time, partition }
+    enum CodingKeys: String, CodingKey, CaseIterable { case gpus, cpus, memory, time, partition }
 
+    /// Unknown keys are refused (`UnknownKeyError`: "unknown key 'gpu' in experts[0].resources; did you mean
+    /// 'gpus'?"), and a number that is not an integer is a type error at its key.
     public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        gpus = try c.decodeIfPresent(Int.self, forKey: .gpus) ?? 0
-        cpus = try c.decodeIfPresent(Int.self, forKey: .cpus) ?? 1
+        gpus = try c.decodeIntegerIfPresent(Int.self, forKey: .gpus) ?? 0
+        cpus = try c.decodeIntegerIfPresent(Int.self, forKey: .cpus) ?? 1
         memory = try c.decodeIfPresent(String.self, forKey: .memory)
         time = try c.decodeIfPresent(String.self, forKey: .time)
         partition = try c.decodeIfPresent(String.self, forKey: .partition)
@@ -91,32 +94,35 @@ public struct TrainJobConfig: Codable, Sendable, Equatable {
         self.resources = resources
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case model, objective, batchSize = "batch_size", steps, learningRate = "learning_rate"
         case warmupSteps = "warmup_steps", weightDecay = "weight_decay", emaDecay = "ema_decay", gradClip = "grad_clip"
         case precision, device, captionDropout = "caption_dropout", checkpointEvery = "checkpoint_every"
         case sampleEvery = "sample_every", logEvery = "log_every", seed, resources
     }
 
+    /// Unknown keys are refused (`UnknownKeyError`: "unknown key 'stepz' in experts[0]; did you mean 'steps'?"),
+    /// and a number that is not an integer (`"steps": 4.5`) is a type error at its key.
     public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = TrainJobConfig(model: try c.decode(String.self, forKey: .model))
         model = d.model
         objective = try c.decodeIfPresent(Objective.self, forKey: .objective) ?? d.objective
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
-        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
+        batchSize = try c.decodeIntegerIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        steps = try c.decodeIntegerIfPresent(Int.self, forKey: .steps) ?? d.steps
         learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
-        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
+        warmupSteps = try c.decodeIntegerIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
         emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay) ?? d.emaDecay
         gradClip = try c.decodeIfPresent(Double.self, forKey: .gradClip) ?? d.gradClip
         precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? d.precision
         device = try c.decodeIfPresent(String.self, forKey: .device) ?? d.device
         captionDropout = try c.decodeIfPresent(Double.self, forKey: .captionDropout) ?? d.captionDropout
-        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
-        sampleEvery = try c.decodeIfPresent(Int.self, forKey: .sampleEvery) ?? d.sampleEvery
-        logEvery = try c.decodeIfPresent(Int.self, forKey: .logEvery) ?? d.logEvery
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        checkpointEvery = try c.decodeIntegerIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
+        sampleEvery = try c.decodeIntegerIfPresent(Int.self, forKey: .sampleEvery) ?? d.sampleEvery
+        logEvery = try c.decodeIntegerIfPresent(Int.self, forKey: .logEvery) ?? d.logEvery
+        seed = try c.decodeIntegerIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         resources = try c.decodeIfPresent(JobResources.self, forKey: .resources) ?? d.resources
     }
 

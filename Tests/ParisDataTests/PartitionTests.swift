@@ -244,6 +244,29 @@ final class PartitionTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
     }
 
+    /// Issue #18: `partition --held-out 100000` failed only after extracting every feature.
+    func testHeldOutIsCheckedBeforeAnyFeatureIsExtracted() throws {
+        try writeDataset()  // 40 images
+        final class Calls: @unchecked Sendable { var n = 0 }
+        let calls = Calls()
+        var counting = encoders
+        let embed = counting.image!.embed
+        counting.image!.embed = { images in calls.n += 1; return try embed(images) }
+        var c = config(k: 4)
+        c.heldOut = 100_000
+        assertThrows({ try Partitioner.run(dataset: self.data, output: self.out, config: c, encoders: counting) },
+                     contains: "cannot hold out 100000 of 40 images; hold out fewer (--held-out)")
+        c.heldOut = 38
+        assertThrows({ try Partitioner.run(dataset: self.data, output: self.out, config: c, encoders: counting) },
+                     contains: "holding out 38 of 40 images leaves 2 to split into K = 4 clusters; hold out at most 36")
+        XCTAssertEqual(calls.n, 0, "features were extracted before the held-out count was checked")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        c.heldOut = 36
+        XCTAssertEqual(try Partitioner.run(dataset: data, output: out, config: c, encoders: counting).heldOut?
+            .map(\.size).reduce(0, +), 36)
+        XCTAssertGreaterThan(calls.n, 0)
+    }
+
     func testBadKAndEmptyDataHaveClearErrors() throws {
         try writeDataset(count: 6)
         assertThrows({ try Partitioner.run(dataset: self.data, output: self.out, config: self.config(k: 7),

@@ -21,6 +21,51 @@ final class RunErrorTests: XCTestCase {
         assertThrows({ try ExpertTrainer.train(run: run, expert: 0) }, contains: "paris run init")
     }
 
+    /// Issue #18: `"num_experts": 4.5` was "not valid JSON", and unknown keys (`"stepz"`) were ignored silently.
+    func testRunJSONTypeErrorsAndUnknownKeysNameTheKey() throws {
+        let run = try TinyRun.make(TinyRun.temporaryFolder(self), k: 2)
+        let url = run.appendingPathComponent("run.json")
+        let original = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        func check(_ change: (inout [String: Any]) -> Void, _ expected: String, line: UInt = #line) throws {
+            var dict = original
+            change(&dict)
+            try JSONSerialization.data(withJSONObject: dict).write(to: url)
+            assertThrows({ try RunConfig.load(url) }, contains: "\(url.path): malformed run.json: " + expected, line: line)
+        }
+        func job(_ name: String, _ index: Int?, _ change: @escaping (inout [String: Any]) -> Void) -> (inout [String: Any]) -> Void {
+            { dict in
+                if let index {
+                    var jobs = dict[name] as! [[String: Any]]
+                    change(&jobs[index])
+                    dict[name] = jobs
+                } else {
+                    var j = dict[name] as! [String: Any]
+                    change(&j)
+                    dict[name] = j
+                }
+            }
+        }
+        try check({ $0["num_experts"] = 4.5 }, "wrong type at num_experts: expected an integer, found 4.5")
+        try check({ $0["num_experts"] = "2" }, "wrong type at num_experts")
+        try check(job("experts", 1) { $0["steps"] = 1e30 },
+                  "wrong type at experts[1].steps: expected an integer from \(Int.min) to \(Int.max), found 1e+30")
+        try check(job("router", nil) { $0["seed"] = -1 }, "wrong type at router.seed: expected an integer ≥ 0, found -1")
+        try check({ $0["stepz"] = 5 }, "unknown key 'stepz' at the top level; known keys: version, name")
+        try check({ $0["num_expert"] = 2 }, "unknown key 'num_expert' at the top level; did you mean 'num_experts'?")
+        try check(job("experts", 0) { $0["stepz"] = 5 }, "unknown key 'stepz' in experts[0]; did you mean 'steps'?")
+        try check(job("router", nil) { $0["learning_rat"] = 1 }, "unknown key 'learning_rat' in router; did you mean 'learning_rate'?")
+        try check(job("monolith", nil) { $0["batchsize"] = 8 }, "unknown key 'batchsize' in monolith; did you mean 'batch_size'?")
+        try check(job("experts", 1) { $0["resources"] = ["gpu": 1] },
+                  "unknown key 'gpu' in experts[1].resources; did you mean 'gpus'?")
+        try check(job("experts", 0) { $0["objective"] = ["type": "ddpm_epsilon", "num_timestep": 10] },
+                  "unknown key 'num_timestep' in experts[0].objective; did you mean 'num_timesteps'?")
+        try check(job("experts", 0) { $0["objective"] = ["type": "ddpm_epsilon", "num_timesteps": 10.5] },
+                  "wrong type at experts[0].objective.num_timesteps")
+        // The unchanged file still loads.
+        try JSONSerialization.data(withJSONObject: original).write(to: url)
+        XCTAssertEqual(try RunConfig.load(url).numExperts, 2)
+    }
+
     func testUnknownPreset() throws {
         let run = try TinyRun.make(TinyRun.temporaryFolder(self), k: 2) { $0.experts[1].model = "paris-Huge/1" }
         assertThrows({ try ExpertTrainer.train(run: run, expert: 0) }, contains: "unknown Paris expert preset 'paris-Huge/1'")

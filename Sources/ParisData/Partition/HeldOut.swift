@@ -13,12 +13,24 @@ public enum HeldOut {
     /// The seed of the held-out draw ("HELD").
     public static let seed: UInt64 = 0x4845_4C44
 
-    /// `count` of the `n` rows (sorted), chosen by a seeded permutation; `[]` for a count of 0.
-    public static func rows(count: Int, of n: Int) throws -> [Int] {
-        guard count > 0 else { return [] }
+    /// Throws unless `count` of `n` images can be held out and leave at least one image per cluster (`clusters`)
+    /// to cluster. `Partitioner.run` calls it with the images metadata.jsonl lists before any image is decoded or
+    /// any feature extracted, and again with the images that could be read.
+    public static func check(count: Int, of n: Int, clusters k: Int = 1) throws {
+        guard count > 0 else { return }
         guard count < n else {
             throw PartitionError("cannot hold out \(count) of \(n) images; hold out fewer (--held-out)")
         }
+        guard n - count >= k else {
+            throw PartitionError("holding out \(count) of \(n) images leaves \(n - count) to split into K = \(k) "
+                + "clusters; hold out at most \(n - k) (--held-out)")
+        }
+    }
+
+    /// `count` of the `n` rows (sorted), chosen by a seeded permutation; `[]` for a count of 0.
+    public static func rows(count: Int, of n: Int) throws -> [Int] {
+        try check(count: count, of: n)
+        guard count > 0 else { return [] }
         return ShardLoader.permutation(count: n, seed: seed, epoch: 0).prefix(count).sorted()
     }
 

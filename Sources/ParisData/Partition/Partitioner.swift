@@ -59,6 +59,7 @@ public enum Partitioner {
                 + (config.split.map { " of split '\($0)'" } ?? "") + "; nothing to partition")
         }
         try checkK(config.numClusters, images: folder.entries.count, dataset: dataset)
+        try HeldOut.check(count: config.heldOut, of: folder.entries.count, clusters: config.numClusters)
 
         let loaded = try PartitionImages.load(folder, config: config,
                                               features: wantsImage ? encoders.image : nil, log: log)
@@ -79,6 +80,7 @@ public enum Partitioner {
 
         // Held-out rows (the same for every method and seed), then features and clustering of the rest.
         let k = config.numClusters
+        try HeldOut.check(count: config.heldOut, of: n, clusters: k)
         let heldRows = try HeldOut.rows(count: config.heldOut, of: n)
         let trainRows = HeldOut.complement(heldRows, of: n)
         try checkK(k, images: trainRows.count, dataset: dataset)
