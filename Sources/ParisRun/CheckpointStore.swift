@@ -4,21 +4,27 @@ import Torch
 /// The training checkpoints of one job, in `<job>/state/`:
 ///
 /// ```
-/// state/step_<N>/{model.safetensors, ema.safetensors, optimizer.safetensors, state.json}
+/// state/step_<N>/{<key>.safetensors for each key the trainer saves, state.json}
 /// state/latest          "step_<N>": the newest complete checkpoint (a hint; the folders are authoritative)
 /// ```
+///
+/// The keys are the trainer's: an expert saves `model`, `ema` and `optimizer`, the router `model` and
+/// `optimizer`. `state.json`'s `files` records each file's byte size, so a checkpoint says what it holds.
 ///
 /// A checkpoint is written into a hidden temporary folder (`.tmp-step_<N>-…`, every file flushed, `state.json`
 /// last) that is then renamed to `step_<N>` in one atomic step, so a `step_<N>` folder is always complete; a
 /// crash (even `kill -9`) during a write leaves only a temporary folder, which loading ignores and the next write
-/// removes. Loading takes the newest checkpoint that passes every check (state.json parses, every file has the
-/// recorded size and parses as safetensors) and reports each one it skips.
+/// removes. Loading takes the newest checkpoint that passes every check (state.json parses, every file it records
+/// has the recorded size, the keys the caller needs are there and parse as safetensors) and reports each one it
+/// skips.
 ///
 /// The store knows the folder format; `State` (the trainers' `TrainingState`) is what `state.json` holds.
 public struct CheckpointStore<State: CheckpointState>: Sendable {
     public static var stateName: String { CheckpointFolder.stateName }
     public static var latestName: String { "latest" }
-    public static var tensorFiles: [String] { ["model.safetensors", "ema.safetensors", "optimizer.safetensors"] }
+
+    /// The file that holds key `key`'s tensors: `<key>.safetensors`.
+    public static func fileName(_ key: String) -> String { key + ".safetensors" }
 
     public let folder: URL
     /// How many complete checkpoints to keep (older ones are deleted after a new one is written).
@@ -29,7 +35,7 @@ public struct CheckpointStore<State: CheckpointState>: Sendable {
         self.keep = max(1, keep)
     }
 
-    /// A checkpoint read back: its state and tensors, by file name without extension (`model`, `ema`, `optimizer`).
+    /// A checkpoint read back: its state and tensors, by key (`model`, `ema`, `optimizer`).
     public struct Loaded {
         public let folder: URL
         public let state: State
@@ -45,9 +51,14 @@ public struct CheckpointStore<State: CheckpointState>: Sendable {
     /// The newest step whose `state.json` names that step (no tensor checks).
     public func latestStep() -> Int? { CheckpointFolder.latest(in: folder)?.step }
 
-    /// Writes step N's checkpoint: `tensors` maps `model`/`ema`/`optimizer` to their state dicts. Atomic as a
-    /// whole; then updates `latest` and prunes old checkpoints and stale temporary folders.
+    /// Writes step N's checkpoint: one `<key>.safetensors` per entry of `tensors` (a state dict each), recorded
+    /// in state.json's `files`. Atomic as a whole; then updates `latest` and prunes old checkpoints and stale
+    /// temporary folders.
     public func write(state: State, tensors: [String: [String: Tensor]]) throws {
+        guard !tensors.isEmpty else { throw RunError("checkpoint: no tensors to write") }
+        for key in tensors.keys where key.isEmpty || key.contains("/") || key.hasPrefix(".") {
+            throw RunError("checkpoint: '\(key)' cannot name a tensor file")
+        }
         let fm = FileManager.default
         try fm.createDirectory(at: folder, withIntermediateDirectories: true)
         let finalName = Self.name(step: state.step)
@@ -56,12 +67,11 @@ public struct CheckpointStore<State: CheckpointState>: Sendable {
         var ok = false
         defer { if !ok { try? fm.removeItem(at: tmp) } }
         var state = state
-        for file in Self.tensorFiles {
-            let key = String(file.dropLast(".safetensors".count))
-            guard let dict = tensors[key] else { throw RunError("checkpoint: no \(key) tensors to write") }
-            let url = tmp.appendingPathComponent(file)
+        state.files = [:]
+        for (key, dict) in tensors.sorted(by: { $0.key < $1.key }) {
+            let url = tmp.appendingPathComponent(Self.fileName(key))
             try SafeTensors.save(dict, to: url, metadata: ["step": String(state.step)])
-            state.files[file] = try Self.size(url)
+            state.files[Self.fileName(key)] = try Self.size(url)
         }
         try Self.writeJSON(state, to: tmp.appendingPathComponent(Self.stateName))
         Self.syncFolder(tmp)
@@ -96,8 +106,9 @@ public struct CheckpointStore<State: CheckpointState>: Sendable {
         }
     }
 
-    /// Reads and checks one checkpoint folder completely; throws a message naming the problem.
-    public func load(step: Int, device: Device) throws -> Loaded {
+    /// Reads and checks one checkpoint folder completely and loads the tensors of `keys` (nil: every file
+    /// state.json records); throws a message naming the problem, e.g. a key the checkpoint does not hold.
+    public func load(step: Int, device: Device, keys: [String]? = nil) throws -> Loaded {
         let dir = folder.appendingPathComponent(Self.name(step: step))
         let stateURL = dir.appendingPathComponent(Self.stateName)
         guard let data = FileManager.default.contents(atPath: stateURL.path) else {
@@ -111,25 +122,32 @@ public struct CheckpointStore<State: CheckpointState>: Sendable {
             throw RunError("\(stateURL.path): format '\(state.format)', expected '\(State.currentFormat)'")
         }
         guard state.step == step else { throw RunError("\(stateURL.path) says step \(state.step), not \(step)") }
-        var tensors: [String: [String: Tensor]] = [:]
-        for file in Self.tensorFiles {
+        for (file, want) in state.files.sorted(by: { $0.key < $1.key }) {
             let url = dir.appendingPathComponent(file)
             guard FileManager.default.fileExists(atPath: url.path) else { throw RunError("\(url.path) is missing") }
             let size = try Self.size(url)
-            guard let want = state.files[file], want == size else {
-                throw RunError("\(url.path) has \(size) bytes, state.json recorded \(state.files[file].map(String.init) ?? "none")")
+            guard want == size else { throw RunError("\(url.path) has \(size) bytes, state.json recorded \(want)") }
+        }
+        let recorded = state.files.keys.filter { $0.hasSuffix(".safetensors") }
+            .map { String($0.dropLast(".safetensors".count)) }.sorted()
+        var tensors: [String: [String: Tensor]] = [:]
+        for key in keys ?? recorded {
+            let url = dir.appendingPathComponent(Self.fileName(key))
+            guard recorded.contains(key) else {
+                throw RunError("\(dir.path) holds no \(key) tensors (state.json records \(recorded.joined(separator: ", ")))")
             }
-            do { tensors[String(file.dropLast(".safetensors".count))] = try SafeTensors.load(url, device: device).tensors }
+            do { tensors[key] = try SafeTensors.load(url, device: device).tensors }
             catch { throw RunError("\(url.path) is unreadable (\(error))") }
         }
         try state.validate()
         return Loaded(folder: dir, state: state, tensors: tensors)
     }
 
-    /// The newest checkpoint that loads, or nil when there is none; `warn` hears about each one skipped.
-    public func loadLatest(device: Device, warn: (String) -> Void) -> Loaded? {
+    /// The newest checkpoint that loads with `keys` (nil: whatever it holds), or nil when there is none; `warn`
+    /// hears about each one skipped.
+    public func loadLatest(device: Device, keys: [String]? = nil, warn: (String) -> Void) -> Loaded? {
         for step in steps() {
-            do { return try load(step: step, device: device) } catch {
+            do { return try load(step: step, device: device, keys: keys) } catch {
                 warn("skipping checkpoint step_\(step): \(error)")
             }
         }

@@ -47,7 +47,7 @@ final class ExpertTrainerTests: XCTestCase {
         // metrics.jsonl: one line per log_every (2) steps, with the loss by time bucket.
         let records = try MetricsLog.read(folder.appendingPathComponent("metrics.jsonl"))
         XCTAssertEqual(records.map(\.step), [2, 4, 6])
-        XCTAssertEqual(records[0].lossByT.count, 10)
+        XCTAssertEqual(records[0].lossByT?.count, 10)
         XCTAssertTrue(records.allSatisfy { $0.loss.isFinite && $0.gradNorm > 0 && $0.imagesPerSecond > 0 })
         XCTAssertNotNil(records[0].rssMB)
         let grid = try Image(contentsOf: folder.appendingPathComponent("samples/step_6.png"))

@@ -10,8 +10,8 @@ import Torch
 /// `<run>/expert_<k>/` afterwards:
 /// ```
 /// config.json, diffusion_pytorch_model.safetensors   the published EMA weights (released Paris naming)
-/// state/step_<N>/                                    the last 2 training checkpoints (see CheckpointStore)
-/// metrics.jsonl, log.txt, samples/step_<N>.png
+/// state/step_<N>/                                    the last 2 training checkpoints: model, ema, optimizer
+/// metrics.jsonl, status.json, log.txt, samples/step_<N>.png
 /// ```
 public enum ExpertTrainer {
     /// Trains (or resumes) expert `k` of the run at `run`.
@@ -21,8 +21,8 @@ public enum ExpertTrainer {
         let job = try config.expert(k)
         let shard = try TrainingData.loadShard(layout.shard(k, config), cluster: k, numClusters: config.numExperts)
         let trainer = try DiffusionTrainer(DiffusionJob(name: "expert \(k)", config: job, cluster: k, data: shard,
-                                                        folder: layout.expert(k)), options: options)
-        return try trainer.run()
+                                                        folder: layout.expert(k)), prefetch: options.prefetch)
+        return try TrainingSession(trainer, options: options).run()
     }
 }
 
@@ -42,7 +42,7 @@ public enum MonolithTrainer {
         }
         let data = try TrainingData.concatenate(shards)
         let trainer = try DiffusionTrainer(DiffusionJob(name: "monolith", config: job, cluster: nil, data: data,
-                                                        folder: layout.monolith), options: options)
-        return try trainer.run()
+                                                        folder: layout.monolith), prefetch: options.prefetch)
+        return try TrainingSession(trainer, options: options).run()
     }
 }

@@ -2,14 +2,19 @@ import Foundation
 import ParisRun
 import Torch
 
-/// One line of `metrics.jsonl`: the averages over the steps since the previous line.
+/// One line of `metrics.jsonl`: the averages over the steps since the previous line. Every trainer writes this
+/// record; a field a trainer does not measure is left out (`loss_by_t` for the router, `accuracy` for the
+/// diffusion models).
 public struct MetricsRecord: Codable, Sendable, Equatable {
     public var step: Int
     public var epoch: Int
     /// Mean training loss over the interval.
     public var loss: Double
-    /// Mean loss in each of 10 equal buckets of normalised time t ∈ [0, 1] (t = 1 noise); null where empty.
-    public var lossByT: [Double?]
+    /// Diffusion models: the mean loss in each of 10 equal buckets of normalised time t ∈ [0, 1] (t = 1 noise);
+    /// null where empty.
+    public var lossByT: [Double?]?
+    /// The router: the share of the interval's training images classified into their own cluster.
+    public var accuracy: Double?
     /// The learning rate of the interval's last step.
     public var lr: Double
     /// Mean gradient norm before clipping.
@@ -22,12 +27,13 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
     /// Training time so far, over every session, in seconds.
     public var elapsedSeconds: Double
 
-    public init(step: Int, epoch: Int, loss: Double, lossByT: [Double?], lr: Double, gradNorm: Double,
-                imagesPerSecond: Double, rssMB: Double?, cudaUsedMB: Double?, elapsedSeconds: Double) {
+    public init(step: Int, epoch: Int, loss: Double, lossByT: [Double?]? = nil, accuracy: Double? = nil, lr: Double,
+                gradNorm: Double, imagesPerSecond: Double, rssMB: Double?, cudaUsedMB: Double?, elapsedSeconds: Double) {
         self.step = step
         self.epoch = epoch
         self.loss = loss
         self.lossByT = lossByT
+        self.accuracy = accuracy
         self.lr = lr
         self.gradNorm = gradNorm
         self.imagesPerSecond = imagesPerSecond
@@ -37,7 +43,7 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case step, epoch, loss, lossByT = "loss_by_t", lr, gradNorm = "grad_norm"
+        case step, epoch, loss, lossByT = "loss_by_t", accuracy, lr, gradNorm = "grad_norm"
         case imagesPerSecond = "images_per_s", rssMB = "rss_mb", cudaUsedMB = "cuda_used_mb"
         case elapsedSeconds = "elapsed_s"
     }
@@ -47,7 +53,8 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
         try c.encode(step, forKey: .step)
         try c.encode(epoch, forKey: .epoch)
         try c.encode(loss, forKey: .loss)
-        try c.encode(lossByT, forKey: .lossByT)  // keeps the nulls: bucket i is always position i
+        if let lossByT { try c.encode(lossByT, forKey: .lossByT) }  // keeps the nulls: bucket i is always position i
+        try c.encodeIfPresent(accuracy, forKey: .accuracy)
         try c.encode(lr, forKey: .lr)
         try c.encode(gradNorm, forKey: .gradNorm)
         try c.encode(imagesPerSecond, forKey: .imagesPerSecond)
@@ -88,22 +95,13 @@ public final class MetricsLog {
 
     deinit { try? handle?.close() }
 
-    /// Appends one record as a line.
+    /// Appends one record as a line (a non-finite number, e.g. an overflowing gradient norm, as a string).
     public func append(_ record: MetricsRecord) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity",
+                                                                      negativeInfinity: "-Infinity", nan: "NaN")
         var line = try encoder.encode(record)
-        line.append(10)
-        try handle?.write(contentsOf: line)
-    }
-
-    /// Appends one free-form line (the router's: loss, accuracy, …); keys sorted, non-finite numbers as null.
-    public func append(_ record: [String: Any]) throws {
-        let clean = record.mapValues { v -> Any in
-            if let d = v as? Double, !d.isFinite { return NSNull() }
-            return v
-        }
-        var line = try JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys, .withoutEscapingSlashes])
         line.append(10)
         try handle?.write(contentsOf: line)
     }

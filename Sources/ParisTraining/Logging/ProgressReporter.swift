@@ -21,7 +21,8 @@ public struct TrainOutput {
 }
 
 /// The progress a person watches: on a terminal, a single line redrawn at most 4 times a second
-/// (`step 120/400  loss 0.4321  85.3 img/s  ETA 3m12s`); otherwise plain lines every `log_every` steps. Messages go
+/// (`step 120/400  loss 0.4321  lr 1.0e-03  85.3 img/s  ETA 3m12s`, with `acc 93.1%` after the loss for the
+/// router); otherwise plain lines every `log_every` steps. Messages go
 /// above the status line.
 public final class ProgressReporter {
     public let job: String
@@ -58,10 +59,10 @@ public final class ProgressReporter {
 
     /// The status after `step`: redraws the terminal line (throttled), or on a plain output writes a line when
     /// `isLogStep`.
-    public func update(step: Int, loss: Double, imagesPerSecond: Double, secondsPerStep: Double, isLogStep: Bool,
-                       lr: Double) {
-        let text = Self.status(step: step, total: totalSteps, loss: loss, imagesPerSecond: imagesPerSecond,
-                               secondsPerStep: secondsPerStep, lr: lr)
+    public func update(step: Int, loss: Double, accuracy: Double? = nil, imagesPerSecond: Double,
+                       secondsPerStep: Double, isLogStep: Bool, lr: Double) {
+        let text = Self.status(step: step, total: totalSteps, loss: loss, accuracy: accuracy,
+                               imagesPerSecond: imagesPerSecond, secondsPerStep: secondsPerStep, lr: lr)
         if output.interactive {
             let now = Date()
             guard now.timeIntervalSince(lastDraw) >= 0.25 || step == totalSteps else { return }
@@ -79,13 +80,14 @@ public final class ProgressReporter {
         statusShown = false
     }
 
-    /// `step 120/400  loss 0.4321  lr 1.0e-03  85.3 img/s  ETA 3m12s`.
-    public static func status(step: Int, total: Int, loss: Double, imagesPerSecond: Double, secondsPerStep: Double,
-                              lr: Double) -> String {
+    /// `step 120/400  loss 0.4321  lr 1.0e-03  85.3 img/s  ETA 3m12s` (`acc 93.1%` after the loss when given).
+    public static func status(step: Int, total: Int, loss: Double, accuracy: Double? = nil, imagesPerSecond: Double,
+                              secondsPerStep: Double, lr: Double) -> String {
         let width = String(total).count
         let stepText = String(repeating: " ", count: max(0, width - String(step).count)) + "\(step)/\(total)"
         let eta = secondsPerStep > 0 ? duration(Double(total - step) * secondsPerStep) : "?"
-        return "step \(stepText)  loss \(String(format: "%.4f", loss))  lr \(String(format: "%.1e", lr))  "
+        let acc = accuracy.map { String(format: "  acc %.1f%%", 100 * $0) } ?? ""
+        return "step \(stepText)  loss \(String(format: "%.4f", loss))\(acc)  lr \(String(format: "%.1e", lr))  "
             + "\(String(format: "%.1f", imagesPerSecond)) img/s  ETA \(eta)"
     }
 
