@@ -14,8 +14,10 @@ public func parisBinary(_ test: XCTestCase) throws -> URL {
     throw XCTSkip("the paris executable is not built next to the tests (\(candidates.map(\.path)))")
 }
 
-/// Runs `executable` with `arguments` to the end; its exit status and its stdout and stderr together.
-public func runProcess(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+/// Runs `executable` with `arguments` to the end; its exit status and its stdout and stderr together. A process
+/// killed by a signal (a crash) fails the test.
+public func runProcess(_ executable: URL, _ arguments: [String], file: StaticString = #filePath,
+                       line: UInt = #line) throws -> (status: Int32, output: String) {
     let log = FileManager.default.temporaryDirectory.appendingPathComponent("paris-process-\(UUID().uuidString).txt")
     defer { try? FileManager.default.removeItem(at: log) }
     _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -28,5 +30,7 @@ public func runProcess(_ executable: URL, _ arguments: [String]) throws -> (stat
     try p.run()
     p.waitUntilExit()
     try handle.close()
+    XCTAssertEqual(p.terminationReason, .exit, "\(executable.lastPathComponent) \(arguments) was killed by a signal",
+                   file: file, line: line)
     return (p.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
 }

@@ -1,5 +1,6 @@
 import Foundation
 import ParisRun
+import ParisTestSupport
 import ParisTraining
 import Torch
 import XCTest
@@ -8,22 +9,9 @@ import XCTest
 final class TrainProcessTests: XCTestCase {
     override func setUp() { Runtime.threads = 1 }
 
-    /// The built `paris` executable beside the test bundle.
-    func parisBinary() throws -> URL {
-        var candidates: [URL] = []
-        if let exe = Bundle.main.executableURL { candidates.append(exe.deletingLastPathComponent()) }
-        candidates.append(Bundle(for: Self.self).bundleURL.deletingLastPathComponent())
-        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-        for dir in candidates {
-            let url = dir.appendingPathComponent("paris")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw XCTSkip("the paris executable is not built next to the tests (\(candidates.map(\.path)))")
-    }
-
     func launch(_ args: [String], environment: [String: String] = [:], output: URL) throws -> Process {
         let p = Process()
-        p.executableURL = try parisBinary()
+        p.executableURL = try parisBinary(self)
         p.arguments = args + (args.first == "train" ? ["--threads", "1"] : [])
         var env = ProcessInfo.processInfo.environment
         env["SLURM_ARRAY_TASK_ID"] = nil
