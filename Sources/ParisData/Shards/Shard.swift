@@ -149,7 +149,7 @@ public struct Shard {
         for item in items { lines += try encoder.encode(item); lines.append(10) }
         try AtomicFile.write(lines, to: folder.appendingPathComponent(Self.itemsName))
         var info = self.info
-        for name in Self.dataFiles { info.checksums[name] = try SHA256.hex(file: folder.appendingPathComponent(name)) }
+        for name in Self.dataFiles { info.checksums[name] = try Checksum.sha256(file: folder.appendingPathComponent(name)) }
         try AtomicFile.write(try Self.encode(info), to: infoURL)
     }
 
@@ -180,7 +180,7 @@ public struct Shard {
                 guard let want = info.checksums[name] else {
                     throw DatasetImportError("\(folder.path): \(infoName) has no checksum for \(name)")
                 }
-                let got = try SHA256.hex(file: url)
+                let got = try Checksum.sha256(file: url)
                 guard got == want else {
                     throw DatasetImportError("\(url.path): checksum mismatch (sha256 \(got.prefix(12))…, "
                         + "\(infoName) says \(want.prefix(12))…); the file is corrupt or was changed")

@@ -86,7 +86,7 @@ public struct TrainingState: CheckpointState, Equatable {
                           precision: job.precision.rawValue, captionDropout: job.captionDropout, seed: job.seed)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return String(SHA256.hex(try encoder.encode(shape)).prefix(16))
+        return String(Checksum.sha256(try encoder.encode(shape)).prefix(16))
     }
 }
 
