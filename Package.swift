@@ -111,6 +111,9 @@ let package = Package(
         ),
         .executableTarget(name: "paris-bench", dependencies: ["Torch", "ParisModels", "ParisDiffusion"], path: "bench/swift"),
         .target(name: "ParisTestSupport", dependencies: ["Torch"], path: "Tests/ParisTestSupport"),
+        // Tiny runs written through the real writers, shared by the tests of every stage above ParisRun.
+        .target(name: "ParisRunTestSupport", dependencies: ["ParisRun", "ParisData", "ParisModels", "ParisDiffusion", "Torch"],
+                path: "Tests/ParisRunTestSupport"),
         .testTarget(
             name: "TorchTests",
             dependencies: ["Torch", "ParisTestSupport"],
@@ -129,14 +132,23 @@ let package = Package(
         .testTarget(
             name: "ParisTrainingTests",
             dependencies: ["ParisTraining", "ParisRun", "ParisImage", "ParisData", "ParisModels", "ParisDiffusion", "Torch",
-                           "ParisTestSupport"]
+                           "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(name: "ParisLaunchTests", dependencies: ["ParisLaunch", "ParisRun", "ParisTraining", "ParisData", "Torch"]),
         .testTarget(
             name: "ParisEnsembleTests",
-            dependencies: ["ParisEnsemble", "ParisEval", "ParisRun", "ParisTraining", "ParisImage", "ParisPackages", "ParisData",
-                           "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport"],
+            dependencies: ["ParisEnsemble", "ParisRun", "ParisImage", "ParisPackages", "ParisData", "ParisModels",
+                           "ParisDiffusion", "Torch", "ParisTestSupport", "ParisRunTestSupport"]
+        ),
+        .testTarget(
+            name: "ParisEvalTests",
+            dependencies: ["ParisEval", "ParisEnsemble", "ParisRun", "ParisPackages", "ParisData", "ParisModels",
+                           "ParisDiffusion", "Torch", "ParisTestSupport", "ParisRunTestSupport"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ParisRunTests",
+            dependencies: ["ParisRun", "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(name: "ParisToolsTests", dependencies: ["ParisTools", "Torch"]),
         .testTarget(

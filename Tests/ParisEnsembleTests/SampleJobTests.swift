@@ -1,60 +1,14 @@
 import Foundation
 import ParisRun
+import ParisRunTestSupport
 import ParisImage
 import ParisData
 import ParisDiffusion
 @testable import ParisEnsemble
 import ParisModels
 import ParisTestSupport
-import ParisTraining
 import Torch
 import XCTest
-
-/// A run folder with tiny, untrained (random) experts and router, written through the real checkpoint writers.
-enum TinyRun {
-    static let k = 2
-
-    /// Writes run.json, expert_0/, expert_1/ (expert 1 a DDPM ε expert) and router/ into `root`.
-    static func make(_ root: URL, experts: Int = k, shards: [[String]]? = nil) throws -> RunLayout {
-        let run = RunLayout(root)
-        var config = RunPreset.cpuTiny.config(name: "tiny", dataset: "data/none", numExperts: experts)
-        config.experts[1].objective = .ddpmEpsilon(.cosine, numTimesteps: 1000)
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        try config.write(to: run.runJSON)
-        Runtime.manualSeed(42)
-        for i in 0..<experts {
-            let model = try ParisExpert(.cpuTiny)
-            // The zero-initialised output layer would predict 0: give it random weights so outputs differ.
-            try withNoGrad { try Init.normal_(model.finalLayer.linear.weight, std: 0.05) }
-            try ExpertCheckpoint(model: .cpuTiny, objective: config.experts[i].objective, cluster: i,
-                                 textEncoder: "stub", steps: 0)
-                .write(weights: try model.stateDict(), to: run.expert(i))
-        }
-        var rc = RouterConfig.cpuTiny
-        rc.numExperts = experts
-        let router = try Router(rc)
-        try RouterCheckpoint.write(config: rc, weights: try router.stateDict(), steps: 0, to: run.router)
-        if let shards {
-            for (c, captions) in shards.enumerated() {
-                let folder = run.shard(c, config)
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                let lines = captions.map { "{\"file_name\":\"x.png\",\"label\":null,\"text\":\"\($0)\"}\n" }.joined()
-                try Data(lines.utf8).write(to: folder.appendingPathComponent("items.jsonl"))
-            }
-        }
-        return run
-    }
-
-    /// A stub prompt encoder: a deterministic function of the prompt's characters, [B, L, 384], all tokens real.
-    static func encoder(_ prompts: [String], _ length: Int) throws -> TextCondition {
-        let rows = prompts.map { p -> [Float] in
-            let h = Float(p.unicodeScalars.reduce(0) { ($0 &* 31 &+ Int($1.value)) % 1000 }) / 1000
-            return (0..<(length * 384)).map { Float(sin(Double($0) * 0.01 + Double(h) * 7)) }
-        }
-        return try TextCondition(tokens: try Tensor(rows.flatMap { $0 }, shape: [prompts.count, length, 384]),
-                                 mask: try Tensor.ones([prompts.count, length], dtype: .bool))
-    }
-}
 
 final class SampleJobTests: XCTestCase {
     var tmp: URL!
@@ -73,7 +27,7 @@ final class SampleJobTests: XCTestCase {
     }
 
     func testEndToEndWritesImagesGridAndTraceDeterministically() throws {
-        let run = try TinyRun.make(tmp)
+        let run = try TinyRun.withCheckpoints(tmp)
         let a = try job(run, name: "a").run(encode: TinyRun.encoder)
         let b = try job(run, name: "b").run(encode: TinyRun.encoder)
         XCTAssertEqual(a.images.map(\.lastPathComponent), ["img_0.png", "img_1.png", "img_2.png", "img_3.png"])
@@ -108,7 +62,7 @@ final class SampleJobTests: XCTestCase {
     }
 
     func testMissingExpertWarnsAndRenormalisesUnlessStrict() throws {
-        let run = try TinyRun.make(tmp)
+        let run = try TinyRun.withCheckpoints(tmp)
         try FileManager.default.removeItem(at: run.expert(1).appendingPathComponent(ExpertCheckpoint.weightsName))
         var lines: [String] = []
         let result = try job(run, name: "lost").run(encode: TinyRun.encoder, log: { lines.append($0) })
@@ -122,7 +76,7 @@ final class SampleJobTests: XCTestCase {
     }
 
     func testOracleUsesTheShardOfTheCaption() throws {
-        let run = try TinyRun.make(tmp, shards: [["a cat"], ["a car"]])
+        let run = try TinyRun.withCheckpoints(tmp, shards: [["a cat"], ["a car"]])
         let result = try job(run, name: "o", strategy: .oracle).run(encode: TinyRun.encoder)
         let trace = try JSONDecoder().decode(RoutingTrace.self, from: Data(contentsOf: result.trace))
         XCTAssertEqual(trace.steps[0].weights, [[1, 0], [1, 0], [0, 1], [0, 1]])
@@ -131,7 +85,7 @@ final class SampleJobTests: XCTestCase {
     }
 
     func testBadInputs() throws {
-        let run = try TinyRun.make(tmp)
+        let run = try TinyRun.withCheckpoints(tmp)
         assertThrows({ try self.job(run, name: "x", strategy: .top(3)).run(encode: TinyRun.encoder) },
                      contains: "asks for 3 experts, but the run has only 2")
         try FileManager.default.removeItem(at: run.router)
@@ -144,7 +98,7 @@ final class SampleJobTests: XCTestCase {
     /// A forced overwrite that fails (here the prompt encoder throws on the second batch) leaves the previous
     /// samples byte-identical and no temporary folder behind; a forced overwrite that succeeds replaces them whole.
     func testFailingForcedOverwriteLeavesTheOldSamplesUntouched() throws {
-        let run = try TinyRun.make(tmp)
+        let run = try TinyRun.withCheckpoints(tmp)
         let first = try job(run, name: "keep").run(encode: TinyRun.encoder)
         let before = fileTree(first.folder)
         XCTAssertEqual(before.count, 6, "\(before.keys.sorted())")  // 4 images, grid, trace
@@ -173,7 +127,7 @@ final class SampleJobTests: XCTestCase {
     /// Two jobs sampling into one name at the same time: exactly one wins, the other fails with "already exists",
     /// and every file in the folder is the winner's (its trace's prompts match the images).
     func testConcurrentJobsOnOneNameOneWinsAndTheFolderIsConsistent() throws {
-        let run = try TinyRun.make(tmp)
+        let run = try TinyRun.withCheckpoints(tmp)
         let jobs = [try job(run, name: "race", prompts: ["a cat", "a car"]),  // 4 images
                     try job(run, name: "race", prompts: ["a dog"])]           // 2 images
         let results = RaceResults(count: 2)

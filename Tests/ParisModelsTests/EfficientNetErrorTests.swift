@@ -39,21 +39,4 @@ final class EfficientNetErrorTests: XCTestCase {
         assertThrows({ try ImageFeatureExtractor(model: extractor.model, resolution: 16) }, contains: "at least 32")
         assertThrows({ try ImageFeatureExtractor(model: extractor.model, batchSize: 0) }, contains: "batchSize")
     }
-
-    /// Embeds 32 images of 32×32 at 224 px and at 128 px and prints the rate (the partition step embeds ~6k images).
-    /// docs/models.md reports 256 images measured the same way.
-    func testThroughputOnThisMachine() throws {
-        let model = try EfficientNetLite(.lite0)
-        let images = try Tensor.randint(0, 256, [32, 3, 32, 32], dtype: .uint8)
-        for resolution in [224, 128] {
-            let extractor = try ImageFeatureExtractor(model: model, resolution: resolution, batchSize: 64)
-            _ = try extractor.embed(try images.slice(0, 0, 8))  // warm-up
-            let start = Date()
-            let e = try extractor.embed(images)
-            let seconds = Date().timeIntervalSince(start)
-            XCTAssertEqual(e.shape, [32, 1280])
-            print(String(format: "efficientnet-lite0 at %d px: 32 images in %.2f s (%.1f images/s, %d threads)",
-                         resolution, seconds, 32 / seconds, Runtime.threads))
-        }
-    }
 }

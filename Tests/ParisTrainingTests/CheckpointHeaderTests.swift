@@ -2,6 +2,7 @@ import Foundation
 import ParisDiffusion
 import ParisModels
 import ParisRun
+import ParisRunTestSupport
 import ParisTestSupport
 import Torch
 import XCTest

@@ -1,6 +1,7 @@
 import Foundation
 import ParisImage
 import ParisData
+import ParisRunTestSupport
 import ParisTraining
 import XCTest
 

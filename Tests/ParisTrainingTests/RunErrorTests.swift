@@ -1,6 +1,7 @@
 import Foundation
 import ParisModels
 import ParisRun
+import ParisRunTestSupport
 import ParisTestSupport
 import ParisTraining
 import Torch

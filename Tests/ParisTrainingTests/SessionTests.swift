@@ -1,5 +1,6 @@
 import Foundation
 import ParisRun
+import ParisRunTestSupport
 import ParisTestSupport
 import ParisTraining
 import Torch

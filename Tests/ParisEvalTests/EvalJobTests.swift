@@ -1,10 +1,11 @@
 import Foundation
 import ParisRun
+import ParisRunTestSupport
 import ParisData
+import ParisModels
 @testable import ParisEnsemble
 @testable import ParisEval
 import ParisTestSupport
-import ParisTraining
 import Torch
 import XCTest
 
@@ -44,9 +45,24 @@ final class EvalJobTests: XCTestCase {
         }
     }
 
+    /// Replaces the run's router with one that answers `cluster` with certainty for every input (its last head
+    /// layer zeroed, bias ±20): a router whose true accuracy is exactly that cluster's share of the images.
+    func writeConstantRouter(_ run: RunLayout, cluster: Int) throws {
+        var rc = RouterConfig.cpuTiny
+        rc.numExperts = 2
+        let router = try Router(rc)
+        let last = router.head[4] as! Linear  // head.4: Linear(h, K)
+        try withNoGrad {
+            try Init.zeros_(last.weight)
+            try XCTUnwrap(last.bias).copy_(Tensor((0..<2).map { $0 == cluster ? Float(20) : -20 }))
+        }
+        try RouterCheckpoint.write(config: rc, weights: try router.stateDict(), steps: 0, to: run.router)
+    }
+
     func testEvalWritesReportTablesAndPlots() throws {
-        let run = try TinyRun.make(tmp)
+        let run = try TinyRun.withCheckpoints(tmp)
         try writeShards(run)
+        try writeConstantRouter(run, cluster: 0)
         let job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1, .full, .oracle],
                           classifierSteps: 5, alignmentPerCluster: 3, routerTimes: [0.1, 0.9], alignmentTimes: [0.5])
         var lines: [String] = []
@@ -63,9 +79,13 @@ final class EvalJobTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: run.eval.appendingPathComponent(s.grid).path))
         }
         XCTAssertEqual(report.router.map(\.t), [0.1, 0.9])
+        // A router that always says cluster 0 is right exactly on cluster 0's images, whatever t: the same accuracy
+        // at every t, strictly between 0 and 1 (both clusters are in the data), and no entropy.
+        let share = try XCTUnwrap(report.router.first?.accuracy)
+        XCTAssertTrue(share > 0 && share < 1, "\(report.router)")
         for p in report.router {
-            XCTAssertTrue((0...1).contains(p.accuracy))
-            XCTAssertLessThanOrEqual(p.entropy, Foundation.log(2) + 1e-9)
+            XCTAssertEqual(p.accuracy, share, accuracy: 1e-12, "t=\(p.t)")
+            XCTAssertLessThan(p.entropy, 1e-3, "t=\(p.t)")
         }
         let a = try XCTUnwrap(report.alignment)
         XCTAssertEqual(a.imagesPerCluster.count, 2)  // from the 6 reference images, at most 3 per cluster
@@ -83,16 +103,21 @@ final class EvalJobTests: XCTestCase {
         XCTAssertTrue(md.contains("x0 error"), md)
         let decoded = try JSONDecoder().decode(EvalReport.self, from: Data(contentsOf: run.eval.appendingPathComponent("report.json")))
         XCTAssertEqual(decoded.samples, 4)
-        // A second eval reuses the classifier.
+        // A second eval, with a router that always says cluster 1, reuses the classifier and is right exactly
+        // where the first was wrong: with K = 2 the two accuracies sum to 1 at every t.
+        try writeConstantRouter(run, cluster: 1)
         lines.removeAll()
-        _ = try job.run(inception: nil, log: { lines.append($0) })
+        let flipped = try job.run(inception: nil, log: { lines.append($0) })
         XCTAssertTrue(lines.contains { $0.contains("reusing") }, "\(lines)")
+        for (a, b) in zip(report.router, flipped.router) {
+            XCTAssertEqual(a.accuracy + b.accuracy, 1, accuracy: 1e-12, "t=\(a.t)")
+        }
     }
 
     /// With the partition's held_out/ shards and a trained monolith: the reference set comes from held_out/, the
     /// monolith gets a row, and a shared classifier folder is reused by a second run and refused for other classes.
     func testHeldOutDataMonolithRowAndSharedClassifier() throws {
-        let run = try TinyRun.make(tmp.appendingPathComponent("run"))
+        let run = try TinyRun.withCheckpoints(tmp.appendingPathComponent("run"))
         try writeShards(run)
         try writeShards(run, heldOut: true)
         try FileManager.default.copyItem(at: run.expert(0), to: run.monolith)
@@ -114,7 +139,7 @@ final class EvalJobTests: XCTestCase {
         XCTAssertFalse(md.contains("own training shards"), md)
 
         // A second run with the same classes reuses the shared classifier; other classes are refused.
-        let other = try TinyRun.make(tmp.appendingPathComponent("other"))
+        let other = try TinyRun.withCheckpoints(tmp.appendingPathComponent("other"))
         try writeShards(other)
         var lines: [String] = []
         var second = job

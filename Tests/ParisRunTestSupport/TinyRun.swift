@@ -1,19 +1,21 @@
 import Foundation
-import ParisRun
 import ParisData
 import ParisDiffusion
-import ParisTraining
+import ParisRun
 import Torch
 import XCTest
 
-/// Tiny synthetic runs for the trainer tests: K shards of 8×8 images (a bright square whose place depends on the
-/// caption), 4 captions per shard as 4 tokens of width 8, and `paris-T/4` experts (4 tokens of width 64, 2
-/// layers), so a step takes milliseconds.
-enum TinyRun {
-    static let size = 8, channels = 3, textLength = 4, textDim = 8, perShard = 24, captions = 4
+/// Tiny runs for the tests of every stage above ParisRun, written through the real writers. One place, so the
+/// trainers', the sampler's and the evaluator's tests share one notion of a "tiny run".
+///
+/// `make`: K shards of 8×8 images (a bright square whose place depends on the caption), 4 captions per shard as 4
+/// tokens of width 8, and `paris-T/4` experts (4 tokens of width 64, 2 layers), so a training step takes
+/// milliseconds. `withCheckpoints` (TinyRun+Checkpoints.swift): untrained `cpuTiny` experts and router, to sample from.
+public enum TinyRun {
+    public static let size = 8, channels = 3, textLength = 4, textDim = 8, perShard = 24, captions = 4
 
     /// Expert settings for tests: 6 steps of batch 4, checkpoints every 2 steps.
-    static func job(seed: UInt64, steps: Int = 6, checkpointEvery: Int = 2,
+    public static func job(seed: UInt64, steps: Int = 6, checkpointEvery: Int = 2,
                     objective: Objective = .flowMatchingUniform) -> TrainJobConfig {
         TrainJobConfig(model: "paris-T/4", objective: objective, batchSize: 4, steps: steps, learningRate: 1e-3,
                        warmupSteps: 2, weightDecay: 0.01, emaDecay: 0.9, gradClip: 1, captionDropout: 0.25,
@@ -21,7 +23,7 @@ enum TinyRun {
     }
 
     /// Shard k of K, written to `<partition>/shard_<k>/`.
-    static func shard(_ k: Int, of K: Int) throws -> Shard {
+    public static func shard(_ k: Int, of K: Int) throws -> Shard {
         var pixels = [UInt8](), rows = [Int64](), items = [Shard.Item]()
         for i in 0..<perShard {
             let c = (i + k) % captions
@@ -55,7 +57,7 @@ enum TinyRun {
 
     /// A run folder with run.json and K shards; returns its URL.
     @discardableResult
-    static func make(_ root: URL, k K: Int = 2, steps: Int = 6, checkpointEvery: Int = 2,
+    public static func make(_ root: URL, k K: Int = 2, steps: Int = 6, checkpointEvery: Int = 2,
                      configure: (inout RunConfig) -> Void = { _ in }) throws -> URL {
         let fm = FileManager.default
         try fm.createDirectory(at: root, withIntermediateDirectories: true)
@@ -76,7 +78,7 @@ enum TinyRun {
     }
 
     /// A fresh temporary folder, removed at the end of the test.
-    static func temporaryFolder(_ test: XCTestCase, _ name: String = #function) throws -> URL {
+    public static func temporaryFolder(_ test: XCTestCase, _ name: String = #function) throws -> URL {
         let url = FileManager.default.temporaryDirectory
             .appendingPathComponent("paris-train-\(name.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -85,10 +87,10 @@ enum TinyRun {
     }
 
     /// Every tensor of a safetensors file.
-    static func tensors(_ url: URL) throws -> [String: Tensor] { try SafeTensors.load(url).tensors }
+    public static func tensors(_ url: URL) throws -> [String: Tensor] { try SafeTensors.load(url).tensors }
 
     /// Asserts two safetensors files hold bit-identical tensors.
-    static func assertIdentical(_ a: URL, _ b: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+    public static func assertIdentical(_ a: URL, _ b: URL, file: StaticString = #filePath, line: UInt = #line) throws {
         let ta = try tensors(a), tb = try tensors(b)
         XCTAssertEqual(Set(ta.keys), Set(tb.keys), "\(a.lastPathComponent): different names", file: file, line: line)
         for (name, x) in ta {
@@ -98,7 +100,7 @@ enum TinyRun {
     }
 
     /// The files and folders under `folder`, relative, sorted.
-    static func listing(_ folder: URL) -> [String] {
+    public static func listing(_ folder: URL) -> [String] {
         guard let e = FileManager.default.enumerator(atPath: folder.path) else { return [] }
         return (e.allObjects as? [String] ?? []).sorted()
     }

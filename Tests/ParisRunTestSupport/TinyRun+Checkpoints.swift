@@ -1,0 +1,51 @@
+import Foundation
+import ParisDiffusion
+import ParisModels
+import ParisRun
+import Torch
+
+extension TinyRun {
+    public static let experts = 2
+
+    /// A run folder with tiny, untrained (random) experts and router, written through the real checkpoint writers
+    /// (for sampling and evaluation): writes run.json, expert_0/, expert_1/ (expert 1 a DDPM ε expert) and router/ into `root`.
+    public static func withCheckpoints(_ root: URL, experts: Int = TinyRun.experts, shards: [[String]]? = nil) throws -> RunLayout {
+        let run = RunLayout(root)
+        var config = RunPreset.cpuTiny.config(name: "tiny", dataset: "data/none", numExperts: experts)
+        config.experts[1].objective = .ddpmEpsilon(.cosine, numTimesteps: 1000)
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try config.write(to: run.runJSON)
+        Runtime.manualSeed(42)
+        for i in 0..<experts {
+            let model = try ParisExpert(.cpuTiny)
+            // The zero-initialised output layer would predict 0: give it random weights so outputs differ.
+            try withNoGrad { try Init.normal_(model.finalLayer.linear.weight, std: 0.05) }
+            try ExpertCheckpoint(model: .cpuTiny, objective: config.experts[i].objective, cluster: i,
+                                 textEncoder: "stub", steps: 0)
+                .write(weights: try model.stateDict(), to: run.expert(i))
+        }
+        var rc = RouterConfig.cpuTiny
+        rc.numExperts = experts
+        let router = try Router(rc)
+        try RouterCheckpoint.write(config: rc, weights: try router.stateDict(), steps: 0, to: run.router)
+        if let shards {
+            for (c, captions) in shards.enumerated() {
+                let folder = run.shard(c, config)
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                let lines = captions.map { "{\"file_name\":\"x.png\",\"label\":null,\"text\":\"\($0)\"}\n" }.joined()
+                try Data(lines.utf8).write(to: folder.appendingPathComponent("items.jsonl"))
+            }
+        }
+        return run
+    }
+
+    /// A stub prompt encoder: a deterministic function of the prompt's characters, [B, L, 384], all tokens real.
+    public static func encoder(_ prompts: [String], _ length: Int) throws -> TextCondition {
+        let rows = prompts.map { p -> [Float] in
+            let h = Float(p.unicodeScalars.reduce(0) { ($0 &* 31 &+ Int($1.value)) % 1000 }) / 1000
+            return (0..<(length * 384)).map { Float(sin(Double($0) * 0.01 + Double(h) * 7)) }
+        }
+        return try TextCondition(tokens: try Tensor(rows.flatMap { $0 }, shape: [prompts.count, length, 384]),
+                                 mask: try Tensor.ones([prompts.count, length], dtype: .bool))
+    }
+}
