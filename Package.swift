@@ -87,7 +87,7 @@ let package = Package(
         .target(name: "ParisData",
                 dependencies: ["Torch", "ParisImage", "ParisModels", "ParisPackages", "CZlib", "CFontRender"]),
         // The run as files: layout, run.json, checkpoint formats, job status and progress. Below every stage.
-        .target(name: "ParisRun", dependencies: ["Torch", "ParisModels", "ParisDiffusion"]),
+        .target(name: "ParisRun", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisData"]),
         .target(name: "ParisTraining",
                 dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData", "ParisRun"]),
         .target(name: "ParisEnsemble",

@@ -144,7 +144,10 @@ final class EvalJobTests: XCTestCase {
         assertThrows({ try EvalJob(run: run, steps: 1_000_000_000_000).run(inception: nil) },
                      contains: "--steps must be ≤ 10000 (SamplerConfig.maxSteps)")
         assertThrows({ try EvalJob(run: run, steps: -1).validate() }, contains: "--steps must be ≥ 1, not -1")
-        assertThrows({ try EvalJob(run: run, guidance: .nan).validate() }, contains: "--cfg must be finite")
+        assertThrows({ try EvalJob(run: run, guidance: .nan).validate() }, contains: "(--cfg, guidance_scale) must be finite")
+        // Issue #18: an absurd guidance scale is refused up front, naming the option (it used to end in NaN images).
+        assertThrows({ try EvalJob(run: run, guidance: 1e30).validate() },
+                     contains: "(--cfg, guidance_scale) must be finite and within ±100")
     }
 
     func testClassifierLearnsAndRoundTrips() throws {
