@@ -66,11 +66,13 @@ public struct NonFiniteError: Error, CustomStringConvertible, Sendable, Equatabl
         case .weights:
             why = "its own (unguided) output is already non-finite on a finite input, so it is the weights, not the "
                 + "guidance: \(owner) is corrupt or was trained into NaN; retrain or replace it"
-                + (source == .router ? "" : ", or sample without it")
+                + (source == .router ? "" : ", or sample without it (a missing expert's weight is renormalised away)")
         case .divergedInput(let m):
             why = "its input x_t is already " + (m.isFinite ? "at max |x_t| = \(Self.format(m)), far beyond the scale of "
                 + "noise and data (a few units)" : "non-finite")
-                + ": the sampling diverged in earlier steps, most likely from the guidance (\(cfg)); use a smaller --cfg"
+                + ": the sampling diverged in earlier steps, "
+                + (Guidance.isGuided(scale: guidanceScale) ? "most likely from the guidance (\(cfg)); use a smaller --cfg"
+                    : "without guidance, so the models' velocities grow without bound; check their checkpoints")
         }
         return "\(whom) produced \(what) \(at) with \(cfg): \(why)"
     }

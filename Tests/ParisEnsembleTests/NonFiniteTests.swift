@@ -76,6 +76,10 @@ final class NonFiniteTests: XCTestCase {
         let growing = MixtureMember.velocity(name: "expert_0") { x, _, _ in try x * -1e20 }  // overflows at step 2
         assertThrows({ try self.sample([growing, self.calm], scale: 1) },
                      contains: "its input x_t is already at max |x_t| = ")
+        assertThrows({ try self.sample([growing, self.calm], scale: 1) },
+                     contains: "the sampling diverged in earlier steps, without guidance")
+        assertThrows({ try self.sample([growing, self.calm], scale: 2) },
+                     contains: "the sampling diverged in earlier steps, most likely from the guidance (cfg 2)")
     }
 
     /// A router whose probabilities are NaN: the error names the router, not an expert.
