@@ -96,6 +96,17 @@ final class EvalJobTests: XCTestCase {
         try writeShards(run)
         try writeShards(run, heldOut: true)
         try FileManager.default.copyItem(at: run.expert(0), to: run.monolith)
+        // Issue #18, item 9: expert 1 and the monolith say they were trained on another shard_1 than the partition
+        // holds now (expert 0 records nothing, an older checkpoint): the report notes name both.
+        let partition = run.partition(try run.config())
+        let current = ShardIdentity.current(partition: partition, clusters: [0, 1]).digests
+        for (folder, digests) in [(run.expert(1), ["shard_1": "0123456789abcdef"]),
+                                  (run.monolith, ["shard_0": current["shard_0"]!, "shard_1": "0123456789abcdef"])] {
+            let url = folder.appendingPathComponent("config.json")
+            var dict = try JSONObject.read(url)
+            dict["shards"] = digests
+            try JSONObject.write(dict, to: url)
+        }
         let shared = tmp.appendingPathComponent("classifier-test")
         let job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1],
                           classifierSteps: 5, classifierFolder: shared, alignmentPerCluster: 3, routerTimes: [0.5],
@@ -112,6 +123,14 @@ final class EvalJobTests: XCTestCase {
         let md = try String(contentsOf: run.eval.appendingPathComponent("report.md"), encoding: .utf8)
         XCTAssertTrue(md.contains("| monolith | 4 |"), md)
         XCTAssertFalse(md.contains("own training shards"), md)
+        let stale = "shard_1 (trained on 0123456789abcdef, now \(current["shard_1"]!))"
+        for model in ["expert 1", "the monolith"] {
+            XCTAssertTrue(report.notes.contains { $0.hasPrefix("\(model) was trained on other data") && $0.contains(stale) },
+                          "\(report.notes)")
+            XCTAssertTrue(md.contains("- \(model) was trained on other data"), md)
+        }
+        XCTAssertFalse(report.notes.contains { $0.contains("expert 0 was trained") || $0.contains("shard_0 (") },
+                       "\(report.notes)")
 
         // A second run with the same classes reuses the shared classifier; other classes are refused.
         let other = try TinyRun.make(tmp.appendingPathComponent("other"))
