@@ -45,6 +45,32 @@ enum TinyRun {
         return run
     }
 
+    /// Shard k: 10 images of 32×32 RGB, bright for cluster 0 and dark for cluster 1; labels "a"/"b" by cluster,
+    /// plus "c" on a few (so the classifier sees three classes); random images and caption embeddings from `seed`.
+    static func writeShards(_ run: RunLayout, heldOut: Bool = false, labels: [String] = ["a", "b", "c"],
+                            seed: UInt64 = 3) throws {
+        let config = try run.config()
+        Runtime.manualSeed(seed)
+        for c in 0..<2 {
+            let n = 10
+            let base = try Tensor.randint(0, 100, [n, 3, 32, 32]) + (c == 0 ? 150 : 0)
+            let items = (0..<n).map { i in
+                Shard.Item(fileName: "\(heldOut ? "h" : "")\(c)_\(i).png", text: "caption \(c) \(i % 3)",
+                           label: i < 2 ? labels[2] : labels[c])
+            }
+            let info = ShardInfo(cluster: c, numClusters: 2, count: n, channels: 3, imageSize: 32, captionCount: 3,
+                                 textEncoder: "stub", textLength: 32, textDim: 384, dataset: "test",
+                                 partitionMethod: "label")
+            let shard = try Shard(info: info, images: base.to(dtype: .uint8),
+                                  captionIndex: Tensor((0..<n).map { Int64($0 % 3) }),
+                                  textEmbeddings: Tensor.randn([3, 32, 384]).to(dtype: .float16),
+                                  textMask: Tensor.ones([3, 32], dtype: .bool), items: items)
+            let folder = run.shard(c, config)
+            try shard.write(to: heldOut ? folder.deletingLastPathComponent().appendingPathComponent(HeldOut.folderName)
+                .appendingPathComponent(folder.lastPathComponent) : folder)
+        }
+    }
+
     /// A stub prompt encoder: a deterministic function of the prompt's characters, [B, L, 384], all tokens real.
     static func encoder(_ prompts: [String], _ length: Int) throws -> TextCondition {
         let rows = prompts.map { p -> [Float] in
@@ -264,6 +290,38 @@ final class SampleJobTests: XCTestCase {
         let trace = try JSONDecoder().decode(RoutingTrace.self, from: Data(contentsOf: stale.trace))
         XCTAssertEqual(trace.warnings?.count, 2)
         XCTAssertTrue(trace.warnings?.first?.hasPrefix("expert 1 was trained on other data") == true, "\(trace.warnings ?? [])")
+    }
+
+    /// Issue #18, item 9, end to end: partition, train expert 0 a few steps, sample (no warning), re-partition (new
+    /// images under the same shard names), sample again: expert 0 is named as trained on other data. The random
+    /// router of `TinyRun` records no shards (a checkpoint from before they were recorded) and is not warned about.
+    func testTrainedExpertOnARebuiltPartitionIsNamed() throws {
+        let run = try TinyRun.make(tmp)
+        var config = try run.config()
+        config.experts[0].steps = 2
+        config.experts[0].batchSize = 4
+        config.experts[0].checkpointEvery = 2
+        config.experts[0].sampleEvery = 0
+        config.experts[0].warmupSteps = 1
+        try config.write(to: run.runJSON)
+        try TinyRun.writeShards(run)
+        XCTAssertEqual(try ExpertTrainer.train(run: run.root, expert: 0).step, 2)
+        var lines: [String] = []
+        XCTAssertEqual(try job(run, name: "before").run(encode: TinyRun.encoder, log: { lines.append($0) }).warnings, [])
+        XCTAssertFalse(lines.contains { $0.contains("trained on other data") }, "\(lines)")
+
+        // `paris partition --force` into the same run: the partition folder is replaced.
+        try FileManager.default.removeItem(at: run.partition(config))
+        try TinyRun.writeShards(run, seed: 4)
+        lines = []
+        let after = try job(run, name: "after").run(encode: TinyRun.encoder, log: { lines.append($0) })
+        XCTAssertEqual(after.warnings.count, 1, "\(after.warnings)")
+        let line = try XCTUnwrap(after.warnings.first)
+        XCTAssertTrue(line.hasPrefix("warning: expert 0 was trained on other data than \(run.partition(config).path) "
+            + "holds now: shard_0 (trained on "), line)
+        XCTAssertTrue(lines.contains(line), "\(lines)")
+        XCTAssertFalse(lines.contains { $0.contains("router was trained") || $0.contains("expert 1 was trained") },
+                       "\(lines)")
     }
 
     /// Issue #18: `paris sample --steps 10¹²` and `--n 10¹²` aborted while sizing the time grid or the prompt list.
