@@ -55,23 +55,25 @@ public struct NonFiniteError: Error, CustomStringConvertible, Sendable, Equatabl
         case .velocity(let model): (whom, what, owner) = (model, "a non-finite velocity", "its checkpoint")
         case .router: (whom, what, owner) = ("the router", "non-finite probabilities", "its checkpoint (router/)")
         }
-        let at = "at t=\(Self.format(t))" + (step.map { s in " (step \(s)" + (steps.map { " of \($0)" } ?? "") + ")" } ?? "")
-        let cfg = Guidance.isGuided(scale: guidanceScale) ? "cfg \(Self.format(guidanceScale))" : "cfg 1 (no guidance)"
+        var at = "at t=\(Self.format(t))"
+        if let step { at += " (step \(step)" + (steps.map { " of \($0)" } ?? "") + ")" }
+        let guided = Guidance.isGuided(scale: guidanceScale)
+        let cfg = guided ? "cfg \(Self.format(guidanceScale))" : "cfg 1 (no guidance)"
         let why: String
         switch cause {
         case .guidance:
-            why = "its unguided velocities (with the prompt and with the null prompt) are finite, so it is the guidance "
-                + "setting: v_u + s·(v_c − v_u) with s = \(Self.format(guidanceScale)) overflows; use a smaller --cfg "
-                + "(guidance_scale; DiT samples with 4, Stable Diffusion with 7.5)"
+            why = "its unguided velocities (with the prompt and with the null prompt) are finite, so it is the "
+                + "guidance setting: v_u + s·(v_c − v_u) with s = \(Self.format(guidanceScale)) overflows; use a "
+                + "smaller --cfg (guidance_scale; DiT samples with 4, Stable Diffusion with 7.5)"
         case .weights:
             why = "its own (unguided) output is already non-finite on a finite input, so it is the weights, not the "
                 + "guidance: \(owner) is corrupt or was trained into NaN; retrain or replace it"
                 + (source == .router ? "" : ", or sample without it (a missing expert's weight is renormalised away)")
         case .divergedInput(let m):
-            why = "its input x_t is already " + (m.isFinite ? "at max |x_t| = \(Self.format(m)), far beyond the scale of "
-                + "noise and data (a few units)" : "non-finite")
-                + ": the sampling diverged in earlier steps, "
-                + (Guidance.isGuided(scale: guidanceScale) ? "most likely from the guidance (\(cfg)); use a smaller --cfg"
+            let state = !m.isFinite ? "non-finite"
+                : "at max |x_t| = \(Self.format(m)), far beyond the scale of noise and data (a few units)"
+            why = "its input x_t is already \(state): the sampling diverged in earlier steps, "
+                + (guided ? "most likely from the guidance (\(cfg)); use a smaller --cfg"
                     : "without guidance, so the models' velocities grow without bound; check their checkpoints")
         }
         return "\(whom) produced \(what) \(at) with \(cfg): \(why)"
@@ -101,7 +103,8 @@ public enum NonFinite {
     public static func isFinite(_ x: Tensor) throws -> Bool { try x.isFinite().all().item() != 0 }
 
     /// Returns `cause` unless the input x has diverged (non-finite, or max |x| beyond `divergedInputBound`).
-    static func inputCause(_ x: Tensor, otherwise cause: () throws -> NonFiniteError.Cause) throws -> NonFiniteError.Cause {
+    static func inputCause(_ x: Tensor,
+                           otherwise cause: () throws -> NonFiniteError.Cause) throws -> NonFiniteError.Cause {
         let m = try x.abs().amax().to(dtype: .float64).item()  // NaN or ∞ when x holds one
         if !m.isFinite || m > divergedInputBound { return .divergedInput(maxAbs: m) }
         return try cause()
