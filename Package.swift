@@ -90,7 +90,8 @@ let package = Package(
                 dependencies: ["Torch", "ParisImage", "ParisModels", "ParisPackages", "CZlib", "CFontRender",
                                .product(name: "Crypto", package: "swift-crypto")]),
         // The run as files: layout, run.json, checkpoint formats, job status and progress. Below every stage.
-        .target(name: "ParisRun", dependencies: ["Torch", "ParisModels", "ParisDiffusion"]),
+        .target(name: "ParisRun", dependencies: ["Torch", "ParisModels", "ParisDiffusion",
+                                              .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "ParisTraining",
                 dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData", "ParisRun"]),
         .target(name: "ParisEnsemble",

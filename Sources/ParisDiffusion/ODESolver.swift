@@ -30,7 +30,8 @@ extension ODESolver {
     /// Integrates dx/dt = v(x, t) from x(t_0) = `x` over `times` (checked by `FlowSampler.validate(times:)`:
     /// strictly decreasing in [0, 1], at least 2 entries) and returns x(t_N). Runs under `withNoGrad`;
     /// `progress` is called after each of the N steps with the new state. Euler evaluates v once per step, at
-    /// (x, t_i); Heun twice, at (x, t_i) then at the predictor (x̃, t_{i+1}). x: [B, ...] → [B, ...]
+    /// (x, t_i); Heun twice, at (x, t_i) then at the predictor (x̃, t_{i+1}). A `NonFiniteError` thrown by `velocity`
+    /// (the samplers' per-step checks) passes through with the step it happened on. x: [B, ...] → [B, ...]
     public func integrate(_ x: Tensor, times: [Double], velocity: Velocity,
                           progress: ((SamplerProgress) throws -> Void)? = nil) throws -> Tensor {
         try FlowSampler.validate(times: times)
@@ -39,13 +40,20 @@ extension ODESolver {
             let n = times.count - 1
             for i in 0..<n {
                 let t = times[i], tNext = times[i + 1], h = tNext - t
-                let v = try velocity(x, t)
+                // A `NonFiniteError` from the velocity gets this step's number (1-based) for its message.
+                func evaluate(_ x: Tensor, _ t: Double) throws -> Tensor {
+                    do { return try velocity(x, t) } catch var e as NonFiniteError {
+                        (e.step, e.steps) = (e.step ?? i + 1, e.steps ?? n)
+                        throw e
+                    }
+                }
+                let v = try evaluate(x, t)
                 switch self {
                 case .euler:
                     x = try x + v * h
                 case .heun:
                     let predicted = try x + v * h
-                    let v2 = try velocity(predicted, tNext)
+                    let v2 = try evaluate(predicted, tNext)
                     x = try x + (v + v2) * (h / 2)
                 }
                 try progress?(SamplerProgress(step: i, steps: n, t: t, tNext: tNext, x: x))

@@ -49,6 +49,18 @@ public struct SamplerConfig: Codable, Sendable, Equatable {
             + "Paris samples with 50")
     }
 
+    /// The largest guidance scale |s|: 100. Samplers guide with s of a few units (DiT 4, Stable Diffusion 7.5);
+    /// the guided velocity v_u + s·(v_c − v_u) grows with s, and far above 100 every step overshoots, the state
+    /// diverges and float32 overflows into NaN (`--cfg 1e30` ended in black PNGs). Checked before anything is loaded.
+    public static let maxGuidanceScale = 100.0
+
+    /// Throws unless `scale` is finite and |scale| ≤ `maxGuidanceScale`, naming the option.
+    public static func checkGuidance(_ scale: Double) throws {
+        try require(scale.isFinite && abs(scale) <= maxGuidanceScale,
+                    "the guidance scale (--cfg, guidance_scale) must be finite and within ±\(Int(maxGuidanceScale)) "
+                        + "(SamplerConfig.maxGuidanceScale), not \(scale); 1 means no guidance, DiT samples with 4")
+    }
+
     public var solver: ODESolver
     public var steps: Int
     public var timeGrid: TimeGrid
@@ -69,7 +81,7 @@ public struct SamplerConfig: Codable, Sendable, Equatable {
     public func validate() throws {
         try Self.checkSteps(steps)
         try require(shift.isFinite && shift > 0, "the time shift must be positive, got \(shift)")
-        try require(guidanceScale.isFinite, "guidance_scale must be finite, got \(guidanceScale)")
+        try Self.checkGuidance(guidanceScale)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -109,20 +121,30 @@ public struct FlowSampler {
 
     /// The guided velocity at flow time t for the batch x: one conditional (or unconditional) call with s = 1 or
     /// no condition, else `Guidance.onePass` on [x; x] with [c; null] (cond first, as DiT's `forward_with_cfg`),
-    /// v = v_u + s·(v_c − v_u). x: [B, ...], condition: [B, ...] → [B, ...]
+    /// v = v_u + s·(v_c − v_u). A NaN or ∞ in v throws `NonFiniteError` (the guidance or the model's weights).
+    /// x: [B, ...], condition: [B, ...] → [B, ...]
     public func guidedVelocity(_ model: VelocityModel, x: Tensor, t: Double, condition: Tensor?,
                                null: NullCondition?) throws -> Tensor {
         let batch = x.size(0)
         let s = config.guidanceScale
         let networkTime = try FlowPath.networkTime(t, batch: batch, device: x.device)  // [B]
-        guard let condition, Guidance.isGuided(scale: s) else { return try model(x, networkTime, condition) }
+        guard let condition, Guidance.isGuided(scale: s) else {
+            let v = try model(x, networkTime, condition)
+            try NonFinite.checkVelocity(v, input: x, t: t, guidance: s, model: "the model") { [] }
+            return v
+        }
         guard let null else {
             throw DiffusionError("classifier-free guidance (scale \(s)) needs a null condition")
         }
         try require(condition.size(0) == batch,
                     "the condition has batch \(condition.size(0)) but x has batch \(batch)")
-        let both = try Guidance.stack(condition, null.batch(like: condition))  // [2B, ...]
-        return try Guidance.onePass(x: x, t: networkTime, scale: s) { x, t in try model(x, t, both) }
+        let nullBatch = try null.batch(like: condition)
+        let both = try Guidance.stack(condition, nullBatch)  // [2B, ...]
+        let v = try Guidance.onePass(x: x, t: networkTime, scale: s) { x, t in try model(x, t, both) }
+        try NonFinite.checkVelocity(v, input: x, t: t, guidance: s, model: "the model") {
+            [try model(x, networkTime, condition), try model(x, networkTime, nullBatch)]  // v_c, v_u
+        }
+        return v
     }
 
     /// Integrates from `noise` (x at t = 1) over `times` (default: the configured grid) and returns every state

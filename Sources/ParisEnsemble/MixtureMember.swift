@@ -37,3 +37,19 @@ public struct MixtureMember {
         return MixtureMember(name: name) { x, t, text, s in try velocity(x, t, text, scale: s) }
     }
 }
+
+extension MixtureMember {
+    /// `guided`, checked for NaN and ∞ (one reduction on its device): a non-finite velocity throws `NonFiniteError`
+    /// naming `label` ("expert 2 (expert_2)") at flow time t. Only then are the unguided velocities computed
+    /// (with the prompt and with the null prompt, s = 1), to tell the guidance setting (they are finite) from the
+    /// expert's weights (they are not). x: [B, C, H, W], networkTime: [B] → [B, C, H, W]
+    func checkedGuided(_ x: Tensor, _ networkTime: Tensor, _ text: TextCondition?, _ s: Double, label: String,
+                       t: Double) throws -> Tensor {
+        let v = try guided(x, networkTime, text, s)
+        try NonFinite.checkVelocity(v, input: x, t: t, guidance: s, model: label) {
+            guard text != nil, Guidance.isGuided(scale: s) else { return [] }
+            return [try guided(x, networkTime, text, 1), try guided(x, networkTime, nil, 1)]
+        }
+        return v
+    }
+}

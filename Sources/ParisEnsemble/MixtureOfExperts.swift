@@ -69,7 +69,8 @@ public final class MixtureOfExperts {
         return (0..<b).map { Array(flat[($0 * k)..<(($0 + 1) * k)]) }
     }
 
-    /// The mixed velocity at flow time t, and the routing used.
+    /// The mixed velocity at flow time t, and the routing used. A NaN or ∞ in the router's probabilities or in an
+    /// expert's guided velocity throws `NonFiniteError` naming the router or the expert, and the cause.
     /// - x: [B, C, H, W]; text: B prompts or nil (unconditional); guidance: the CFG scale, applied per expert;
     /// - oracle: one cluster per sample (for `.oracle`); generator: what `.sample1` draws from.
     public func velocity(x: Tensor, t: Double, text: TextCondition?, guidance: Double, routing: RoutingWeights,
@@ -82,6 +83,7 @@ public final class MixtureOfExperts {
         if let oracle, oracle.count != b { throw EnsembleError("\(oracle.count) oracle clusters for \(b) samples") }
         var probs: [[Double]]? = nil
         if routing.strategy.needsRouter || router != nil { probs = try probabilities(x: x, t: t) }
+        if let probs { try NonFinite.checkRouter(probs.flatMap { $0 }, input: x, t: t, guidance: guidance) }
         let weights = try routing.weights(probabilities: probs, oracle: oracle, generator: &generator)
         let active = RoutingWeights.active(weights)
         let netTime = try FlowPath.networkTime(t, batch: b, device: x.device)
@@ -94,12 +96,13 @@ public final class MixtureOfExperts {
             let w = try Tensor(rows.map { weights[$0][k] }).to(device: x.device, dtype: x.dtype)  // [n]
             let contribution: Tensor                                                             // [B, C, H, W]
             if rows.count == b {
-                let v = try member.guided(x, netTime, text, guidance)
+                let v = try member.checkedGuided(x, netTime, text, guidance, label: "expert \(k) (\(member.name))", t: t)
                 contribution = try v * FlowPath.broadcast(w, like: v)
             } else {
                 let index = try Tensor(rows.map { Int64($0) }).to(device: x.device)
-                let v = try member.guided(x.indexSelect(dim: 0, index: index), netTime.indexSelect(dim: 0, index: index),
-                                          text.map { try $0.rows(index) }, guidance)             // [n, C, H, W]
+                let v = try member.checkedGuided(x.indexSelect(dim: 0, index: index),
+                                                 netTime.indexSelect(dim: 0, index: index), text.map { try $0.rows(index) },
+                                                 guidance, label: "expert \(k) (\(member.name))", t: t)  // [n, C, H, W]
                 let weighted = try (v * FlowPath.broadcast(w, like: v)).flatten(start: 1)         // [n, CHW]
                 // Scatter the n rows back to their places: S^T [B, n] @ weighted [n, CHW] with S one-hot.
                 let select = try index.oneHot(classes: b).to(dtype: x.dtype).transpose(0, 1)       // [B, n]

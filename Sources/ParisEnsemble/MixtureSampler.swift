@@ -7,6 +7,8 @@ import Torch
 /// `{"strategy": "top2", "guidance_scale": 7.5, "solver": "euler", "num_experts": K, "missing_experts": [...],
 ///   "prompts": [...], "seeds": [...], "steps": [{"t": 1.0, "probabilities": [[...]], "weights": [[...]],
 ///   "experts": [0, 3]}, ...]}`. With Heun each step has two entries (t_i, then the corrector at t_{i+1}).
+/// `warnings` (only when there are some) names each expert or router trained on other shards than the run's
+/// partition holds now (`RunMixture.stale`).
 public struct RoutingTrace: Codable, Sendable, Equatable {
     public var strategy: RoutingStrategy
     public var guidanceScale: Double
@@ -18,10 +20,12 @@ public struct RoutingTrace: Codable, Sendable, Equatable {
     /// The noise seed of each sample.
     public var seeds: [UInt64]
     public var steps: [StepRouting]
+    /// The stale-model warnings of the run (nil: none).
+    public var warnings: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
         case strategy, guidanceScale = "guidance_scale", solver, numExperts = "num_experts"
-        case missingExperts = "missing_experts", prompts, seeds, steps
+        case missingExperts = "missing_experts", prompts, seeds, steps, warnings
     }
 
     /// Appends another batch's trace (same settings and step count): rows are concatenated per step.
@@ -68,7 +72,8 @@ public struct MixtureSampler {
     }
 
     /// Samples x(0) from `noise` [B, C, H, W] with the mixture. `text`: B prompts (nil: unconditional);
-    /// `oracle`: B clusters for the oracle strategy; `routingSeed`: seeds `sample1`'s draws.
+    /// `oracle`: B clusters for the oracle strategy; `routingSeed`: seeds `sample1`'s draws. A NaN or ∞ from the
+    /// router or an expert at any step throws `NonFiniteError` (who, at which t and step, and why).
     public func sample(_ mixture: MixtureOfExperts, noise: Tensor, text: TextCondition?, prompts: [String]? = nil,
                        seeds: [UInt64] = [], oracle: [Int]? = nil, routingSeed: UInt64 = 0,
                        progress: ((Int, Int) -> Void)? = nil) throws -> (images: Tensor, trace: RoutingTrace) {

@@ -14,6 +14,9 @@ public struct RunMixture {
     public let router: Router?
     /// One line per expert that could not be used, with the reason.
     public let warnings: [String]
+    /// One line per expert or router trained on other shards than the partition holds now
+    /// (`ShardIdentity.staleness`): it is still used, but the partition was rebuilt since it was trained.
+    public var stale: [String] = []
 
     /// Input height = width, channels, and the text tokens [textLength, textDim] the experts take.
     public let imageSize: Int, channels: Int, textLength: Int, textDim: Int
@@ -22,7 +25,8 @@ public struct RunMixture {
     ///
     /// An expert that is missing or fails to load is skipped with a warning (its routing weight becomes 0 and the
     /// rest are renormalised, DDM's resilience claim), unless `strict`, which throws instead. The router is
-    /// required when `requireRouter`; experts must agree on image size, channels and text width.
+    /// required when `requireRouter`; experts must agree on image size, channels and text width. An expert or router
+    /// trained on other shards than the partition holds now is used, with a warning in `stale` (also logged).
     public static func load(run: RunLayout, device: Device = .cpu, strict: Bool = false, requireRouter: Bool = true,
                             log: (String) -> Void = { _ in }) throws -> RunMixture {
         let fm = FileManager.default
@@ -90,9 +94,29 @@ public struct RunMixture {
             log("warning: sampling without expert(s) \(missing); their routing weight is renormalised over the rest")
         }
         let mixture = try MixtureOfExperts(experts: loaded, router: router)
-        return RunMixture(mixture: mixture, experts: infos, router: router, warnings: warnings,
-                          imageSize: first.model.inputSize, channels: first.model.inChannels,
-                          textLength: first.model.textLength, textDim: first.model.textDim)
+        var result = RunMixture(mixture: mixture, experts: infos, router: router, warnings: warnings,
+                                imageSize: first.model.inputSize, channels: first.model.inChannels,
+                                textLength: first.model.textLength, textDim: first.model.textDim)
+        result.stale = try staleness(run: run, k: k, experts: infos, router: router != nil)
+        for line in result.stale { log("warning: " + line) }
+        return result
+    }
+
+    /// The warnings for the experts and the router whose recorded shards differ from the run's partition now.
+    static func staleness(run: RunLayout, k: Int, experts: [ExpertCheckpoint?], router: Bool) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: run.runJSON.path) else { return [] }
+        let partition = run.partition(try run.config())
+        var lines = experts.indices.compactMap { i in
+            ShardIdentity.staleness(of: "expert \(i)", recorded: experts[i]?.shards, partition: partition,
+                                    clusters: [experts[i]?.cluster ?? i],
+                                    retrain: "paris train expert --run \(run.root.path) --expert \(i) --restart")
+        }
+        if router, let line = ShardIdentity.staleness(
+            of: "the router", recorded: RouterCheckpoint.shards(in: run.router), partition: partition,
+            clusters: Array(0..<k), retrain: "paris train router --run \(run.root.path) --restart") {
+            lines.append(line)
+        }
+        return lines
     }
 }
 

@@ -118,6 +118,7 @@ public struct SampleJob {
                                             routingSeed: seed &+ UInt64(start) &* 0x9E37_79B9)
             outputs.append(try x.to(device: .cpu))
             if trace == nil { trace = t } else { try trace!.append(t) }
+            if !loaded.stale.isEmpty { trace!.warnings = loaded.stale }
             log("sampled \(end)/\(all.count) images (\(strategy), \(self.sampler.steps) steps, cfg "
                 + "\(self.sampler.guidanceScale))")
         }
@@ -142,7 +143,7 @@ public struct SampleJob {
         }
         let files = (0..<images.size(0)).map { folder.appendingPathComponent("img_\($0).png") }
         return Result(folder: folder, images: files, grid: folder.appendingPathComponent("grid.png"),
-                      trace: folder.appendingPathComponent("trace.json"), warnings: loaded.warnings)
+                      trace: folder.appendingPathComponent("trace.json"), warnings: loaded.warnings + loaded.stale.map { "warning: " + $0 })
     }
 
     /// Images in [-1, 1] [N, C, H, W] → uint8 [N, C, H, W], as `Image(tensor:)` rounds them.

@@ -64,7 +64,7 @@ public struct EvalJob {
         guard fidSamples >= 2 else { throw EvalError("--fid-samples must be ≥ 2, not \(fidSamples)") }
         // The sampler settings are checked here, before any data or checkpoint is read (steps ≤ SamplerConfig.maxSteps).
         do { try SamplerConfig.checkSteps(steps) } catch { throw EvalError("--\(error)") }
-        guard guidance.isFinite else { throw EvalError("--cfg must be finite, not \(guidance)") }
+        do { try SamplerConfig.checkGuidance(guidance) } catch { throw EvalError("\(error)") }
         guard !strategies.isEmpty else { throw EvalError("no routing strategy to evaluate") }
         guard classifierSteps >= 0, alignmentPerCluster >= 1, maxPerCluster >= 1 else {
             throw EvalError("classifier steps ≥ 0, alignment images ≥ 1 and max images per cluster ≥ 1, please")
@@ -102,6 +102,7 @@ public struct EvalJob {
                                 dataSource: (heldOut ?? partition).path, sharedWithTraining: heldOut == nil,
                                 samples: samples, fidReference: min(fidSamples, ref.count), steps: steps,
                                 guidance: guidance, seed: seed)
+        report.notes += loaded.stale  // experts or router trained on other shards than the partition holds now
         let eval = run.eval
         try FileManager.default.createDirectory(at: eval, withIntermediateDirectories: true)
 
@@ -173,6 +174,12 @@ public struct EvalJob {
         }
         if ExpertCheckpoint.exists(in: run.monolith) {
             let (model, info) = try ExpertCheckpoint.load(from: run.monolith, device: device)
+            if let line = ShardIdentity.staleness(of: "the monolith", recorded: info.shards, partition: partition,
+                                                  clusters: Array(0..<k),
+                                                  retrain: "paris train monolith --run \(run.root.path) --restart") {
+                log("warning: " + line)
+                report.notes.append(line)
+            }
             let single = try MixtureOfExperts(experts: [(model: model, objective: info.objective)], router: nil)
             try score(try generate(single, strategy: .oracle, prompts: ref, oracleCluster: 0, log: log), strategy: nil)
         } else {

@@ -5,7 +5,7 @@ import Torch
 
 /// An expert's published weights, in the released Paris repository's naming:
 /// `expert_<k>/config.json` (the model config's snake_case keys plus `_class_name`, `objective`, `cluster`,
-/// `text_encoder`) and `expert_<k>/diffusion_pytorch_model.safetensors` (the EMA weights).
+/// `text_encoder`, `steps` and `shards`) and `expert_<k>/diffusion_pytorch_model.safetensors` (the EMA weights).
 public struct ExpertCheckpoint: Sendable {
     public static let configName = "config.json"
     public static let weightsName = "diffusion_pytorch_model.safetensors"
@@ -19,13 +19,18 @@ public struct ExpertCheckpoint: Sendable {
     public var textEncoder: String
     /// Training steps behind these weights.
     public var steps: Int
+    /// The shards the weights were trained on (`ShardIdentity`; the expert's own, or all of them for the
+    /// monolith); nil in a checkpoint written before they were recorded.
+    public var shards: ShardIdentity?
 
-    public init(model: ParisExpertConfig, objective: Objective, cluster: Int?, textEncoder: String, steps: Int) {
+    public init(model: ParisExpertConfig, objective: Objective, cluster: Int?, textEncoder: String, steps: Int,
+                shards: ShardIdentity? = nil) {
         self.model = model
         self.objective = objective
         self.cluster = cluster
         self.textEncoder = textEncoder
         self.steps = steps
+        self.shards = shards
     }
 
     /// Whether `folder` holds a complete checkpoint (both files).
@@ -46,6 +51,7 @@ public struct ExpertCheckpoint: Sendable {
         dict["cluster"] = cluster.map { $0 as Any } ?? NSNull()
         dict["text_encoder"] = textEncoder
         dict["steps"] = steps
+        if let shards { dict["shards"] = shards.digests }
         try JSONObject.write(dict, to: folder.appendingPathComponent(Self.configName))
     }
 
@@ -63,7 +69,8 @@ public struct ExpertCheckpoint: Sendable {
             let objective = try JSONObject.decode(Objective.self, from: objectiveDict)
             return ExpertCheckpoint(model: model, objective: objective, cluster: dict["cluster"] as? Int,
                                     textEncoder: dict["text_encoder"] as? String ?? "unknown",
-                                    steps: dict["steps"] as? Int ?? 0)
+                                    steps: dict["steps"] as? Int ?? 0,
+                                    shards: (dict["shards"] as? [String: String]).map(ShardIdentity.init))
         } catch {
             throw RunError("\(url.path): \(error)")
         }
@@ -95,8 +102,8 @@ public struct ExpertCheckpoint: Sendable {
     }
 }
 
-/// The router's published weights: `router/config.json` (RouterConfig keys plus `_class_name`) and
-/// `router/model.safetensors`.
+/// The router's published weights: `router/config.json` (RouterConfig keys plus `_class_name`, `steps` and
+/// `shards`, the `ShardIdentity` of every shard it was trained on) and `router/model.safetensors`.
 public enum RouterCheckpoint {
     public static let configName = "config.json"
     public static let weightsName = "model.safetensors"
@@ -117,14 +124,22 @@ public enum RouterCheckpoint {
             && fm.fileExists(atPath: folder.appendingPathComponent(weightsName).path)
     }
 
-    /// Writes the weights, then the config (both atomic).
-    public static func write(config: RouterConfig, weights: [String: Tensor], steps: Int, to folder: URL) throws {
+    /// The shards the router in `folder` was trained on (config.json `shards`), nil when it records none.
+    public static func shards(in folder: URL) -> ShardIdentity? {
+        ((try? JSONObject.read(folder.appendingPathComponent(configName)))?["shards"] as? [String: String])
+            .map(ShardIdentity.init)
+    }
+
+    /// Writes the weights, then the config (both atomic). `shards`: what it was trained on.
+    public static func write(config: RouterConfig, weights: [String: Tensor], steps: Int,
+                             shards: ShardIdentity? = nil, to folder: URL) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try SafeTensors.save(weights, to: folder.appendingPathComponent(weightsName),
                              metadata: ["paris_class": className, "steps": String(steps)])
         var dict = try JSONObject.encode(config)
         dict["_class_name"] = className
         dict["steps"] = steps
+        if let shards { dict["shards"] = shards.digests }
         try JSONObject.write(dict, to: folder.appendingPathComponent(configName))
     }
 

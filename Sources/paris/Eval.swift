@@ -29,7 +29,7 @@ struct Eval: ParsableCommand {
     @Option(number: "Sampling steps.")
     var steps: Int = 20
 
-    @Option(number: "Classifier-free guidance scale (per expert).")
+    @Option(number: "Classifier-free guidance scale (per expert; at most ±100).")
     var cfg: Double = 4
 
     @Option(help: "Comma-separated routing strategies (\(RoutingStrategy.syntax)).")

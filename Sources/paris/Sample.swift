@@ -14,7 +14,9 @@ struct Sample: ParsableCommand {
             each picked expert predicts a velocity with its own classifier-free guidance (DDPM ε experts are \
             converted), and the velocities are mixed with the router's weights. Writes <run>/samples/<name>/ \
             img_<i>.png, grid.png and trace.json (the router weights at every step). A missing expert is skipped \
-            with a warning and its weight renormalised over the rest, unless --strict.
+            with a warning and its weight renormalised over the rest, unless --strict. A NaN or ∞ from the router or \
+            an expert stops the job naming it, the step and the cause (guidance or weights), and leaves an existing \
+            folder as it was; an expert or router trained on another partition is used, with a warning naming it.
             """)
 
     @Option(name: .customLong("run"), help: "The run folder.")
@@ -32,7 +34,7 @@ struct Sample: ParsableCommand {
     @Option(number: "Sampling steps.")
     var steps: Int = 50
 
-    @Option(number: "Classifier-free guidance scale, applied per expert (1 = none).")
+    @Option(number: "Classifier-free guidance scale, applied per expert (1 = none; at most ±100).")
     var cfg: Double = 4
 
     @Option(help: "euler or heun.")

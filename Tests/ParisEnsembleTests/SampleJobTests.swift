@@ -165,6 +165,96 @@ final class SampleJobTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run.samples.path).sorted(), ["alone", "race"])
     }
 
+    /// Issue #18, item 9: an expert or router whose recorded shards (config.json `shards`, as the trainers publish
+    /// it) differ from what the run's partition holds now is still used, but named in a warning (log, result,
+    /// trace.json) with the shard that changed and the command that retrains it.
+    func testStaleExpertsAndRouterAreNamedInWarnings() throws {
+        let run = try TinyRun.withCheckpoints(tmp)
+        let config = try run.config()
+        let partition = run.partition(config)
+        /// A partition whose shard c's images checksum is `tags[c]` (shard.json only: nothing else is read).
+        func partitionWith(_ tags: [String]) throws {
+            for (c, tag) in tags.enumerated() {
+                let info = ShardInfo(cluster: c, numClusters: 2, count: 1, channels: 3, imageSize: 32, captionCount: 1,
+                                     textEncoder: "stub", textLength: 32, textDim: 384, dataset: "test",
+                                     partitionMethod: "test", checksums: [Shard.imagesName: tag])
+                let encoder = JSONEncoder()
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                let folder = run.shard(c, config)
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                try encoder.encode(info).write(to: folder.appendingPathComponent(Shard.infoName))
+            }
+        }
+        try partitionWith(["a", "a"])
+        // What the trainers publish: each expert its own shard, the router all of them, as the partition is now.
+        for (folder, clusters) in [(run.expert(0), [0]), (run.expert(1), [1]), (run.router, [0, 1])] {
+            let url = folder.appendingPathComponent("config.json")
+            var dict = try JSONObject.read(url)
+            dict["shards"] = ShardIdentity.current(partition: partition, clusters: clusters).digests
+            try JSONObject.write(dict, to: url)
+        }
+        var lines: [String] = []
+        let fresh = try job(run, name: "fresh").run(encode: TinyRun.encoder, log: { lines.append($0) })
+        XCTAssertEqual(fresh.warnings, [])
+        XCTAssertFalse(lines.contains { $0.contains("trained on other data") }, "\(lines)")
+        XCTAssertNil(try JSONDecoder().decode(RoutingTrace.self, from: Data(contentsOf: fresh.trace)).warnings)
+
+        // Re-partitioned: shard_1 holds other data now, shard_0 the same.
+        let was = ShardIdentity.current(partition: partition, clusters: [1]).digests["shard_1"]!
+        try partitionWith(["a", "b"])
+        let now = ShardIdentity.current(partition: partition, clusters: [1]).digests["shard_1"]!
+        lines = []
+        let stale = try job(run, name: "stale").run(encode: TinyRun.encoder, log: { lines.append($0) })
+        let expert = "warning: expert 1 was trained on other data than \(partition.path) holds now: shard_1 (trained on "
+            + "\(was), now \(now)); the partition was rebuilt since. Retrain it (`paris train expert --run "
+            + "\(run.root.path) --expert 1 --restart`) or re-partition back"
+        let router = "warning: the router was trained on other data than \(partition.path) holds now: shard_1 (trained "
+            + "on \(was), now \(now))"
+        XCTAssertTrue(lines.contains { $0.hasPrefix(expert) }, "\(lines)")
+        XCTAssertTrue(lines.contains { $0.hasPrefix(router) && $0.contains("`paris train router --run") }, "\(lines)")
+        XCTAssertFalse(lines.contains { $0.contains("expert 0 was trained") }, "\(lines)")
+        XCTAssertEqual(stale.warnings.count, 2, "\(stale.warnings)")
+        XCTAssertTrue(stale.warnings.contains { $0.hasPrefix(expert) })
+        let trace = try JSONDecoder().decode(RoutingTrace.self, from: Data(contentsOf: stale.trace))
+        XCTAssertEqual(trace.warnings?.count, 2)
+        XCTAssertTrue(trace.warnings?.first?.hasPrefix("expert 1 was trained on other data") == true, "\(trace.warnings ?? [])")
+    }
+
+    /// Issue #18, item 9, end to end: partition, train expert 0 a few steps, sample (no warning), re-partition (new
+    /// images under the same shard names), sample again: expert 0 is named as trained on other data. The random
+    /// router of `TinyRun` records no shards (a checkpoint from before they were recorded) and is not warned about.
+    func testTrainedExpertOnARebuiltPartitionIsNamed() throws {
+        let run = try TinyRun.withCheckpoints(tmp)
+        var config = try run.config()
+        config.experts[0].steps = 2
+        config.experts[0].batchSize = 4
+        config.experts[0].checkpointEvery = 2
+        config.experts[0].sampleEvery = 0
+        config.experts[0].warmupSteps = 1
+        try config.write(to: run.runJSON)
+        try TinyRun.writeShards(run)
+        // The trainer as a user runs it (ParisEnsemble's tests do not link the trainers).
+        let trained = try runProcess(try parisBinary(self), ["train", "expert", "--run", run.root.path, "--expert", "0",
+                                                             "--threads", "1"])
+        XCTAssertEqual(trained.status, 0, trained.output)
+        var lines: [String] = []
+        XCTAssertEqual(try job(run, name: "before").run(encode: TinyRun.encoder, log: { lines.append($0) }).warnings, [])
+        XCTAssertFalse(lines.contains { $0.contains("trained on other data") }, "\(lines)")
+
+        // `paris partition --force` into the same run: the partition folder is replaced.
+        try FileManager.default.removeItem(at: run.partition(config))
+        try TinyRun.writeShards(run, seed: 4)
+        lines = []
+        let after = try job(run, name: "after").run(encode: TinyRun.encoder, log: { lines.append($0) })
+        XCTAssertEqual(after.warnings.count, 1, "\(after.warnings)")
+        let line = try XCTUnwrap(after.warnings.first)
+        XCTAssertTrue(line.hasPrefix("warning: expert 0 was trained on other data than \(run.partition(config).path) "
+            + "holds now: shard_0 (trained on "), line)
+        XCTAssertTrue(lines.contains(line), "\(lines)")
+        XCTAssertFalse(lines.contains { $0.contains("router was trained") || $0.contains("expert 1 was trained") },
+                       "\(lines)")
+    }
+
     /// Issue #18: `paris sample --steps 10¹²` and `--n 10¹²` aborted while sizing the time grid or the prompt list.
     /// Both are bounded, and checked before the run is even looked at (this run folder does not exist).
     func testStepAndImageBoundsAreCheckedBeforeAnythingIsLoaded() throws {

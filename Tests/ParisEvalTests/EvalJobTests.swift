@@ -20,29 +20,9 @@ final class EvalJobTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
 
-    /// Shard k: 10 images of 32×32 RGB, bright for cluster 0 and dark for cluster 1; labels "a"/"b" by cluster,
-    /// plus "c" on a few (so the classifier sees three classes); random caption embeddings.
+    /// The run's two shards (`TinyRun.writeShards`).
     func writeShards(_ run: RunLayout, heldOut: Bool = false, labels: [String] = ["a", "b", "c"]) throws {
-        let config = try run.config()
-        Runtime.manualSeed(3)
-        for c in 0..<2 {
-            let n = 10
-            let base = try Tensor.randint(0, 100, [n, 3, 32, 32]) + (c == 0 ? 150 : 0)
-            let items = (0..<n).map { i in
-                Shard.Item(fileName: "\(heldOut ? "h" : "")\(c)_\(i).png", text: "caption \(c) \(i % 3)",
-                           label: i < 2 ? labels[2] : labels[c])
-            }
-            let info = ShardInfo(cluster: c, numClusters: 2, count: n, channels: 3, imageSize: 32, captionCount: 3,
-                                 textEncoder: "stub", textLength: 32, textDim: 384, dataset: "test",
-                                 partitionMethod: "label")
-            let shard = try Shard(info: info, images: base.to(dtype: .uint8),
-                                  captionIndex: Tensor((0..<n).map { Int64($0 % 3) }),
-                                  textEmbeddings: Tensor.randn([3, 32, 384]).to(dtype: .float16),
-                                  textMask: Tensor.ones([3, 32], dtype: .bool), items: items)
-            let folder = run.shard(c, config)
-            try shard.write(to: heldOut ? folder.deletingLastPathComponent().appendingPathComponent(HeldOut.folderName)
-                .appendingPathComponent(folder.lastPathComponent) : folder)
-        }
+        try TinyRun.writeShards(run, heldOut: heldOut, labels: labels)
     }
 
     /// Replaces the run's router with one that answers `cluster` with certainty for every input (its last head
@@ -121,6 +101,17 @@ final class EvalJobTests: XCTestCase {
         try writeShards(run)
         try writeShards(run, heldOut: true)
         try FileManager.default.copyItem(at: run.expert(0), to: run.monolith)
+        // Issue #18, item 9: expert 1 and the monolith say they were trained on another shard_1 than the partition
+        // holds now (expert 0 records nothing, an older checkpoint): the report notes name both.
+        let partition = run.partition(try run.config())
+        let current = ShardIdentity.current(partition: partition, clusters: [0, 1]).digests
+        for (folder, digests) in [(run.expert(1), ["shard_1": "0123456789abcdef"]),
+                                  (run.monolith, ["shard_0": current["shard_0"]!, "shard_1": "0123456789abcdef"])] {
+            let url = folder.appendingPathComponent("config.json")
+            var dict = try JSONObject.read(url)
+            dict["shards"] = digests
+            try JSONObject.write(dict, to: url)
+        }
         let shared = tmp.appendingPathComponent("classifier-test")
         let job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1],
                           classifierSteps: 5, classifierFolder: shared, alignmentPerCluster: 3, routerTimes: [0.5],
@@ -137,6 +128,14 @@ final class EvalJobTests: XCTestCase {
         let md = try String(contentsOf: run.eval.appendingPathComponent("report.md"), encoding: .utf8)
         XCTAssertTrue(md.contains("| monolith | 4 |"), md)
         XCTAssertFalse(md.contains("own training shards"), md)
+        let stale = "shard_1 (trained on 0123456789abcdef, now \(current["shard_1"]!))"
+        for model in ["expert 1", "the monolith"] {
+            XCTAssertTrue(report.notes.contains { $0.hasPrefix("\(model) was trained on other data") && $0.contains(stale) },
+                          "\(report.notes)")
+            XCTAssertTrue(md.contains("- \(model) was trained on other data"), md)
+        }
+        XCTAssertFalse(report.notes.contains { $0.contains("expert 0 was trained") || $0.contains("shard_0 (") },
+                       "\(report.notes)")
 
         // A second run with the same classes reuses the shared classifier; other classes are refused.
         let other = try TinyRun.withCheckpoints(tmp.appendingPathComponent("other"))
@@ -169,7 +168,10 @@ final class EvalJobTests: XCTestCase {
         assertThrows({ try EvalJob(run: run, steps: 1_000_000_000_000).run(inception: nil) },
                      contains: "--steps must be ≤ 10000 (SamplerConfig.maxSteps)")
         assertThrows({ try EvalJob(run: run, steps: -1).validate() }, contains: "--steps must be ≥ 1, not -1")
-        assertThrows({ try EvalJob(run: run, guidance: .nan).validate() }, contains: "--cfg must be finite")
+        assertThrows({ try EvalJob(run: run, guidance: .nan).validate() }, contains: "(--cfg, guidance_scale) must be finite")
+        // Issue #18: an absurd guidance scale is refused up front, naming the option (it used to end in NaN images).
+        assertThrows({ try EvalJob(run: run, guidance: 1e30).validate() },
+                     contains: "(--cfg, guidance_scale) must be finite and within ±100")
     }
 
     func testClassifierLearnsAndRoundTrips() throws {

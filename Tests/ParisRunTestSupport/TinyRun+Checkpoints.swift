@@ -1,4 +1,5 @@
 import Foundation
+import ParisData
 import ParisDiffusion
 import ParisModels
 import ParisRun
@@ -37,6 +38,32 @@ extension TinyRun {
             }
         }
         return run
+    }
+
+    /// Shard k: 10 images of 32×32 RGB, bright for cluster 0 and dark for cluster 1; labels "a"/"b" by cluster,
+    /// plus "c" on a few (so the classifier sees three classes); random images and caption embeddings from `seed`.
+    public static func writeShards(_ run: RunLayout, heldOut: Bool = false, labels: [String] = ["a", "b", "c"],
+                            seed: UInt64 = 3) throws {
+        let config = try run.config()
+        Runtime.manualSeed(seed)
+        for c in 0..<2 {
+            let n = 10
+            let base = try Tensor.randint(0, 100, [n, 3, 32, 32]) + (c == 0 ? 150 : 0)
+            let items = (0..<n).map { i in
+                Shard.Item(fileName: "\(heldOut ? "h" : "")\(c)_\(i).png", text: "caption \(c) \(i % 3)",
+                           label: i < 2 ? labels[2] : labels[c])
+            }
+            let info = ShardInfo(cluster: c, numClusters: 2, count: n, channels: 3, imageSize: 32, captionCount: 3,
+                                 textEncoder: "stub", textLength: 32, textDim: 384, dataset: "test",
+                                 partitionMethod: "label")
+            let shard = try Shard(info: info, images: base.to(dtype: .uint8),
+                                  captionIndex: Tensor((0..<n).map { Int64($0 % 3) }),
+                                  textEmbeddings: Tensor.randn([3, 32, 384]).to(dtype: .float16),
+                                  textMask: Tensor.ones([3, 32], dtype: .bool), items: items)
+            let folder = run.shard(c, config)
+            try shard.write(to: heldOut ? folder.deletingLastPathComponent().appendingPathComponent(HeldOut.folderName)
+                .appendingPathComponent(folder.lastPathComponent) : folder)
+        }
     }
 
     /// A stub prompt encoder: a deterministic function of the prompt's characters, [B, L, 384], all tokens real.

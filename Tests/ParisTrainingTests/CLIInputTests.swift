@@ -33,6 +33,8 @@ final class CLIInputTests: XCTestCase {
             (sample + ["--n", "-2"], "--n must be ≥ 1, not -2"),
             (sample + ["--batch-size", "-16"], "--batch-size must be ≥ 1, not -16"),
             (sample + ["--cfg", "x"], "'x' is not a number"),
+            (sample + ["--cfg", "1e30"], "the guidance scale (--cfg, guidance_scale) must be finite and within ±100"),
+            (["eval", "--run", tmp.path, "--cfg", "-1e30"], "(--cfg, guidance_scale) must be finite and within ±100"),
             (sample + ["--steps", "abc"], "'abc' is not an integer"),
             (["eval", "--run", tmp.path, "--steps", "-1"], "--steps must be ≥ 1, not -1"),
             (["eval", "--run", tmp.path, "--seed", "-7"], "seed must be ≥ 0, not -7"),

@@ -14,6 +14,8 @@ struct DiffusionJob {
     /// The cluster the model learns (nil for the monolith).
     let cluster: Int?
     let data: Shard
+    /// The shards behind `data` (the monolith's `data` is their concatenation, which has no checksums).
+    let shards: ShardIdentity
     let folder: URL
 }
 
@@ -56,6 +58,7 @@ final class DiffusionTrainer: TrainingJob {
     }
 
     func configHash() throws -> String { try TrainingState.configHash(job: job.config, model: modelConfig) }
+    var shards: ShardIdentity { job.shards }
 
     func makeState() throws {
         let cfg = job.config
@@ -124,7 +127,8 @@ final class DiffusionTrainer: TrainingJob {
         var weights = try model.stateDict()
         for (name, t) in ema.stateDict() { weights[name] = t }
         try ExpertCheckpoint(model: modelConfig, objective: job.config.objective, cluster: job.cluster,
-                             textEncoder: job.data.info.textEncoder, steps: step).write(weights: weights, to: folder)
+                             textEncoder: job.data.info.textEncoder, steps: step, shards: job.shards)
+            .write(weights: weights, to: folder)
     }
 
     func hasFinished(step: Int) -> Bool {

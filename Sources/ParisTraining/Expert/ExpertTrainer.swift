@@ -21,7 +21,8 @@ public enum ExpertTrainer {
         let job = try config.expert(k)
         let shard = try TrainingData.loadShard(layout.shard(k, config), cluster: k, numClusters: config.numExperts)
         let trainer = try DiffusionTrainer(DiffusionJob(name: "expert \(k)", config: job, cluster: k, data: shard,
-                                                        folder: layout.expert(k)), prefetch: options.prefetch)
+                                                        shards: ShardIdentity([shard.info]), folder: layout.expert(k)),
+                                           prefetch: options.prefetch)
         return try TrainingSession(trainer, options: options).run()
     }
 }
@@ -42,6 +43,7 @@ public enum MonolithTrainer {
         }
         let data = try TrainingData.concatenate(shards)
         let trainer = try DiffusionTrainer(DiffusionJob(name: "monolith", config: job, cluster: nil, data: data,
+                                                        shards: ShardIdentity(shards.map(\.info)),
                                                         folder: layout.monolith), prefetch: options.prefetch)
         return try TrainingSession(trainer, options: options).run()
     }

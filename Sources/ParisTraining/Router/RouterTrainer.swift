@@ -133,6 +133,8 @@ public final class RouterTrainer: TrainingJob {
             job: job, model: Shape(router: config, timeSampling: samplingNote, heldOut: options.heldOutFraction))
     }
 
+    var shards: ShardIdentity { ShardIdentity(data.infos) }
+
     func makeState() throws {
         router = try Router(config, device: device)
         router.train(true)
@@ -167,7 +169,8 @@ public final class RouterTrainer: TrainingJob {
 
     /// Writes `config.json` + `model.safetensors`.
     func publish(step: Int) throws {
-        try RouterCheckpoint.write(config: config, weights: try router.stateDict(), steps: step, to: folder)
+        try RouterCheckpoint.write(config: config, weights: try router.stateDict(), steps: step, shards: shards,
+                                   to: folder)
     }
 
     func hasFinished(step: Int) -> Bool {

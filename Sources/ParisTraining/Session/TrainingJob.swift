@@ -29,6 +29,9 @@ protocol TrainingJob: AnyObject {
     /// The hash of the settings that shape the trajectory (`TrainingState.configHash`); a checkpoint made with
     /// another hash is refused.
     func configHash() throws -> String
+    /// The shards the job trains on (its own for an expert, all of them for the monolith and the router),
+    /// recorded in every checkpoint and published `config.json`; a checkpoint made on other shards is refused.
+    var shards: ShardIdentity { get }
     /// Builds the model, the optimizer (and the EMA) and whatever the steps need. The session has just seeded
     /// libtorch's generator with the job's seed, so a fresh and a resumed session build the same thing.
     func makeState() throws

@@ -9,7 +9,7 @@ import Torch
 /// 1. Takes `<job>/train.lock`; with `--restart`, removes the job's checkpoints, metrics, status and outputs.
 /// 2. Seeds libtorch's generator with the job's seed and lets the job build its model (`makeState`).
 /// 3. Resumes from the newest good checkpoint (`TrainingCheckpoints`): refuses one made with other settings
-///    (the config hash), restores the job's tensors, the generator states (CPU, and CUDA on a GPU job), the data
+///    (the config hash) or on other shards (`ShardIdentity`: the partition was rebuilt), restores the job's tensors, the generator states (CPU, and CUDA on a GPU job), the data
 ///    cursor and the partly done logging interval. A resumed session therefore makes the draws an
 ///    uninterrupted one would have made, and ends bit-identical to it.
 /// 4. Loops: the job's step at the warmup + cosine learning rate; every `log_every` steps (and at the last) one
@@ -91,6 +91,7 @@ final class TrainingSession {
                 + "dropout, seed, or the router's time sampling or held-out fraction changed in run.json); undo the "
                 + "change, or pass --restart to discard the checkpoints and start over")
         }
+        try checkShards(s.shards, checkpoint: loaded.folder)
         do { try job.load(loaded.tensors) } catch {
             throw RunError("\(job.name): \(loaded.folder.path) does not fit the model: \(error)")
         }
@@ -98,6 +99,23 @@ final class TrainingSession {
         if let cuda = try s.cudaGeneratorState(), job.device.isCUDA { try Runtime.setRNGState(cuda, device: job.device) }
         step = s.step
         return TrainingPosition(s)
+    }
+
+    /// Refuses a checkpoint trained on other shards than the job's (the partition was rebuilt under the run);
+    /// one that records none (written before shard identities were) resumes with a warning.
+    private func checkShards(_ recorded: ShardIdentity?, checkpoint: URL) throws {
+        guard let recorded else {
+            report.log("warning: \(job.name): \(checkpoint.path) records no shard checksums (written before they were "
+                + "recorded), so it cannot be checked against the current shards; resuming anyway. If the partition "
+                + "was rebuilt since, pass --restart")
+            return
+        }
+        let changed = recorded.differences(from: job.shards)
+        guard !changed.isEmpty else { return }
+        throw RunError("\(job.name): the checkpoint \(checkpoint.path) was trained on other data: "
+            + changed.joined(separator: ", ") + " (the partition was rebuilt since). Either pass --restart to discard "
+            + "the checkpoints and train on the current shards, or re-partition back (the same data, settings and "
+            + "seed) to resume")
     }
 
     /// A checkpoint at or past `steps`: writes what the end writes if some of it is missing, and trains nothing.
@@ -181,7 +199,7 @@ final class TrainingSession {
         let state = TrainingState(step: at.step, totalSteps: job.settings.steps, cursor: at.cursor,
                                   rngCPU: try Runtime.rngState(),
                                   rngCUDA: device.isCUDA ? try Runtime.rngState(device: device) : nil,
-                                  configHash: hash, imagesSeen: at.imagesSeen, elapsedSeconds: at.elapsedSeconds,
+                                  configHash: hash, shards: job.shards, imagesSeen: at.imagesSeen, elapsedSeconds: at.elapsedSeconds,
                                   lossEMA: at.lossEMA, interval: at.interval)
         try store.write(state: state, tensors: try job.stateTensors())
         try job.publish(step: at.step)

@@ -21,6 +21,9 @@ public struct TrainingState: CheckpointState, Equatable {
     public var rngCUDA: String?
     /// The hash of the settings that shape the training trajectory (see `TrainingState.configHash`).
     public var configHash: String
+    /// The shards the job trains on (`ShardIdentity`): a resume on shards that changed since is refused. nil in a
+    /// checkpoint written before they were recorded (resumed with a warning).
+    public var shards: ShardIdentity?
     public var imagesSeen: Int
     /// Training time so far, in seconds, over every session.
     public var elapsedSeconds: Double
@@ -34,8 +37,8 @@ public struct TrainingState: CheckpointState, Equatable {
     public var written: String
 
     public init(step: Int, totalSteps: Int, cursor: LoaderCursor, rngCPU: [UInt8], rngCUDA: [UInt8]?,
-                configHash: String, imagesSeen: Int, elapsedSeconds: Double, lossEMA: Double?,
-                interval: IntervalStats? = nil) {
+                configHash: String, shards: ShardIdentity? = nil, imagesSeen: Int, elapsedSeconds: Double,
+                lossEMA: Double?, interval: IntervalStats? = nil) {
         self.format = Self.currentFormat
         self.step = step
         self.totalSteps = totalSteps
@@ -43,6 +46,7 @@ public struct TrainingState: CheckpointState, Equatable {
         self.rngCPU = Data(rngCPU).base64EncodedString()
         self.rngCUDA = rngCUDA.map { Data($0).base64EncodedString() }
         self.configHash = configHash
+        self.shards = shards
         self.imagesSeen = imagesSeen
         self.elapsedSeconds = elapsedSeconds
         self.lossEMA = lossEMA
@@ -53,7 +57,7 @@ public struct TrainingState: CheckpointState, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case format, step, totalSteps = "total_steps", cursor, rngCPU = "rng_cpu", rngCUDA = "rng_cuda"
-        case configHash = "config_hash", imagesSeen = "images_seen", elapsedSeconds = "elapsed_seconds"
+        case configHash = "config_hash", shards, imagesSeen = "images_seen", elapsedSeconds = "elapsed_seconds"
         case lossEMA = "loss_ema", interval, files, written
     }
 
