@@ -8,8 +8,9 @@ import Glibc
 /// Runs a plan on this machine as child processes, at most `parallel` at once: every expert (each array index
 /// is its own process), then the router once all experts succeeded, then evaluation. A failed expert does not
 /// stop the other experts, but the router and eval are then cancelled with a clear reason. Each process writes
-/// to `<run>/launch/logs/<name>.log`; states go to `jobs.json` as they change, so `paris launch --status` works
-/// from another shell.
+/// to `<run>/launch/logs/<name>.log`, and each line a running job writes there is also passed to `log`, prefixed with
+/// the job's name (`expert-2 | [expert 2] step 200/1500 loss 0.41 …`), so a launch shows every expert's progress as
+/// it trains; states go to `jobs.json` as they change, so `paris launch --status` works from another shell.
 public struct LocalBackend: Sendable {
     public var parallel: Int
     /// The children's environment (the CLI passes its own).
@@ -59,6 +60,10 @@ public struct LocalBackend: Sendable {
         try record.write(plan.run)
 
         var running: [(unit: Int, pid: pid_t)] = []
+        var followers: [Int: LogFollower] = [:]
+        func forward(_ u: Int) {
+            for line in followers[u]?.newLines() ?? [] { log("\(units[u].name) | \(line)") }
+        }
         func state(_ u: Int) -> SchedulerState { record.jobs[units[u].recordIndex].state ?? .pending }
         func update(_ u: Int, _ change: (inout SubmittedJob) -> Void) throws {
             change(&record.jobs[units[u].recordIndex])
@@ -83,6 +88,7 @@ public struct LocalBackend: Sendable {
                     let pid = try start(unit.argv, cpus: unit.cpus,
                                         log: logs.appendingPathComponent("\(unit.name).log"))
                     running.append((u, pid))
+                    followers[u] = LogFollower(logs.appendingPathComponent("\(unit.name).log"))
                     let started = ProcessStart.of(pid)
                     try update(u) { $0.state = .running; $0.pid = pid; $0.pidStartTime = started; $0.reason = nil }
                     log("\(unit.name): started (pid \(pid)): \(unit.argv.map(Shell.quote).joined(separator: " "))")
@@ -97,7 +103,10 @@ public struct LocalBackend: Sendable {
             }
             Thread.sleep(forTimeInterval: pollInterval)
             for (i, entry) in running.enumerated().reversed() {
+                forward(entry.unit)
                 guard let end = try Spawn.poll(entry.pid) else { continue }
+                forward(entry.unit)
+                followers[entry.unit] = nil
                 running.remove(at: i)
                 let signalled = end.signalled
                 let code = end.code

@@ -37,8 +37,11 @@ final class LocalBackendTests: XCTestCase {
     }
 
     func testExpertsRunInParallelThenRouterThenEval() throws {
-        var lines: [String] = []
-        let outcome = try Launcher.launch(run: run, options: options()) { lines.append($0) }
+        var lines: [String] = [], arrivals: [String: Date] = [:]
+        let outcome = try Launcher.launch(run: run, options: options()) {
+            lines.append($0)
+            arrivals[$0] = arrivals[$0] ?? Date()
+        }
         let status = try XCTUnwrap(outcome.status)
         XCTAssertTrue(status.isComplete, status.table)
         XCTAssertEqual(status.jobs.map(\.label), ["expert 0", "expert 1", "expert 2", "router", "eval"])
@@ -58,6 +61,12 @@ final class LocalBackendTests: XCTestCase {
         let log = try String(contentsOf: run.launch.appendingPathComponent("logs/expert-1.log"), encoding: .utf8)
         XCTAssertTrue(log.contains("stand-in expert 1: finished"), log)
         XCTAssertTrue(lines.contains { $0.hasPrefix("router: started") }, "\(lines)")
+        // Each running job's output reaches the launch's log, prefixed with the job, as it is written.
+        XCTAssertTrue(lines.contains("expert-1 | stand-in expert 1: finished"), "\(lines)")
+        // ... while the job runs: its first line arrives at least most of its 5 × 0.05 s of steps before it ends.
+        let first = try XCTUnwrap(arrivals["expert-1 | stand-in expert 1: resuming at step 0 of 5"])
+        let completed = try XCTUnwrap(arrivals.first { $0.key.hasPrefix("expert-1: COMPLETED") }?.value)
+        XCTAssertGreaterThan(completed.timeIntervalSince(first), 0.15, "progress must be shown live, not at the end")
         // Status from another process's point of view: jobs.json.
         let again = try Launcher.status(run: run, environment: env)
         XCTAssertEqual(again.backend, .local)
@@ -174,6 +183,22 @@ final class LocalBackendTests: XCTestCase {
 
     /// The launcher's pid and start time are in jobs.json only while the launch runs: a finished launch (or a
     /// failed one) clears them, so a later --cancel has no pid to signal.
+    func testLogFollowerReturnsEachCompleteLineOnce() throws {
+        let url = folder.appendingPathComponent("job.log")
+        var follower = LogFollower(url)
+        XCTAssertEqual(follower.newLines(), [], "a file that does not exist yet has no lines")
+        try Data("step 1\nstep 2\nstep".utf8).write(to: url)
+        XCTAssertEqual(follower.newLines(), ["step 1", "step 2"], "a partial last line waits for its newline")
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(" 3\n\nstep 4\n".utf8))
+        try handle.close()
+        XCTAssertEqual(follower.newLines(), ["step 3", "step 4"])
+        XCTAssertEqual(follower.newLines(), [])
+        try Data("new\n".utf8).write(to: url)
+        XCTAssertEqual(follower.newLines(), ["new"], "a rewritten (shorter) file is read from the start")
+    }
+
     func testAFinishedLaunchClearsTheLauncherPid() throws {
         _ = try Launcher.launch(run: run, options: options(parallel: 3))
         let text = try String(contentsOf: run.launch.appendingPathComponent(LaunchRecord.fileName), encoding: .utf8)
