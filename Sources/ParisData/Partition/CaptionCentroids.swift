@@ -38,7 +38,10 @@ public struct CaptionCentroids {
     /// embeddings that will be routed (the caption slice is the last `embeddingDim` columns for `both`). A partition
     /// that did not cluster captions is an error naming the partitions that do.
     public static func load(partition: URL, embeddingDim e: Int) throws -> CaptionCentroids {
-        let manifest = try PartitionManifest.load(from: partition)
+        let manifest: PartitionManifest
+        do { manifest = try PartitionManifest.load(from: partition) } catch {
+            throw PartitionError("routing strategy prompt needs the partition's caption centroids: \(error)")
+        }
         let url = partition.appendingPathComponent(PartitionManifest.fileName)
         guard manifest.method == .kmeans, let features = manifest.features, features != .image else {
             let what = manifest.method == .kmeans ? "clustered on image features only"
