@@ -92,6 +92,8 @@ final class TextRouterTests: XCTestCase {
             XCTAssertEqual(base, try RouterConfig.preset(named: String(name.dropLast(5))), name)
         }
         XCTAssertEqual(try RouterConfig.preset(named: "router-T/4").kind, .textFree)
+        // docs/training.md: router-T/4-text has 207,176 parameters.
+        XCTAssertEqual(try Router(RouterConfig.preset(named: "router-T/4-text")).parameterCount, 207_176)
         XCTAssertThrowsError(try RouterConfig.preset(named: "router-T/4").withText(0).validate()) {
             XCTAssertTrue("\($0)".contains("text_dim"), "\($0)")
         }
