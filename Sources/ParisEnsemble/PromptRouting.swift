@@ -29,6 +29,10 @@ public enum PromptRouting {
             throw EnsembleError("the partition has \(centroids.numClusters) clusters, the mixture \(mixture.numExperts) "
                 + "experts")
         }
+        guard prompts.tokens.size(1) == centroids.textLength else {
+            throw EnsembleError("the prompts are encoded to \(prompts.tokens.size(1)) tokens, but the partition pooled "
+                + "its captions over \(centroids.textLength) (text_length); their embeddings would not compare")
+        }
         do {
             return try centroids.clusters(embeddings: try prompts.pooled(), available: mixture.members.map { $0 != nil })
         } catch { throw EnsembleError("\(error)") }

@@ -4,6 +4,7 @@ import ParisImage
 import ParisData
 import ParisDiffusion
 @testable import ParisEnsemble
+import ParisEval
 import ParisModels
 import ParisTestSupport
 import Torch
@@ -164,6 +165,13 @@ final class TextRoutingTests: XCTestCase {
         }
         // With caption features a training caption goes where the partition put it: the oracle's cluster.
         XCTAssertEqual(try weights(.prompt), try weights(.oracle))
+
+        // paris eval scores the prompt strategy like any other and says how many captions go to their own cluster.
+        let eval = EvalJob(run: run, samples: 4, fidSamples: 4, steps: 2, guidance: 2, strategies: [.prompt, .oracle],
+                           classifierSteps: 0, alignmentPerCluster: 1, routerTimes: [0.5], alignmentTimes: [0.5])
+        let report = try eval.run(inception: nil)
+        XCTAssertEqual(report.strategies.map(\.strategy), [.prompt, .oracle])
+        XCTAssertTrue(report.notes.contains { $0.hasPrefix("prompt: 4 of 4 held-out captions (1.000)") }, "\(report.notes)")
 
         try partition(run, features: .image)
         let job = SampleJob(run: run, name: "image", prompts: prompts, strategy: .prompt,
