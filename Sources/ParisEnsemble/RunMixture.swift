@@ -30,7 +30,8 @@ public struct RunMixture {
         guard fm.fileExists(atPath: run.root.path) else { throw EnsembleError("\(run.root.path): no such run folder") }
         var router: Router? = nil
         if RouterCheckpoint.exists(in: run.router) {
-            let preset = fm.fileExists(atPath: run.runJSON.path) ? try? RouterConfig.preset(named: run.config().router.model) : nil
+            let preset = fm.fileExists(atPath: run.runJSON.path)
+                ? try? RouterConfig.preset(named: run.config().router.model) : nil  // run.json's router, if a preset
             router = try RouterCheckpoint.load(from: run.router, device: device, kind: preset?.kind)
             log("router: \(router!.config.kind) (p(k | \(router!.config.kind.inputs)))")
         } else if requireRouter {
