@@ -33,6 +33,9 @@ public struct EvalJob {
     /// Images per cluster for the x0-error matrix.
     public var alignmentPerCluster: Int
     public var routerTimes: [Double]
+    /// Other router folders (`config.json` + `model.safetensors`, e.g. another run's text-free `router/`) scored
+    /// with the same protocol on the same images, side by side with the run's router (their sampling is not).
+    public var compareRouters: [URL] = []
     public var alignmentTimes: [Double]
     public var seed: UInt64
     public var device: Device
@@ -134,6 +137,20 @@ public struct EvalJob {
             report.routerImages = routerData.count
             log("router (\(evaluation.routerKind)) accuracy by t: "
                 + report.router.map { String(format: "%.2f→%.2f", $0.t, $0.accuracy) }.joined(separator: " "))
+            for folder in compareRouters {
+                let other = try RouterCheckpoint.load(from: folder, device: device, numExperts: k)
+                guard other.config.inputSize == router.config.inputSize,
+                      other.config.inChannels == router.config.inChannels else {
+                    throw EvalError("\(folder.path): the router takes \(other.config.inChannels)×"
+                        + "\(other.config.inputSize)² inputs, the run's \(router.config.inChannels)×\(router.config.inputSize)²")
+                }
+                let e = try RouterEvaluation.evaluate(
+                    router: other, images: routerData.modelImages(), clusters: routerData.clusters,
+                    text: try routerData.condition(0..<routerData.count).pooled(), times: routerTimes, seed: seed,
+                    device: device)
+                report.comparedRouters.append(.init(folder: folder.path, kind: e.routerKind, points: e.points,
+                                                    unconditional: e.unconditionalPoints))
+            }
         } else {
             report.notes.append("No router metrics: the run has no router.")
         }

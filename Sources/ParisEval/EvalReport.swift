@@ -36,6 +36,22 @@ public struct EvalReport: Codable, Sendable {
         }
     }
 
+    /// Another router scored beside the run's (`EvalJob.compareRouters`), with the same protocol and images.
+    public struct ComparedRouter: Codable, Sendable {
+        public var folder: String
+        public var kind: RouterKind
+        public var points: [RouterPoint]
+        /// A text-conditioned router's points with the null caption.
+        public var unconditional: [RouterPoint]?
+
+        public init(folder: String, kind: RouterKind, points: [RouterPoint], unconditional: [RouterPoint]?) {
+            self.folder = folder
+            self.kind = kind
+            self.points = points
+            self.unconditional = unconditional
+        }
+    }
+
     /// The dataset classifier behind FD_classifier and prompt accuracy.
     public struct ClassifierInfo: Codable, Sendable {
         public var classes: Int
@@ -68,6 +84,8 @@ public struct EvalReport: Codable, Sendable {
     public var routerKind: RouterKind?
     /// A text-conditioned router's points with the null caption (no prompt); nil for a text-free router.
     public var routerUnconditional: [RouterPoint]?
+    /// Other routers scored on the same images (`paris eval --compare-router`).
+    public var comparedRouters: [ComparedRouter] = []
     public var routerImages: Int = 0
     public var alignment: AlignmentMatrix?
     public var notes: [String] = []
@@ -77,7 +95,8 @@ public struct EvalReport: Codable, Sendable {
         case classifierFolder = "classifier_folder"
         case sharedWithTraining = "shared_with_training", samples, fidReference = "fid_reference", steps, guidance
         case seed, strategies, classifier, router, routerKind = "router_kind"
-        case routerUnconditional = "router_unconditional", routerImages = "router_images", alignment, notes
+        case routerUnconditional = "router_unconditional", comparedRouters = "compared_routers"
+        case routerImages = "router_images", alignment, notes
     }
 
     /// Writes report.json, report.md, router.png and alignment.png into `folder`.
@@ -106,20 +125,24 @@ public struct EvalReport: Codable, Sendable {
         try AtomicFile.write(Array(markdown(plots: plots).utf8), to: folder.appendingPathComponent("report.md"))
     }
 
-    /// The router's accuracy at the noisiest and the cleanest evaluated t (0.95 and 0.05 by default), with and, for
-    /// a text-conditioned router, without the prompt, as a Markdown table (empty without router points).
+    /// Each router's accuracy at the noisiest and the cleanest evaluated t (0.95 and 0.05 by default), with and, for
+    /// a text-conditioned router, without the prompt, as a Markdown table: the run's router, then the compared ones
+    /// (empty without router points).
     public func routerSummary() -> String {
         guard let hi = router.max(by: { $0.t < $1.t }), let lo = router.min(by: { $0.t < $1.t }) else { return "" }
         func acc(_ points: [RouterPoint]?, _ t: Double) -> String {
             points?.first { $0.t == t }.map { String(format: "%.3f", $0.accuracy) } ?? "–"
         }
-        let kind = routerKind ?? .textFree
         var md = String(format: "| router | accuracy at t = %.2f | accuracy at t = %.2f |\n|---|---|---|\n", hi.t, lo.t)
-        md += "| \(kind)\(kind == .textConditioned ? ", with the prompt" : "") | \(acc(router, hi.t)) | "
-            + "\(acc(router, lo.t)) |\n"
-        if let u = routerUnconditional {
-            md += "| \(kind), no prompt (null caption) | \(acc(u, hi.t)) | \(acc(u, lo.t)) |\n"
+        func rows(_ name: String, _ kind: RouterKind, _ points: [RouterPoint], _ unconditional: [RouterPoint]?) {
+            md += "| \(name)\(kind)\(kind == .textConditioned ? ", with the prompt" : "") | \(acc(points, hi.t)) | "
+                + "\(acc(points, lo.t)) |\n"
+            if let u = unconditional {
+                md += "| \(name)\(kind), no prompt (null caption) | \(acc(u, hi.t)) | \(acc(u, lo.t)) |\n"
+            }
         }
+        rows("", routerKind ?? .textFree, router, routerUnconditional)
+        for r in comparedRouters { rows("`\(r.folder)`: ", r.kind, r.points, r.unconditional) }
         return md + "\n"
     }
 

@@ -142,9 +142,18 @@ final class EvalJobTests: XCTestCase {
         var rc = RouterConfig.cpuTiny.withText(384)
         rc.numExperts = 2
         try RouterCheckpoint.write(config: rc, weights: try Router(rc).stateDict(), steps: 0, to: run.router)
-        let job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1],
+        // A text-free router to compare with, scored on the same images.
+        let freeFolder = tmp.appendingPathComponent("text-free-router")
+        var free = RouterConfig.cpuTiny
+        free.numExperts = 2
+        try RouterCheckpoint.write(config: free, weights: try Router(free).stateDict(), steps: 0, to: freeFolder)
+        var job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1],
                           classifierSteps: 2, alignmentPerCluster: 2, routerTimes: [0.05, 0.95], alignmentTimes: [0.5])
+        job.compareRouters = [freeFolder]
         let report = try job.run(inception: nil)
+        XCTAssertEqual(report.comparedRouters.map(\.kind), [.textFree])
+        XCTAssertEqual(report.comparedRouters.first?.points.map(\.t), [0.05, 0.95])
+        XCTAssertNil(report.comparedRouters.first?.unconditional)
         XCTAssertEqual(report.routerKind, .textConditioned)
         XCTAssertEqual(report.routerUnconditional?.map(\.t), [0.05, 0.95])
         let md = try String(contentsOf: run.eval.appendingPathComponent("report.md"), encoding: .utf8)
@@ -152,6 +161,13 @@ final class EvalJobTests: XCTestCase {
         XCTAssertTrue(md.contains("| text-conditioned, with the prompt |"), md)
         XCTAssertTrue(md.contains("| text-conditioned, no prompt (null caption) |"), md)
         XCTAssertTrue(md.contains("accuracy without the prompt"), md)
+        XCTAssertTrue(md.contains("| `\(freeFolder.path)`: text-free |"), md)
+
+        // A compared router for another K is refused by name.
+        var three = free
+        three.numExperts = 3
+        try RouterCheckpoint.write(config: three, weights: try Router(three).stateDict(), steps: 0, to: freeFolder)
+        assertThrows({ try job.run(inception: nil) }, contains: "scores 3 experts, but the run has 2")
 
         var prompt = job
         prompt.strategies = [.prompt]
