@@ -129,6 +129,19 @@ final class TextRouterTrainerTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(moved[1.0]), 0, "always dropped: the null caption is trained")
     }
 
+    func testTextRouterResumeEqualsUninterrupted() throws {
+        // Caption dropout draws from the session's generator, which a checkpoint saves and a resume restores.
+        let a = try FaintRun.make(try TinyRun.temporaryFolder(self, "resumeA"), model: "router-T/4-text", steps: 9,
+                                  captionDropout: 0.5)
+        let b = try FaintRun.make(try TinyRun.temporaryFolder(self, "resumeB"), model: "router-T/4-text", steps: 9,
+                                  captionDropout: 0.5)
+        XCTAssertEqual(try RouterTrainer.train(run: a, options: TrainOptions()).outcome, .finished)
+        XCTAssertEqual(try RouterTrainer.train(run: b, options: TrainOptions(stopAfterSteps: 4)).outcome, .stopped)
+        XCTAssertEqual(try RouterTrainer.train(run: b, options: TrainOptions()).outcome, .finished)
+        try TinyRun.assertIdentical(a.appendingPathComponent("router/model.safetensors"),
+                                    b.appendingPathComponent("router/model.safetensors"))
+    }
+
     func testCheckpointSaysItsKindAndIsRefusedForAnotherKindOrK() throws {
         let root = try TinyRun.temporaryFolder(self)
         let config = RouterConfig(inputSize: 8, inChannels: 3, patchSize: 4, hiddenSize: 16, depth: 1, numHeads: 2,
