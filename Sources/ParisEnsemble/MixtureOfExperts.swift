@@ -24,24 +24,29 @@ public struct StepRouting: Codable, Sendable, Equatable {
 /// mixture keeps working when an expert is lost. Each expert only runs on the samples that give it a non-zero
 /// weight, so top-1 costs one expert pass per sample whatever K is.
 public final class MixtureOfExperts {
-    /// (x_t [B, C, H, W], network time t·1000 [B]) → probabilities [B, K].
-    public typealias RouterFunction = (_ x: Tensor, _ networkTime: Tensor) throws -> Tensor
+    /// (x_t [B, C, H, W], network time t·1000 [B], pooled prompts [B, D] or nil) → probabilities [B, K]. The
+    /// prompts (`TextCondition.pooled()`) are passed only to a router that reads them (`routerReadsText`), and are
+    /// nil for unconditional samples: a text-conditioned router then routes on its null caption.
+    public typealias RouterFunction = (_ x: Tensor, _ networkTime: Tensor, _ text: Tensor?) throws -> Tensor
 
     /// K slots; nil for an expert that is missing or failed to load.
     public let members: [MixtureMember?]
     public let router: RouterFunction?
+    /// Whether the router is text-conditioned, p(k | x_t, t, c): it is given the prompts.
+    public let routerReadsText: Bool
 
     public var numExperts: Int { members.count }
     /// The indices of the missing experts.
     public var missing: [Int] { members.indices.filter { members[$0] == nil } }
 
-    public init(members: [MixtureMember?], router: RouterFunction?) throws {
+    public init(members: [MixtureMember?], router: RouterFunction?, routerReadsText: Bool = false) throws {
         guard !members.isEmpty else { throw EnsembleError("a mixture needs at least one expert slot (K ≥ 1)") }
         guard members.contains(where: { $0 != nil }) else {
             throw EnsembleError("all \(members.count) experts are missing; nothing can be sampled")
         }
         self.members = members
         self.router = router
+        self.routerReadsText = router != nil && routerReadsText
     }
 
     /// A mixture over trained modules: the router's softmax (checked to have K outputs) and the Paris experts.
@@ -53,17 +58,19 @@ public final class MixtureOfExperts {
             try e.map { try MixtureMember.expert($0.model, objective: $0.objective, name: "expert_\(k)") }
         }
         var function: RouterFunction? = nil
-        if let router { function = { x, t in try router.probabilities(x: x, t: t) } }
-        try self.init(members: members, router: function)
+        if let router { function = { x, t, text in try router.probabilities(x: x, t: t, text: text) } }
+        try self.init(members: members, router: function, routerReadsText: router?.config.kind == .textConditioned)
     }
 
-    /// The router's probabilities [B][K] at flow time t, as float64 arrays.
-    public func probabilities(x: Tensor, t: Double) throws -> [[Double]] {
+    /// The router's probabilities [B][K] at flow time t, as float64 arrays; `text` (B prompts, nil: unconditional)
+    /// reaches only a text-conditioned router.
+    public func probabilities(x: Tensor, t: Double, text: TextCondition? = nil) throws -> [[Double]] {
         guard let router else {
-            throw EnsembleError("this mixture has no router; only the oracle strategy works without one")
+            throw EnsembleError("this mixture has no router; only the oracle and prompt strategies work without one")
         }
         let b = x.size(0), k = numExperts
-        let p = try router(x, FlowPath.networkTime(t, batch: b, device: x.device))
+        let pooled = routerReadsText ? try text.map { try $0.pooled().to(device: x.device) } : nil  // [B, D]
+        let p = try router(x, FlowPath.networkTime(t, batch: b, device: x.device), pooled)
         guard p.shape == [b, k] else { throw EnsembleError("the router returned \(p.shape), expected [\(b), \(k)]") }
         let flat = try p.to(device: .cpu, dtype: .float64).contiguous().toArray(as: Double.self)
         return (0..<b).map { Array(flat[($0 * k)..<(($0 + 1) * k)]) }
@@ -72,7 +79,8 @@ public final class MixtureOfExperts {
     /// The mixed velocity at flow time t, and the routing used. A NaN or ∞ in the router's probabilities or in an
     /// expert's guided velocity throws `NonFiniteError` naming the router or the expert, and the cause.
     /// - x: [B, C, H, W]; text: B prompts or nil (unconditional); guidance: the CFG scale, applied per expert;
-    /// - oracle: one cluster per sample (for `.oracle`); generator: what `.sample1` draws from.
+    /// - oracle: one cluster per sample (for `.oracle` and `.prompt`; `.prompt` never calls the router);
+    ///   generator: what `.sample1` draws from.
     public func velocity(x: Tensor, t: Double, text: TextCondition?, guidance: Double, routing: RoutingWeights,
                          oracle: [Int]? = nil, generator: inout SplitMix64) throws -> (Tensor, StepRouting) {
         let b = x.size(0)
@@ -82,7 +90,9 @@ public final class MixtureOfExperts {
         if let text, text.batch != b { throw EnsembleError("\(text.batch) prompts for a batch of \(b) samples") }
         if let oracle, oracle.count != b { throw EnsembleError("\(oracle.count) oracle clusters for \(b) samples") }
         var probs: [[Double]]? = nil
-        if routing.strategy.needsRouter || router != nil { probs = try probabilities(x: x, t: t) }
+        if routing.strategy.needsRouter || (router != nil && routing.strategy != .prompt) {
+            probs = try probabilities(x: x, t: t, text: text)
+        }
         if let probs { try NonFinite.checkRouter(probs.flatMap { $0 }, input: x, t: t, guidance: guidance) }
         let weights = try routing.weights(probabilities: probs, oracle: oracle, generator: &generator)
         let active = RoutingWeights.active(weights)

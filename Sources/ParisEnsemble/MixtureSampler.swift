@@ -5,8 +5,9 @@ import Torch
 
 /// The routing record of a sampling run, written as `trace.json`:
 /// `{"strategy": "top2", "guidance_scale": 7.5, "solver": "euler", "num_experts": K, "missing_experts": [...],
-///   "prompts": [...], "seeds": [...], "steps": [{"t": 1.0, "probabilities": [[...]], "weights": [[...]],
-///   "experts": [0, 3]}, ...]}`. With Heun each step has two entries (t_i, then the corrector at t_{i+1}).
+///   "prompts": [...], "seeds": [...], "router_kind": "text-free", "router_input": "x_t, t",
+///   "steps": [{"t": 1.0, "probabilities": [[...]], "weights": [[...]], "experts": [0, 3]}, ...]}`.
+/// With Heun each step has two entries (t_i, then the corrector at t_{i+1}).
 /// `warnings` (only when there are some) names each expert or router trained on other shards than the run's
 /// partition holds now (`RunMixture.stale`).
 public struct RoutingTrace: Codable, Sendable, Equatable {
@@ -20,12 +21,21 @@ public struct RoutingTrace: Codable, Sendable, Equatable {
     /// The noise seed of each sample.
     public var seeds: [UInt64]
     public var steps: [StepRouting]
+    /// The router consulted (nil when none was: no router, or the prompt strategy).
+    public var routerKind: RouterKind?
+    /// What the router read: `x_t, t` (text-free), `x_t, t, prompt`, or for a text-conditioned router given no
+    /// prompt `RoutingTrace.unconditionalInput` (it routed unconditionally, on its null caption); nil as `routerKind`.
+    public var routerInput: String?
     /// The stale-model warnings of the run (nil: none).
     public var warnings: [String]? = nil
+
+    /// `router_input` of a text-conditioned router that sampled without prompts.
+    public static let unconditionalInput = "x_t, t, null caption (no prompt: routed unconditionally)"
 
     enum CodingKeys: String, CodingKey {
         case strategy, guidanceScale = "guidance_scale", solver, numExperts = "num_experts"
         case missingExperts = "missing_experts", prompts, seeds, steps, warnings
+        case routerKind = "router_kind", routerInput = "router_input"
     }
 
     /// Appends another batch's trace (same settings and step count): rows are concatenated per step.
@@ -82,6 +92,11 @@ public struct MixtureSampler {
         if strategy.needsRouter && mixture.router == nil {
             throw EnsembleError("routing strategy \(strategy) needs a router, and this mixture has none")
         }
+        if strategy == .prompt && (text == nil || oracle == nil) {
+            throw EnsembleError("routing strategy prompt needs a prompt and its cluster per sample; "
+                + (text == nil ? "these samples are unconditional (no prompt): route them with a router strategy"
+                    : "pass the prompts' clusters (PromptRouting.clusters)"))
+        }
         var generator = SplitMix64(seed: routingSeed)
         var steps: [StepRouting] = []  // one entry per model evaluation (Heun: two per step)
         let b = noise.size(0)
@@ -91,9 +106,14 @@ public struct MixtureSampler {
             steps.append(r)
             return v
         }, progress: progress.map { report in { (p: SamplerProgress) in report(p.step + 1, p.steps) } })
-        let trace = RoutingTrace(strategy: strategy, guidanceScale: config.guidanceScale, solver: config.solver,
+        var trace = RoutingTrace(strategy: strategy, guidanceScale: config.guidanceScale, solver: config.solver,
                                  numExperts: mixture.numExperts, missingExperts: mixture.missing,
                                  prompts: prompts ?? Array(repeating: "", count: b), seeds: seeds, steps: steps)
+        if mixture.router != nil && strategy != .prompt {
+            trace.routerKind = mixture.routerReadsText ? .textConditioned : .textFree
+            trace.routerInput = !mixture.routerReadsText ? RouterKind.textFree.inputs
+                : text == nil ? RoutingTrace.unconditionalInput : RouterKind.textConditioned.inputs
+        }
         return (x, trace)
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
 
 /// How the router's probabilities p(k | x_t, t) become the mixture weights of one denoising step
-/// (research/papers.md §1.6, §2.6). Written and parsed as `top1`, `top2`, `topk:N`, `full`, `sample1`, `oracle`;
-/// it encodes to JSON as that string.
+/// (research/papers.md §1.6, §2.6). Written and parsed as `top1`, `top2`, `topk:N`, `full`, `sample1`, `oracle`,
+/// `prompt`; it encodes to JSON as that string.
 public enum RoutingStrategy: Equatable, Sendable, CustomStringConvertible {
     /// The N most probable available experts, their probabilities renormalised to sum to 1 (Paris's top-2).
     /// `top(1)` is DDM's top-1: the single most probable expert with weight 1.
@@ -15,6 +15,10 @@ public enum RoutingStrategy: Equatable, Sendable, CustomStringConvertible {
     case sample1
     /// The expert of each sample's known cluster, weight 1 (the router is not consulted for the weights).
     case oracle
+    /// The expert of the cluster whose caption centroid is nearest to the sample's prompt, weight 1, chosen once per
+    /// prompt before sampling (`PromptRouting`) and never from the router (which is not called): one expert per
+    /// sample, as top-1. Needs a partition clustered on caption features (`text` or `both`) and a prompt per sample.
+    case prompt
 
     /// Paris's default: top-2, renormalised.
     public static let top2 = RoutingStrategy.top(2)
@@ -22,12 +26,12 @@ public enum RoutingStrategy: Equatable, Sendable, CustomStringConvertible {
     public static let top1 = RoutingStrategy.top(1)
 
     /// The names `parse` accepts, for help texts.
-    public static let syntax = "top1, top2, topk:N, full, sample1, oracle"
+    public static let syntax = "top1, top2, topk:N, full, sample1, oracle, prompt"
 
     /// Under `full`, weights below this are dropped before renormalising (as Paris's reference sampler).
     public static let fullMinimumWeight = 1e-6
 
-    /// Parses `top1`, `top2`, `topk:N` (N ≥ 1), `full`, `sample1` or `oracle`.
+    /// Parses `top1`, `top2`, `topk:N` (N ≥ 1), `full`, `sample1`, `oracle` or `prompt`.
     public init(parsing text: String) throws {
         let s = text.trimmingCharacters(in: .whitespaces).lowercased()
         switch s {
@@ -36,6 +40,7 @@ public enum RoutingStrategy: Equatable, Sendable, CustomStringConvertible {
         case "full": self = .full
         case "sample1", "sample-1": self = .sample1
         case "oracle": self = .oracle
+        case "prompt": self = .prompt
         default:
             if s.hasPrefix("topk:") || s.hasPrefix("top-k:") {
                 let n = s.split(separator: ":", maxSplits: 1).last.map(String.init) ?? ""
@@ -57,11 +62,16 @@ public enum RoutingStrategy: Equatable, Sendable, CustomStringConvertible {
         case .full: return "full"
         case .sample1: return "sample1"
         case .oracle: return "oracle"
+        case .prompt: return "prompt"
         }
     }
 
-    /// Whether the strategy needs the router's probabilities (all but `oracle`).
-    public var needsRouter: Bool { self != .oracle }
+    /// Whether the strategy needs the router's probabilities (all but `oracle` and `prompt`).
+    public var needsRouter: Bool { self != .oracle && self != .prompt }
+
+    /// Whether the weights come from one given cluster per sample (`oracle`: the caption's shard; `prompt`: the
+    /// nearest caption centroid) rather than from the router.
+    public var usesGivenClusters: Bool { self == .oracle || self == .prompt }
 
     /// Throws when the strategy cannot work with K experts (topk:N with N > K).
     public func validate(numExperts k: Int) throws {

@@ -6,8 +6,9 @@ import Torch
 /// For every sample b:
 /// 1. the probabilities of unavailable (missing) experts are zeroed;
 /// 2. the strategy selects experts: the N largest (`top`), all with p ≥ 1e-6 (`full`), one drawn from the
-///    renormalised distribution (`sample1`), or the sample's known cluster (`oracle`);
-/// 3. the selected probabilities are renormalised to sum to 1 (for `sample1` and `oracle` the weight is 1).
+///    renormalised distribution (`sample1`), or the sample's given cluster (`oracle`: its known cluster; `prompt`:
+///    its prompt's nearest caption centroid);
+/// 3. the selected probabilities are renormalised to sum to 1 (for `sample1`, `oracle` and `prompt` the weight is 1).
 ///
 /// When every available expert has probability 0 (a router that is certain about a missing expert), the
 /// weights fall back to uniform over the available experts before selection.
@@ -28,20 +29,24 @@ public struct RoutingWeights: Sendable {
 
     public var numExperts: Int { available.count }
 
-    /// The weights [B][K] for probabilities [B][K] (nil only for `oracle`), the oracle clusters (one per sample,
-    /// for `oracle`) and the generator that `sample1` draws from.
+    /// The weights [B][K] for probabilities [B][K] (nil only for `oracle` and `prompt`), the given clusters (one per
+    /// sample, for `oracle` and `prompt`) and the generator that `sample1` draws from.
     public func weights(probabilities: [[Double]]?, oracle: [Int]? = nil,
                         generator: inout SplitMix64) throws -> [[Double]] {
         let k = numExperts
         switch strategy {
-        case .oracle:
-            guard let oracle else { throw EnsembleError("the oracle strategy needs each sample's cluster") }
+        case .oracle, .prompt:
+            guard let oracle else {
+                throw EnsembleError(strategy == .oracle ? "the oracle strategy needs each sample's cluster"
+                    : "the prompt strategy needs each sample's prompt cluster (unconditional samples have no prompt: "
+                        + "route them with a router strategy)")
+            }
             return try oracle.enumerated().map { b, c in
                 guard (0..<k).contains(c) else {
-                    throw EnsembleError("sample \(b): oracle cluster \(c) is outside 0..<\(k)")
+                    throw EnsembleError("sample \(b): \(strategy) cluster \(c) is outside 0..<\(k)")
                 }
                 guard available[c] else {
-                    throw EnsembleError("sample \(b): the oracle expert \(c) is missing")
+                    throw EnsembleError("sample \(b): the \(strategy) expert \(c) is missing")
                 }
                 var row = [Double](repeating: 0, count: k)
                 row[c] = 1
@@ -85,8 +90,8 @@ public struct RoutingWeights: Sendable {
             var out = [Double](repeating: 0, count: k)
             out[chosen] = 1
             return out
-        case .oracle:
-            throw EnsembleError("internal: oracle weights are not computed from probabilities")
+        case .oracle, .prompt:
+            throw EnsembleError("internal: \(strategy) weights are not computed from probabilities")
         }
         var out = (0..<k).map { keep[$0] ? q[$0] : 0 }
         var total = out.reduce(0, +)

@@ -25,7 +25,8 @@ public struct RunMixture {
     ///
     /// An expert that is missing or fails to load is skipped with a warning (its routing weight becomes 0 and the
     /// rest are renormalised, DDM's resilience claim), unless `strict`, which throws instead. The router is
-    /// required when `requireRouter`; experts must agree on image size, channels and text width. An expert or router
+    /// required when `requireRouter`; experts must agree on image size, channels and text width. A router of another
+    /// kind than run.json's router preset names (text-free or text-conditioned) is refused. An expert or router
     /// trained on other shards than the partition holds now is used, with a warning in `stale` (also logged).
     public static func load(run: RunLayout, device: Device = .cpu, strict: Bool = false, requireRouter: Bool = true,
                             log: (String) -> Void = { _ in }) throws -> RunMixture {
@@ -33,7 +34,10 @@ public struct RunMixture {
         guard fm.fileExists(atPath: run.root.path) else { throw EnsembleError("\(run.root.path): no such run folder") }
         var router: Router? = nil
         if RouterCheckpoint.exists(in: run.router) {
-            router = try RouterCheckpoint.load(from: run.router, device: device)
+            let preset = fm.fileExists(atPath: run.runJSON.path)
+                ? try? RouterConfig.preset(named: run.config().router.model) : nil  // run.json's router, if a preset
+            router = try RouterCheckpoint.load(from: run.router, device: device, kind: preset?.kind)
+            log("router: \(router!.config.kind) (p(k | \(router!.config.kind.inputs)))")
         } else if requireRouter {
             throw EnsembleError("\(run.router.path): no router checkpoint (config.json + model.safetensors); "
                 + "train it with `paris train router`, or sample with --strategy oracle")
@@ -88,6 +92,10 @@ public struct RunMixture {
         if let r = router?.config, r.inputSize != first.model.inputSize || r.inChannels != first.model.inChannels {
             throw EnsembleError("the router takes \(r.inChannels)×\(r.inputSize)² inputs, the experts "
                 + "\(first.model.inChannels)×\(first.model.inputSize)²")
+        }
+        if let e = router?.config.textDim, e != first.model.textDim {
+            throw EnsembleError("the text-conditioned router reads \(e)-wide caption embeddings, but the experts' text "
+                + "tokens are \(first.model.textDim) wide; the router pools the prompts' tokens, so both must agree")
         }
         if !warnings.isEmpty {
             let missing = infos.indices.filter { infos[$0] == nil }.map(String.init).joined(separator: ", ")

@@ -1,4 +1,5 @@
 import Foundation
+import ParisData
 import ParisImage
 import ParisDiffusion
 import ParisModels
@@ -100,6 +101,14 @@ public struct SampleJob {
             oracleMap = try CaptionClusters.read(partition: run.partition(config), numClusters: config.numExperts)
             _ = try oracleMap!.oracle(for: prompts)  // fail before sampling when a prompt is unknown
         }
+        var promptClusters: [String: Int] = [:]  // `prompt`: each distinct prompt's cluster, computed once
+        if strategy == .prompt {
+            let distinct = Array(Set(prompts)).sorted()
+            let clusters = try PromptRouting.clusters(run: run, prompts: try encode(distinct, loaded.textLength),
+                                                      mixture: loaded.mixture)
+            promptClusters = Dictionary(uniqueKeysWithValues: zip(distinct, clusters))
+            log("prompt routing: " + distinct.map { "'\($0)' → expert \(promptClusters[$0]!)" }.joined(separator: ", "))
+        }
         let sampler = try MixtureSampler(config: self.sampler, strategy: strategy)
         let all = prompts.flatMap { Array(repeating: $0, count: imagesPerPrompt) }
         var outputs: [Tensor] = []
@@ -114,7 +123,8 @@ public struct SampleJob {
             let noise = try MixtureSampler.noise(seeds: seeds, channels: loaded.channels, size: loaded.imageSize,
                                                  device: device)
             let (x, t) = try sampler.sample(loaded.mixture, noise: noise, text: cond, prompts: batch, seeds: seeds,
-                                            oracle: try oracleMap?.oracle(for: batch),
+                                            oracle: strategy == .prompt ? batch.map { promptClusters[$0]! }
+                                                : try oracleMap?.oracle(for: batch),
                                             routingSeed: seed &+ UInt64(start) &* 0x9E37_79B9)
             outputs.append(try x.to(device: .cpu))
             if trace == nil { trace = t } else { try trace!.append(t) }

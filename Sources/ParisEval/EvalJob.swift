@@ -33,6 +33,9 @@ public struct EvalJob {
     /// Images per cluster for the x0-error matrix.
     public var alignmentPerCluster: Int
     public var routerTimes: [Double]
+    /// Other router folders (`config.json` + `model.safetensors`, e.g. another run's text-free `router/`) scored
+    /// with the same protocol on the same images, side by side with the run's router (their sampling is not).
+    public var compareRouters: [URL] = []
     public var alignmentTimes: [Double]
     public var seed: UInt64
     public var device: Device
@@ -85,6 +88,9 @@ public struct EvalJob {
         let k = config.numExperts
         let loaded = try RunMixture.load(run: run, device: device, strict: false, requireRouter: false, log: log)
         for s in strategies { try s.validate(numExperts: k) }
+        // `prompt` needs the partition's caption centroids: refused here, before anything is computed.
+        let centroids = strategies.contains(.prompt)
+            ? try PromptRouting.centroids(run: run, embeddingDim: loaded.textDim) : nil
         let partition = run.partition(config)
         let heldOut = heldOutPartition ?? HeldOut.folder(in: partition)
         let wanted = max(samples, fidSamples)
@@ -122,12 +128,30 @@ public struct EvalJob {
         // Router accuracy and entropy per t.
         if let router = loaded.router {
             let routerData = try ref.subset(Array(0..<min(ref.count, 512)))
-            report.router = try RouterEvaluation.evaluate(router: router, images: routerData.modelImages(),
-                                                          clusters: routerData.clusters, times: routerTimes,
-                                                          seed: seed, device: device).points
+            let evaluation = try RouterEvaluation.evaluate(
+                router: router, images: routerData.modelImages(), clusters: routerData.clusters,
+                text: try routerData.condition(0..<routerData.count).pooled(), times: routerTimes, seed: seed,
+                device: device)
+            report.router = evaluation.points
+            report.routerKind = evaluation.routerKind
+            report.routerUnconditional = evaluation.unconditionalPoints
             report.routerImages = routerData.count
-            log("router accuracy by t: " + report.router.map { String(format: "%.2f→%.2f", $0.t, $0.accuracy) }
-                .joined(separator: " "))
+            log("router (\(evaluation.routerKind)) accuracy by t: "
+                + report.router.map { String(format: "%.2f→%.2f", $0.t, $0.accuracy) }.joined(separator: " "))
+            for folder in compareRouters {
+                let other = try RouterCheckpoint.load(from: folder, device: device, numExperts: k)
+                guard other.config.inputSize == router.config.inputSize,
+                      other.config.inChannels == router.config.inChannels else {
+                    throw EvalError("\(folder.path): the router takes \(other.config.inChannels)×"
+                        + "\(other.config.inputSize)² inputs, the run's \(router.config.inChannels)×\(router.config.inputSize)²")
+                }
+                let e = try RouterEvaluation.evaluate(
+                    router: other, images: routerData.modelImages(), clusters: routerData.clusters,
+                    text: try routerData.condition(0..<routerData.count).pooled(), times: routerTimes, seed: seed,
+                    device: device)
+                report.comparedRouters.append(.init(folder: folder.path, kind: e.routerKind, points: e.points,
+                                                    unconditional: e.unconditionalPoints))
+            }
         } else {
             report.notes.append("No router metrics: the run has no router.")
         }
@@ -170,7 +194,16 @@ public struct EvalJob {
         }
         for strategy in strategies {
             if strategy.needsRouter && loaded.router == nil { continue }
-            try score(try generate(loaded.mixture, strategy: strategy, prompts: ref, log: log), strategy: strategy)
+            var given: [Int]? = nil  // `prompt`: each caption's nearest caption centroid
+            if strategy == .prompt, let centroids {
+                let n = min(samples, ref.count)
+                given = try PromptRouting.clusters(centroids, prompts: ref.condition(0..<n), mixture: loaded.mixture)
+                let agree = zip(given!, ref.clusters.prefix(n)).filter { $0 == $1 }.count
+                report.notes.append(String(format: "prompt: %d of %d held-out captions (%.3f) go to their image's "
+                    + "cluster by the nearest caption centroid.", agree, n, Double(agree) / Double(max(n, 1))))
+            }
+            try score(try generate(loaded.mixture, strategy: strategy, prompts: ref, clusters: given, log: log),
+                      strategy: strategy)
         }
         if ExpertCheckpoint.exists(in: run.monolith) {
             let (model, info) = try ExpertCheckpoint.load(from: run.monolith, device: device)
@@ -190,9 +223,10 @@ public struct EvalJob {
     }
 
     /// `samples` images for the first `samples` held-out captions, in [0, 1] (8-bit quantised, as saved PNGs).
-    /// `oracleCluster`: route every prompt to this member (a one-member mixture: the monolith) instead of its cluster.
+    /// `oracleCluster`: route every prompt to this member (a one-member mixture: the monolith) instead of its cluster;
+    /// `clusters`: the given cluster of each sample (the `prompt` strategy's) instead of the images' true ones.
     func generate(_ mixture: MixtureOfExperts, strategy: RoutingStrategy, prompts: EvalData, oracleCluster: Int? = nil,
-                  log: (String) -> Void) throws -> Tensor {
+                  clusters: [Int]? = nil, log: (String) -> Void) throws -> Tensor {
         let sampler = try MixtureSampler(config: SamplerConfig(steps: steps, guidanceScale: guidance), strategy: strategy)
         let n = min(samples, prompts.count)
         let c = prompts.images.size(1), s = prompts.images.size(2)
@@ -205,7 +239,8 @@ public struct EvalJob {
             let noise = try MixtureSampler.noise(seeds: seeds, channels: c, size: s, device: device)
             let (x, _) = try sampler.sample(mixture, noise: noise, text: text, seeds: seeds,
                                             oracle: oracleCluster.map { [Int](repeating: $0, count: end - start) }
-                                                ?? Array(prompts.clusters[start..<end]), routingSeed: seed &+ UInt64(start))
+                                                ?? Array((clusters ?? prompts.clusters)[start..<end]),
+                                            routingSeed: seed &+ UInt64(start))
             out.append(try EvalImages.fromModel(x.to(device: .cpu)))
         }
         log("sampled \(n) images with " + (oracleCluster == nil ? "\(strategy)" : "the monolith"))

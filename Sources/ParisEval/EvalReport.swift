@@ -1,6 +1,7 @@
 import Foundation
 import ParisRun
 import ParisImage
+import ParisModels
 import ParisData
 import ParisEnsemble
 import Torch
@@ -35,6 +36,22 @@ public struct EvalReport: Codable, Sendable {
         }
     }
 
+    /// Another router scored beside the run's (`EvalJob.compareRouters`), with the same protocol and images.
+    public struct ComparedRouter: Codable, Sendable {
+        public var folder: String
+        public var kind: RouterKind
+        public var points: [RouterPoint]
+        /// A text-conditioned router's points with the null caption.
+        public var unconditional: [RouterPoint]?
+
+        public init(folder: String, kind: RouterKind, points: [RouterPoint], unconditional: [RouterPoint]?) {
+            self.folder = folder
+            self.kind = kind
+            self.points = points
+            self.unconditional = unconditional
+        }
+    }
+
     /// The dataset classifier behind FD_classifier and prompt accuracy.
     public struct ClassifierInfo: Codable, Sendable {
         public var classes: Int
@@ -63,6 +80,12 @@ public struct EvalReport: Codable, Sendable {
     public var strategies: [StrategyResult] = []
     public var classifier: ClassifierInfo?
     public var router: [RouterPoint] = []
+    /// The run's router kind (nil when it has none).
+    public var routerKind: RouterKind?
+    /// A text-conditioned router's points with the null caption (no prompt); nil for a text-free router.
+    public var routerUnconditional: [RouterPoint]?
+    /// Other routers scored on the same images (`paris eval --compare-router`).
+    public var comparedRouters: [ComparedRouter] = []
     public var routerImages: Int = 0
     public var alignment: AlignmentMatrix?
     public var notes: [String] = []
@@ -71,7 +94,9 @@ public struct EvalReport: Codable, Sendable {
         case run, numExperts = "num_experts", missingExperts = "missing_experts", dataSource = "data_source"
         case classifierFolder = "classifier_folder"
         case sharedWithTraining = "shared_with_training", samples, fidReference = "fid_reference", steps, guidance
-        case seed, strategies, classifier, router, routerImages = "router_images", alignment, notes
+        case seed, strategies, classifier, router, routerKind = "router_kind"
+        case routerUnconditional = "router_unconditional", comparedRouters = "compared_routers"
+        case routerImages = "router_images", alignment, notes
     }
 
     /// Writes report.json, report.md, router.png and alignment.png into `folder`.
@@ -98,6 +123,27 @@ public struct EvalReport: Codable, Sendable {
             plots.append("alignment.png")
         }
         try AtomicFile.write(Array(markdown(plots: plots).utf8), to: folder.appendingPathComponent("report.md"))
+    }
+
+    /// Each router's accuracy at the noisiest and the cleanest evaluated t (0.95 and 0.05 by default), with and, for
+    /// a text-conditioned router, without the prompt, as a Markdown table: the run's router, then the compared ones
+    /// (empty without router points).
+    public func routerSummary() -> String {
+        guard let hi = router.max(by: { $0.t < $1.t }), let lo = router.min(by: { $0.t < $1.t }) else { return "" }
+        func acc(_ points: [RouterPoint]?, _ t: Double) -> String {
+            points?.first { $0.t == t }.map { String(format: "%.3f", $0.accuracy) } ?? "–"
+        }
+        var md = String(format: "| router | accuracy at t = %.2f | accuracy at t = %.2f |\n|---|---|---|\n", hi.t, lo.t)
+        func rows(_ name: String, _ kind: RouterKind, _ points: [RouterPoint], _ unconditional: [RouterPoint]?) {
+            md += "| \(name)\(kind)\(kind == .textConditioned ? ", with the prompt" : "") | \(acc(points, hi.t)) | "
+                + "\(acc(points, lo.t)) |\n"
+            if let u = unconditional {
+                md += "| \(name)\(kind), no prompt (null caption) | \(acc(u, hi.t)) | \(acc(u, lo.t)) |\n"
+            }
+        }
+        rows("", routerKind ?? .textFree, router, routerUnconditional)
+        for r in comparedRouters { rows("`\(r.folder)`: ", r.kind, r.points, r.unconditional) }
+        return md + "\n"
     }
 
     /// The report as Markdown.
@@ -130,10 +176,23 @@ public struct EvalReport: Codable, Sendable {
             if let folder = classifierFolder { md += "The classifier is `\(folder)`.\n" }
         }
         if !router.isEmpty {
-            md += "\n## Router\n\n\(routerImages) held-out images noised to each t (seeded ε).\n\n"
-            md += "| t | accuracy | mean p(true cluster) | entropy (nats, log K = \(f(Foundation.log(Double(numExperts)), 3))) |\n"
-            md += "|---|---|---|---|\n"
-            for p in router { md += "| \(f(p.t)) | \(f(p.accuracy, 3)) | \(f(p.trueClusterProbability, 3)) | \(f(p.entropy, 3)) |\n" }
+            let kind = routerKind ?? .textFree
+            md += "\n## Router\n\nRouter: \(kind), p(k | \(kind.inputs)). \(routerImages) held-out images noised to "
+                + "each t (seeded ε)" + (kind == .textConditioned ? ", each with its caption" : "") + ".\n\n"
+            md += routerSummary()
+            let logK = f(Foundation.log(Double(numExperts)), 3)
+            if let u = routerUnconditional, u.count == router.count {
+                md += "| t | accuracy | mean p(true cluster) | entropy (nats, log K = \(logK)) | accuracy without the prompt |\n"
+                md += "|---|---|---|---|---|\n"
+                for (p, q) in zip(router, u) {
+                    md += "| \(f(p.t)) | \(f(p.accuracy, 3)) | \(f(p.trueClusterProbability, 3)) | \(f(p.entropy, 3)) | "
+                        + "\(f(q.accuracy, 3)) |\n"
+                }
+            } else {
+                md += "| t | accuracy | mean p(true cluster) | entropy (nats, log K = \(logK)) |\n"
+                md += "|---|---|---|---|\n"
+                for p in router { md += "| \(f(p.t)) | \(f(p.accuracy, 3)) | \(f(p.trueClusterProbability, 3)) | \(f(p.entropy, 3)) |\n" }
+            }
         }
         if let a = alignment {
             md += "\n## Expert-data alignment: x0 error (MSE, [−1, 1] pixels)\n\n"

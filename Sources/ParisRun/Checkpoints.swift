@@ -102,12 +102,15 @@ public struct ExpertCheckpoint: Sendable {
     }
 }
 
-/// The router's published weights: `router/config.json` (RouterConfig keys plus `_class_name`, `steps` and
-/// `shards`, the `ShardIdentity` of every shard it was trained on) and `router/model.safetensors`.
+/// The router's published weights: `router/config.json` (RouterConfig keys plus `_class_name`, `steps`,
+/// `router_kind` — `text-free` or `text-conditioned`; a config without it, from before text-conditioned routers, is
+/// text-free — and `shards`, the `ShardIdentity` of every shard it was trained on) and `router/model.safetensors`.
 public enum RouterCheckpoint {
     public static let configName = "config.json"
     public static let weightsName = "model.safetensors"
     public static let className = "ParisRouter"
+    /// The config key that says which router it is (`RouterKind`).
+    public static let kindKey = "router_kind"
     /// The held-out evaluation the router trainer writes beside the weights (`RouterEvaluation`).
     public static let evaluationName = "eval.json"
 
@@ -138,14 +141,27 @@ public enum RouterCheckpoint {
                              metadata: ["paris_class": className, "steps": String(steps)])
         var dict = try JSONObject.encode(config)
         dict["_class_name"] = className
+        dict[kindKey] = config.kind.rawValue
         dict["steps"] = steps
         if let shards { dict["shards"] = shards.digests }
         try JSONObject.write(dict, to: folder.appendingPathComponent(configName))
     }
 
     /// Loads config and weights (strictly) into a router in eval mode on `device`, after `checkWeights(in:)`.
-    public static func load(from folder: URL, device: Device = .cpu) throws -> Router {
+    /// `kind` and `numExperts`, when given, are what the caller needs: a router of another kind or for another K
+    /// is refused here, naming the file, before the router is built.
+    public static func load(from folder: URL, device: Device = .cpu, kind: RouterKind? = nil,
+                            numExperts: Int? = nil) throws -> Router {
         let config = try checkWeights(in: folder)
+        let url = folder.appendingPathComponent(configName)
+        if let kind, config.kind != kind {
+            throw RunError("\(url.path): the router is \(config.kind) (\(config.kind.inputs)), but a \(kind) router "
+                + "(\(kind.inputs)) is expected; retrain it with `paris train router` or fix run.json's router model")
+        }
+        if let numExperts, config.numExperts != numExperts {
+            throw RunError("\(url.path): the router scores \(config.numExperts) experts, but the run has \(numExperts); "
+                + "it was trained for another K")
+        }
         let router = try Router(config, device: device)
         let wurl = folder.appendingPathComponent(weightsName)
         do { try router.loadStateDict(try SafeTensors.load(wurl, device: device).tensors) } catch {
@@ -169,6 +185,16 @@ public enum RouterCheckpoint {
             config = try JSONObject.decode(RouterConfig.self, from: dict)
             try config.validate()
         } catch { throw RunError("\(url.path): \(error)") }
+        if let written = dict[kindKey] {
+            guard let name = written as? String, let kind = RouterKind(rawValue: name) else {
+                throw RunError("\(url.path): \(kindKey) is \(written), expected one of "
+                    + RouterKind.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            guard kind == config.kind else {
+                throw RunError("\(url.path): \(kindKey) says \(kind), but text_dim is "
+                    + (config.textDim.map(String.init) ?? "absent") + " (a \(config.kind) router)")
+            }
+        }
         let wurl = folder.appendingPathComponent(weightsName)
         guard FileManager.default.fileExists(atPath: wurl.path) else { throw RunError("\(wurl.path): not found") }
         try checkWeightsHeader(config.stateDictEntries, depth: config.depth, config: config, configURL: url,

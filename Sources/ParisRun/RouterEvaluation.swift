@@ -37,6 +37,11 @@ public struct RouterPoint: Codable, Sendable, Equatable {
 ///
 /// Near t = 1 (pure noise) no text-free router can beat the cluster prior; near t = 0 it is a classifier of clean
 /// images.
+///
+/// Every router kind goes through this one protocol. A text-conditioned router is given each image's pooled caption
+/// (`text`, [N, D]) in both passes, and is scored a second time by time with the null caption
+/// (`unconditionalPoints`: how it routes samples without a prompt). Given no captions it is scored with the null
+/// caption, and `withCaptions` says so.
 public struct RouterEvaluation: Codable, Sendable, Equatable {
     public static let jsonName = RouterCheckpoint.evaluationName
     public static let markdownName = "eval.md"
@@ -60,14 +65,26 @@ public struct RouterEvaluation: Codable, Sendable, Equatable {
     public var perClusterAccuracy: [Double?]
     /// Accuracy and entropy at each evaluated t.
     public var points: [RouterPoint]
+    /// Which router was evaluated (nil in files from before text-conditioned routers: text-free).
+    public var kind: RouterKind?
+    /// Whether a text-conditioned router was given the images' captions (nil for a text-free router).
+    public var withCaptions: Bool?
+    /// A text-conditioned router's points with the null caption instead (nil for a text-free router).
+    public var unconditionalPoints: [RouterPoint]?
 
     enum CodingKeys: String, CodingKey {
         case numClusters = "num_clusters", heldOut = "held_out", step, timeSampling = "time_sampling", accuracy
         case entropy, maxEntropy = "max_entropy", confusion, perClusterAccuracy = "per_cluster_accuracy", points
+        case kind = "router_kind", withCaptions = "with_captions", unconditionalPoints = "unconditional_points"
     }
 
-    /// Evaluates `router` (K outputs) on `images` [N, C, H, W] with true clusters `clusters` (N values in 0..<K).
-    public static func evaluate(router: Router, images x0: Tensor, clusters: [Int], times: [Double] = defaultTimes,
+    /// The router kind (files without one are text-free).
+    public var routerKind: RouterKind { kind ?? .textFree }
+
+    /// Evaluates `router` (K outputs) on `images` [N, C, H, W] with true clusters `clusters` (N values in 0..<K) and,
+    /// for a text-conditioned router, their pooled captions `text` [N, D] (ignored by a text-free router).
+    public static func evaluate(router: Router, images x0: Tensor, clusters: [Int], text: Tensor? = nil,
+                                times: [Double] = defaultTimes,
                                 sampling: TimeSampling = .uniform, samplingName: String = "uniform", step: Int = 0,
                                 seed: UInt64 = 0, batchSize: Int = 256, device: Device = .cpu) throws
         -> RouterEvaluation {
@@ -86,16 +103,23 @@ public struct RouterEvaluation: Codable, Sendable, Equatable {
         defer { router.train(wasTraining) }
         let images = try x0.to(device: .cpu, dtype: .float32)
         let truth = try Tensor(clusters.map { Int64($0) })                                // [N]
+        let kind = router.config.kind
+        let captions = kind == .textConditioned ? text : nil                             // [N, D] or nil
+        if let captions, captions.rank != 2 || captions.size(0) != n {
+            throw RunError("router evaluation: captions of shape \(captions.shape) for \(n) images")
+        }
 
-        /// log p(k | x_t, t) [N, K] (float64, CPU) for x_t = (1 − t)·x0 + t·noise, t: [N].
-        func logProbabilities(t: Tensor, noise: Tensor) throws -> Tensor {
+        /// log p(k | x_t, t[, c]) [N, K] (float64, CPU) for x_t = (1 − t)·x0 + t·noise, t: [N]; `c` nil: the
+        /// null caption (text-conditioned) or no caption input (text-free).
+        func logProbabilities(t: Tensor, noise: Tensor, text c: Tensor? = captions) throws -> Tensor {
             var parts: [Tensor] = []
             for s in stride(from: 0, to: n, by: batchSize) {
                 let e = min(n, s + batchSize)
                 let tb = try t.slice(0, s, e).to(device: device)
                 let xt = try FlowPath.interpolate(x0: images.slice(0, s, e).to(device: device),
                                                   noise: noise.slice(0, s, e).to(device: device), t: tb)
-                let logits = try router(x: xt, t: FlowPath.networkTime(tb)).to(dtype: .float32)  // [b, K]
+                let cb = try c.map { try $0.slice(0, s, e).to(device: device) }                 // [b, D]
+                let logits = try router(x: xt, t: FlowPath.networkTime(tb), text: cb).to(dtype: .float32)  // [b, K]
                 parts.append(try logits.logSoftmax(dim: -1).to(device: .cpu, dtype: .float64))
             }
             return try Tensor.cat(parts)
@@ -103,16 +127,22 @@ public struct RouterEvaluation: Codable, Sendable, Equatable {
         func entropy(_ logp: Tensor) throws -> Tensor { try (logp.exp() * logp).sum(dims: [1]) * -1.0 }  // [N]
 
         return try withNoGrad {
-            var points: [RouterPoint] = []
+            var points: [RouterPoint] = [], unconditional: [RouterPoint] = []
             if n > 0 {
                 Runtime.manualSeed(seed)
                 let noise = try Tensor.randn(images.shape)
-                for t in times {
-                    let logp = try logProbabilities(t: try Tensor.full([n], t), noise: noise)
-                    points.append(RouterPoint(
+                func point(_ t: Double, _ logp: Tensor) throws -> RouterPoint {
+                    RouterPoint(
                         t: t, accuracy: try logp.argmax(dim: 1).eq(truth).to(dtype: .float64).mean().item(),
                         entropy: try entropy(logp).mean().item(),
-                        trueClusterProbability: try logp.gather(dim: 1, index: truth.unsqueeze(1)).exp().mean().item()))
+                        trueClusterProbability: try logp.gather(dim: 1, index: truth.unsqueeze(1)).exp().mean().item())
+                }
+                for t in times {
+                    points.append(try point(t, try logProbabilities(t: try Tensor.full([n], t), noise: noise)))
+                    if kind == .textConditioned {
+                        unconditional.append(try point(t, try logProbabilities(t: try Tensor.full([n], t), noise: noise,
+                                                                                text: nil)))
+                    }
                 }
             }
             var confusion = Array(repeating: Array(repeating: 0, count: k), count: k)
@@ -133,7 +163,8 @@ public struct RouterEvaluation: Codable, Sendable, Equatable {
                 accuracy: ratio(Double(correct), n), entropy: ratio(entropySum, n), maxEntropy: log(Double(k)),
                 confusion: confusion,
                 perClusterAccuracy: (0..<k).map { c in ratio(Double(confusion[c][c]), confusion[c].reduce(0, +)) },
-                points: points)
+                points: points, kind: kind, withCaptions: kind == .textConditioned ? captions != nil : nil,
+                unconditionalPoints: kind == .textConditioned ? unconditional : nil)
         }
     }
 
@@ -163,13 +194,24 @@ public struct RouterEvaluation: Codable, Sendable, Equatable {
         func pct(_ v: Double?) -> String { v.map { String(format: "%.1f %%", 100 * $0) } ?? "–" }
         func nats(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "–" }
         var s = "# Router evaluation (step \(step))\n\n"
+        s += "Router: \(routerKind) (p(k | \(routerKind.inputs)))"
+            + (withCaptions == false ? "; scored without captions (the null caption)" : "") + ".\n"
         s += "Held-out images: \(heldOut) (K = \(numClusters)); x_t on the flow-matching path, t ~ \(timeSampling).\n\n"
         s += "- accuracy: **\(pct(accuracy))** (chance with a uniform guess: \(pct(1 / Double(numClusters))))\n"
         s += "- routing entropy: \(nats(entropy)) nats (uniform: \(nats(maxEntropy)))\n\n"
-        s += "## By time\n\n| t | accuracy | p(true cluster) | entropy (nats) |\n|---|---|---|---|\n"
-        for p in points {
-            s += String(format: "| %.2f ", p.t) + "| \(pct(p.accuracy)) | \(nats(p.trueClusterProbability)) | "
-                + "\(nats(p.entropy)) |\n"
+        if let u = unconditionalPoints, u.count == points.count {
+            s += "## By time\n\n| t | accuracy | p(true cluster) | entropy (nats) | accuracy without the prompt |\n"
+                + "|---|---|---|---|---|\n"
+            for (p, q) in zip(points, u) {
+                s += String(format: "| %.2f ", p.t) + "| \(pct(p.accuracy)) | \(nats(p.trueClusterProbability)) | "
+                    + "\(nats(p.entropy)) | \(pct(q.accuracy)) |\n"
+            }
+        } else {
+            s += "## By time\n\n| t | accuracy | p(true cluster) | entropy (nats) |\n|---|---|---|---|\n"
+            for p in points {
+                s += String(format: "| %.2f ", p.t) + "| \(pct(p.accuracy)) | \(nats(p.trueClusterProbability)) | "
+                    + "\(nats(p.entropy)) |\n"
+            }
         }
         s += "\n## Confusion (rows: true cluster, columns: predicted)\n\n"
         s += "| true \\ pred | " + (0..<numClusters).map(String.init).joined(separator: " | ") + " | accuracy |\n"

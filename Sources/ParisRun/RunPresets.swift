@@ -3,7 +3,8 @@ import ParisDiffusion
 import ParisModels
 
 /// Named starting points for `paris run init --preset NAME`: every expert gets the same job settings (edit
-/// run.json afterwards to make them differ).
+/// run.json afterwards to make them differ). The router's `caption_dropout` (0.1) is used only when its `model` is
+/// made a text-conditioned `-text` preset; the text-free router ignores it.
 public struct RunPreset: Sendable {
     public let name: String
     public let description: String
@@ -33,7 +34,7 @@ public struct RunPreset: Sendable {
         expert: TrainJobConfig(model: "paris-T/4", batchSize: 32, steps: 1000, learningRate: 1e-3, warmupSteps: 50,
                                emaDecay: 0.995, checkpointEvery: 200, sampleEvery: 500, logEvery: 50),
         router: TrainJobConfig(model: "router-T/4", batchSize: 64, steps: 300, learningRate: 1e-3, warmupSteps: 30,
-                               emaDecay: 0, captionDropout: 0, checkpointEvery: 100, logEvery: 20))
+                               emaDecay: 0, captionDropout: 0.1, checkpointEvery: 100, logEvery: 20))
 
     /// Small CPU experts: better images, about ten times the compute of cpu-tiny.
     public static let cpuSmall = RunPreset(
@@ -41,7 +42,7 @@ public struct RunPreset: Sendable {
         expert: TrainJobConfig(model: "paris-S/2", batchSize: 64, steps: 3000, learningRate: 5e-4, warmupSteps: 200,
                                emaDecay: 0.999, checkpointEvery: 500, sampleEvery: 1000, logEvery: 50),
         router: TrainJobConfig(model: "router-S/4", batchSize: 128, steps: 2000, learningRate: 5e-4, warmupSteps: 100,
-                               emaDecay: 0, captionDropout: 0, checkpointEvery: 500, logEvery: 50))
+                               emaDecay: 0, captionDropout: 0.1, checkpointEvery: 500, logEvery: 50))
 
     /// DiT-B/2-scale experts on one GPU each, bf16 autocast.
     public static let gpuB2 = RunPreset(
@@ -51,7 +52,7 @@ public struct RunPreset: Sendable {
                                checkpointEvery: 5000, sampleEvery: 10_000, logEvery: 100,
                                resources: JobResources(gpus: 1, cpus: 8, memory: "64G", time: "48:00:00")),
         router: TrainJobConfig(model: "router-B/2", batchSize: 256, steps: 20_000, learningRate: 1e-4,
-                               warmupSteps: 500, emaDecay: 0, precision: .bf16, device: "cuda", captionDropout: 0,
+                               warmupSteps: 500, emaDecay: 0, precision: .bf16, device: "cuda", captionDropout: 0.1,
                                checkpointEvery: 2000, logEvery: 100,
                                resources: JobResources(gpus: 1, cpus: 8, memory: "64G", time: "12:00:00")))
 

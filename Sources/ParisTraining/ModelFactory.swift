@@ -27,13 +27,15 @@ public enum ModelFactory {
     }
 
     /// The router config of preset `preset` for K = `numExperts` clusters of data shaped like `shardInfo`
-    /// (`input_size` and `in_channels` from `shard.json`).
+    /// (`input_size` and `in_channels` from `shard.json`, and for a text-conditioned preset `text_dim`: the width of
+    /// the shards' caption token states, which the router pools).
     public static func routerConfig(preset: String, numExperts: Int, shardInfo: ShardInfo) throws -> RouterConfig {
         var c: RouterConfig
         do { c = try RouterConfig.preset(named: preset) } catch { throw RunError("\(error)") }
         c.inputSize = shardInfo.imageSize
         c.inChannels = shardInfo.channels
         c.numExperts = numExperts
+        if c.textDim != nil { c.textDim = shardInfo.textDim }
         do { try c.validate() } catch {
             throw RunError("preset \(preset) does not fit the data (\(shardInfo.channels)×\(shardInfo.imageSize)"
                 + "×\(shardInfo.imageSize) images, K = \(numExperts)): \(error)")

@@ -12,11 +12,14 @@ struct Sample: ParsableCommand {
         discussion: """
             At every step the router scores the current x_t, the strategy picks experts (\(RoutingStrategy.syntax)), \
             each picked expert predicts a velocity with its own classifier-free guidance (DDPM ε experts are \
-            converted), and the velocities are mixed with the router's weights. Writes <run>/samples/<name>/ \
-            img_<i>.png, grid.png and trace.json (the router weights at every step). A missing expert is skipped \
-            with a warning and its weight renormalised over the rest, unless --strict. A NaN or ∞ from the router or \
-            an expert stops the job naming it, the step and the cause (guidance or weights), and leaves an existing \
-            folder as it was; an expert or router trained on another partition is used, with a warning naming it.
+            converted), and the velocities are mixed with the router's weights. A text-conditioned router \
+            (a -text router preset) also reads the prompt. --strategy prompt calls no router: each prompt goes to \
+            the expert of its nearest caption centroid (partitions clustered on text or both features only). \
+            Writes <run>/samples/<name>/ img_<i>.png, grid.png and trace.json (the router weights at every step, \
+            and what the router read). A missing expert is skipped with a warning and its weight renormalised \
+            over the rest, unless --strict. A NaN or ∞ from the router or an expert stops the job naming it, the \
+            step and the cause (guidance or weights), and leaves an existing folder as it was; an expert or router \
+            trained on another partition is used, with a warning naming it.
             """)
 
     @Option(name: .customLong("run"), help: "The run folder.")
@@ -28,7 +31,7 @@ struct Sample: ParsableCommand {
     @Option(help: "A text file with one prompt per line.")
     var promptsFile: String?
 
-    @Option(help: "Routing: \(RoutingStrategy.syntax).")
+    @Option(help: "Routing: \(RoutingStrategy.syntax) (prompt: nearest caption centroid, no router).")
     var strategy: String = "top2"
 
     @Option(number: "Sampling steps.")

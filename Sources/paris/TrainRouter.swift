@@ -6,13 +6,16 @@ import ParisTraining
 struct TrainRouter: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "router",
-        abstract: "Train the router p(cluster | x_t, t) on every shard, then evaluate it on held-out images.",
+        abstract: "Train the router p(cluster | x_t, t [, prompt]) on every shard, then evaluate it on held-out images.",
         discussion: """
             Reads run.json and all K shards; writes <run>/router/ only: config.json + model.safetensors, \
             eval.json, eval.md, confusion.png, metrics.jsonl, accuracy.png. x_t is drawn from the experts' \
             flow-matching forward process; a fraction of each shard is held out for the evaluation. Restarting \
             the same command resumes from the last checkpoint; SIGTERM, SIGINT and SIGUSR1 write a checkpoint \
-            and stop (exit status 128 + the signal number).
+            and stop (exit status 128 + the signal number). A -text router preset in run.json (router-T/4-text, \
+            router-S/4-text, router-B/2-text) trains the text-conditioned router p(cluster | x_t, t, prompt) on \
+            the shards' pooled caption embeddings, with run.json's caption_dropout (default 0.1) replacing \
+            captions by a learned null caption so that it also routes samples without a prompt.
             """)
 
     @OptionGroup var session: TrainSessionOptions

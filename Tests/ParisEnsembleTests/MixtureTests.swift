@@ -25,7 +25,7 @@ final class MixtureTests: XCTestCase {
     }
 
     /// A router that gives sample 0 [0.7, 0.3] and sample 1 [0.2, 0.8].
-    let router: MixtureOfExperts.RouterFunction = { x, _ in
+    let router: MixtureOfExperts.RouterFunction = { x, _, _ in
         let rows = (0..<x.size(0)).map { $0 % 2 == 0 ? [0.7, 0.3] : [0.2, 0.8] }
         return try Tensor(rows.flatMap { $0 }.map { Float($0) }, shape: [x.size(0), 2])
     }

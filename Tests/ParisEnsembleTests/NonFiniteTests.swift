@@ -28,7 +28,7 @@ final class NonFiniteTests: XCTestCase {
     }
 
     /// The router [0.5, 0.5] for every sample.
-    let evenRouter: MixtureOfExperts.RouterFunction = { x, _ in try Tensor.full([x.size(0), 2], 0.5) }
+    let evenRouter: MixtureOfExperts.RouterFunction = { x, _, _ in try Tensor.full([x.size(0), 2], 0.5) }
 
     let text = try! TextCondition(tokens: Tensor.full([2, 3, 4], 0.25), mask: nil)
 
@@ -56,7 +56,7 @@ final class NonFiniteTests: XCTestCase {
                      contains: "expert 1 (expert_1) produced a non-finite velocity at t=0.6667 (step 2 of 3) with cfg 1 "
                         + "(no guidance): its own (unguided) output is already non-finite")
         // Top-1 on the other expert's rows only: the same check on the rows it runs on.
-        let right: MixtureOfExperts.RouterFunction = { x, _ in
+        let right: MixtureOfExperts.RouterFunction = { x, _, _ in
             try Tensor((0..<x.size(0)).flatMap { $0 == 0 ? [Float(0.9), 0.1] : [0.1, 0.9] }, shape: [x.size(0), 2])
         }
         assertThrows({ try self.sample([self.calm, broken], router: right, strategy: .top1) },
@@ -85,7 +85,7 @@ final class NonFiniteTests: XCTestCase {
 
     /// A router whose probabilities are NaN: the error names the router, not an expert.
     func testNaNRouterNamesTheRouter() throws {
-        let nanRouter: MixtureOfExperts.RouterFunction = { x, _ in try Tensor.full([x.size(0), 2], .nan) }
+        let nanRouter: MixtureOfExperts.RouterFunction = { x, _, _ in try Tensor.full([x.size(0), 2], .nan) }
         assertThrows({ try self.sample([self.calm, self.calm], router: nanRouter) },
                      contains: "the router produced non-finite probabilities at t=1 (step 1 of 3) with cfg 2: its own "
                         + "(unguided) output is already non-finite on a finite input")

@@ -80,6 +80,10 @@ final class EvalJobTests: XCTestCase {
         XCTAssertTrue(md.contains("FID skipped"), md)
         XCTAssertTrue(md.contains("not comparable"), md)
         XCTAssertTrue(md.contains("## Router"), md)
+        XCTAssertTrue(md.contains("Router: text-free, p(k | x_t, t)"), md)
+        XCTAssertTrue(md.contains("| router | accuracy at t = 0.90 | accuracy at t = 0.10 |"), md)
+        XCTAssertEqual(report.routerKind, .textFree)
+        XCTAssertNil(report.routerUnconditional)
         XCTAssertTrue(md.contains("x0 error"), md)
         let decoded = try JSONDecoder().decode(EvalReport.self, from: Data(contentsOf: run.eval.appendingPathComponent("report.json")))
         XCTAssertEqual(decoded.samples, 4)
@@ -148,6 +152,49 @@ final class EvalJobTests: XCTestCase {
         try FileManager.default.removeItem(at: other.partition(try other.config()))
         try writeShards(other, labels: ["x", "y", "z"])
         assertThrows({ try second.run(inception: nil) }, contains: "give each dataset its own --classifier folder")
+    }
+
+    /// A text-conditioned router is scored with its images' captions and without them, side by side; the prompt
+    /// strategy on a partition without caption centroids is refused before anything is sampled.
+    func testTextRouterIsReportedWithAndWithoutThePromptAndPromptNeedsCentroids() throws {
+        let run = try TinyRun.withCheckpoints(tmp)
+        try writeShards(run)
+        var config = try run.config()
+        config.router.model = "router-T/4-text"
+        try config.write(to: run.runJSON)
+        var rc = RouterConfig.cpuTiny.withText(384)
+        rc.numExperts = 2
+        try RouterCheckpoint.write(config: rc, weights: try Router(rc).stateDict(), steps: 0, to: run.router)
+        // A text-free router to compare with, scored on the same images.
+        let freeFolder = tmp.appendingPathComponent("text-free-router")
+        var free = RouterConfig.cpuTiny
+        free.numExperts = 2
+        try RouterCheckpoint.write(config: free, weights: try Router(free).stateDict(), steps: 0, to: freeFolder)
+        var job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1],
+                          classifierSteps: 2, alignmentPerCluster: 2, routerTimes: [0.05, 0.95], alignmentTimes: [0.5])
+        job.compareRouters = [freeFolder]
+        let report = try job.run(inception: nil)
+        XCTAssertEqual(report.comparedRouters.map(\.kind), [.textFree])
+        XCTAssertEqual(report.comparedRouters.first?.points.map(\.t), [0.05, 0.95])
+        XCTAssertNil(report.comparedRouters.first?.unconditional)
+        XCTAssertEqual(report.routerKind, .textConditioned)
+        XCTAssertEqual(report.routerUnconditional?.map(\.t), [0.05, 0.95])
+        let md = try String(contentsOf: run.eval.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(md.contains("Router: text-conditioned, p(k | x_t, t, prompt)"), md)
+        XCTAssertTrue(md.contains("| text-conditioned, with the prompt |"), md)
+        XCTAssertTrue(md.contains("| text-conditioned, no prompt (null caption) |"), md)
+        XCTAssertTrue(md.contains("accuracy without the prompt"), md)
+        XCTAssertTrue(md.contains("| `\(freeFolder.path)`: text-free |"), md)
+
+        // A compared router for another K is refused by name.
+        var three = free
+        three.numExperts = 3
+        try RouterCheckpoint.write(config: three, weights: try Router(three).stateDict(), steps: 0, to: freeFolder)
+        assertThrows({ try job.run(inception: nil) }, contains: "scores 3 experts, but the run has 2")
+
+        var prompt = job
+        prompt.strategies = [.prompt]
+        assertThrows({ try prompt.run(inception: nil) }, contains: "routing strategy prompt needs")
     }
 
     func testDiagonalBest() {

@@ -173,6 +173,11 @@ extension RouterConfig {
         var out = StateDictShapes.patchEmbed(self, inChannels: inChannels)
         out += StateDictShapes.timeEmbed(hidden: h, frequency: frequencyEmbeddingSize)
         out.append(StateDictEntry("cls_token", [1, 1, h], ["hidden_size"]))
+        if let e = textDim {
+            out += StateDictShapes.linear("text_embed.0", in: e, out: h, ["text_dim", "hidden_size"])
+            out += StateDictShapes.linear("text_embed.2", in: h, out: h, ["hidden_size"])
+            out.append(StateDictEntry("null_text_embedding", [1, e], ["text_dim"]))
+        }
         for i in 0..<depth {
             let l = "layers.\(i)."
             out += StateDictShapes.linear(l + "adaLN_modulation.1", in: h, out: 6 * h, ["hidden_size"])

@@ -1,7 +1,8 @@
 import Foundation
 import Torch
 
-/// The shape of a Paris router: a DiT-B-style classifier of p(cluster | x_t, t). JSON keys are snake_case.
+/// The shape of a Paris router: a DiT-B-style classifier of p(cluster | x_t, t), or, with `textDim`, of
+/// p(cluster | x_t, t, c) that also reads the prompt's pooled caption embedding. JSON keys are snake_case.
 public struct RouterConfig: PatchTransformerConfig, PresetConfig, Codable, Sendable, Equatable {
     /// The most experts K (clusters, router classes) a run may have: 1024. Paris and DDM use 8 (DDM up to 16);
     /// the partition's k-means makes at most 1024 fine clusters (DDM's F) and groups them into the K experts, so a
@@ -22,15 +23,21 @@ public struct RouterConfig: PatchTransformerConfig, PresetConfig, Codable, Senda
     public var frequencyEmbeddingSize: Int
     /// The blocks' affine-free LayerNorms' epsilon (1e-5, as `F.layer_norm`); the head's LayerNorm uses 1e-5 too.
     public var normEps: Double
+    /// The width of the pooled caption embedding a text-conditioned router reads (MiniLM: 384); nil (the key
+    /// absent from JSON) is the papers' text-free router p(k | x_t, t), the default and the baseline. Routers saved
+    /// before this field existed decode as text-free, and a text-free config encodes without the key.
+    public var textDim: Int?
 
     enum CodingKeys: String, CodingKey {
         case inputSize = "input_size", inChannels = "in_channels", patchSize = "patch_size"
         case hiddenSize = "hidden_size", depth, numHeads = "num_heads", mlpRatio = "mlp_ratio"
         case numExperts = "num_experts", frequencyEmbeddingSize = "frequency_embedding_size", normEps = "norm_eps"
+        case textDim = "text_dim"
     }
 
     public init(inputSize: Int, inChannels: Int, patchSize: Int, hiddenSize: Int, depth: Int, numHeads: Int,
-                mlpRatio: Double = 4, numExperts: Int, frequencyEmbeddingSize: Int = 256, normEps: Double = 1e-5) {
+                mlpRatio: Double = 4, numExperts: Int, frequencyEmbeddingSize: Int = 256, normEps: Double = 1e-5,
+                textDim: Int? = nil) {
         self.inputSize = inputSize
         self.inChannels = inChannels
         self.patchSize = patchSize
@@ -41,6 +48,17 @@ public struct RouterConfig: PatchTransformerConfig, PresetConfig, Codable, Senda
         self.numExperts = numExperts
         self.frequencyEmbeddingSize = frequencyEmbeddingSize
         self.normEps = normEps
+        self.textDim = textDim
+    }
+
+    /// Which router this is: text-free p(k | x_t, t) or text-conditioned p(k | x_t, t, c).
+    public var kind: RouterKind { textDim == nil ? .textFree : .textConditioned }
+
+    /// This configuration made text-conditioned with a caption embedding of width `dim` (MiniLM: 384).
+    public func withText(_ dim: Int = 384) -> RouterConfig {
+        var c = self
+        c.textDim = dim
+        return c
     }
 
     /// The released Paris router (DiT-B/2): 32×32×4 latents, patch 2, hidden 768, 12 layers, 12 heads, K = 8.
@@ -62,12 +80,19 @@ public struct RouterConfig: PatchTransformerConfig, PresetConfig, Codable, Senda
     public typealias Preset = ModelPreset<RouterConfig>
     public static let presetFamily = "router"
 
-    /// The named router presets: `router-B/2` (`paris`), `router-S/4` (`cpuSmall`), `router-T/4` (`cpuTiny`).
+    /// The named router presets: `router-B/2` (`paris`), `router-S/4` (`cpuSmall`), `router-T/4` (`cpuTiny`), and
+    /// each with `-text`: the same router made text-conditioned (`withText()`, MiniLM's 384-wide caption embedding).
     public static let presets: [Preset] = [
         Preset(name: "router-B/2", config: .paris,
                description: "released Paris router (DiT-B/2): 32×32×4 latents, K = 8"),
         Preset(name: "router-S/4", config: .cpuSmall, description: "small, CPU: 32×32×3 pixels, K = 8"),
         Preset(name: "router-T/4", config: .cpuTiny, description: "tiny, CPU: 32×32×3 pixels, K = 8"),
+        Preset(name: "router-B/2-text", config: RouterConfig.paris.withText(),
+               description: "router-B/2 that also reads the prompt (pooled MiniLM caption embedding)"),
+        Preset(name: "router-S/4-text", config: RouterConfig.cpuSmall.withText(),
+               description: "router-S/4 that also reads the prompt (pooled MiniLM caption embedding)"),
+        Preset(name: "router-T/4-text", config: RouterConfig.cpuTiny.withText(),
+               description: "router-T/4 that also reads the prompt (pooled MiniLM caption embedding)"),
     ]
 
     /// Throws a clear error for a configuration the model cannot be built with.
@@ -84,6 +109,10 @@ public struct RouterConfig: PatchTransformerConfig, PresetConfig, Codable, Senda
                                               hiddenSize: hiddenSize, depth: depth, numHeads: numHeads,
                                               mlpRatio: mlpRatio, fail: fail)
         try ModelLimits.check("frequency_embedding_size", frequencyEmbeddingSize, ModelLimits.maxWidth, "maxWidth", fail)
+        if let textDim {
+            guard textDim > 0 else { throw fail("text_dim must be positive, not \(textDim)") }
+            try ModelLimits.check("text_dim", textDim, ModelLimits.maxWidth, "maxWidth", fail)
+        }
         try validatePatchTransformer(inputSize: inputSize, patchSize: patchSize, hiddenSize: hiddenSize,
                                      numHeads: numHeads, fail: fail)
     }
@@ -96,6 +125,7 @@ public struct RouterConfig: PatchTransformerConfig, PresetConfig, Codable, Senda
         var total = inChannels * patchSize * patchSize * h + h     // patch_embed
         total += linear(frequencyEmbeddingSize, h) + linear(h, h)   // time_embed
         total += h                                                  // cls_token
+        if let e = textDim { total += linear(e, h) + linear(h, h) + e }  // text_embed.0/2, null_text_embedding
         total += depth * block                                      // layers
         total += linear(h, h) + 2 * h + linear(h, numExperts)       // head.0, head.2 (LayerNorm), head.4
         return total
@@ -150,12 +180,22 @@ public final class RouterBlock: Module {
 /// `cls_token` [1, 1, hidden] (prepended to the patch tokens, no position), `layers.N.*` (`RouterBlock`), and
 /// `head` = Linear(h, h) → GELU(tanh) → LayerNorm(h) → GELU(tanh) → Linear(h, K) on the CLS output (`head.0`,
 /// `head.2`, `head.4`). Softmax of its logits is p(k | x_t, t).
+///
+/// With `config.textDim` it is text-conditioned, p(k | x_t, t, c) (none of the reference systems has this): the
+/// prompt's pooled caption embedding c [B, E] goes through `text_embed` = Linear(E, h) → SiLU → Linear(h, h) and is
+/// added to the timestep embedding, the vector every block's adaLN reads (as DiT's `y_embedder` adds the class
+/// embedding to `t_emb`). `null_text_embedding` [1, E] is the learned "no prompt" input (DiT's extra null class of
+/// `LabelEmbedder`): the trainer drops captions to it (`ConditionDropout`), and a call without text uses it.
 public final class Router: Module {
     public let config: RouterConfig
     public let patchEmbed: Conv2d
     /// [1, numPatches, hidden], fixed; saved in the state dict, not trained.
     public let posEmbed: Tensor
     public let timeEmbed: TimestepEmbedder
+    /// Linear(textDim, hidden) → SiLU → Linear(hidden, hidden); nil for the text-free router.
+    public let textEmbed: Sequential?
+    /// [1, textDim], the learned null caption; nil for the text-free router.
+    public let nullTextEmbedding: Tensor?
     /// [1, 1, hidden]
     public let clsToken: Tensor
     public let layers: [RouterBlock]
@@ -173,6 +213,14 @@ public final class Router: Module {
         timeEmbed = try TimestepEmbedder(hiddenSize: h, frequencyEmbeddingSize: config.frequencyEmbeddingSize,
                                          dtype: dtype, device: device)
         clsToken = try Tensor.zeros([1, 1, h], dtype: dtype, device: device).requiresGrad(true)
+        if let e = config.textDim {
+            textEmbed = Sequential(try Linear(e, h, dtype: dtype, device: device), SiLU(),
+                                   try Linear(h, h, dtype: dtype, device: device))
+            nullTextEmbedding = try Tensor.zeros([1, e], dtype: dtype, device: device).requiresGrad(true)
+        } else {
+            textEmbed = nil
+            nullTextEmbedding = nil
+        }
         layers = try (0..<config.depth).map { _ in
             try RouterBlock(hiddenSize: h, numHeads: config.numHeads, mlpHiddenSize: config.mlpHiddenSize,
                             normEps: config.normEps, dtype: dtype, device: device)
@@ -183,10 +231,13 @@ public final class Router: Module {
         try initializeWeights()
     }
 
-    public var localParameters: [(String, Tensor)] { [("cls_token", clsToken)] }
+    public var localParameters: [(String, Tensor)] {
+        [("cls_token", clsToken)] + (nullTextEmbedding.map { [("null_text_embedding", $0)] } ?? [])
+    }
     public var localBuffers: [(String, Tensor)] { [("pos_embed", posEmbed)] }
     public var children: [(String, any Module)] {
         var out: [(String, any Module)] = [("patch_embed", patchEmbed), ("time_embed", timeEmbed)]
+        if let textEmbed { out.append(("text_embed", textEmbed)) }
         for (i, layer) in layers.enumerated() { out.append(("layers.\(i)", layer)) }
         out.append(("head", head))
         return out
@@ -194,13 +245,19 @@ public final class Router: Module {
 
     /// DiT's initialisation: xavier-uniform Linear weights (the patch embedding's as a flattened matrix) with zero
     /// biases, N(0, 0.02) for the timestep MLP and the CLS token, and zero adaLN modulations (adaLN-Zero: every
-    /// block starts as the identity). The head keeps xavier weights and a unit LayerNorm.
+    /// block starts as the identity). The head keeps xavier weights and a unit LayerNorm. The text MLP and the null
+    /// caption get N(0, 0.02), as DiT's label embedding table.
     public func initializeWeights() throws {
         try withNoGrad {
             try xavierInitLinearsAndPatchEmbed(self, patchWeight: patchEmbed.weight, patchBias: patchEmbed.bias)
             try Init.normal_(timeEmbed.linear1.weight, std: 0.02)
             try Init.normal_(timeEmbed.linear2.weight, std: 0.02)
             try Init.normal_(clsToken, std: 0.02)
+            if let textEmbed, let null = nullTextEmbedding {
+                try Init.normal_((textEmbed[0] as! Linear).weight, std: 0.02)
+                try Init.normal_((textEmbed[2] as! Linear).weight, std: 0.02)
+                try Init.normal_(null, std: 0.02)
+            }
             for layer in layers {
                 let modulation = layer.adaLNModulation[1] as! Linear
                 try Init.zeros_(modulation.weight)
@@ -211,8 +268,10 @@ public final class Router: Module {
 
     /// - x: [B, C, H, W] noisy input x_t, C = inChannels, H = W = inputSize
     /// - t: [B] network time (flow-matching t·1000)
+    /// - text: [B, textDim] pooled caption embeddings (`TextCondition.pooled()`), only for a text-conditioned
+    ///   router; nil there routes every sample unconditionally (the null caption). A text-free router refuses text.
     /// - returns: logits [B, K]
-    public func callAsFunction(x: Tensor, t: Tensor) throws -> Tensor {
+    public func callAsFunction(x: Tensor, t: Tensor, text: Tensor? = nil) throws -> Tensor {
         let c = config
         guard x.rank == 4, x.size(1) == c.inChannels, x.size(2) == c.inputSize, x.size(3) == c.inputSize else {
             throw TorchError("Router expects x of shape [B, \(c.inChannels), \(c.inputSize), \(c.inputSize)], "
@@ -224,13 +283,31 @@ public final class Router: Module {
         }
         let tokens = try patchEmbed(x).flatten(start: 2).transpose(1, 2) + posEmbed  // [B, N, D]
         var h = try Tensor.cat([clsToken.expand([b, 1, c.hiddenSize]), tokens], dim: 1)  // [B, 1 + N, D]
-        let tEmb = try timeEmbed(t)                                                  // [B, D]
+        var tEmb = try timeEmbed(t)                                                  // [B, D]
+        if let textEmbed {
+            tEmb = try tEmb + textEmbed(try caption(text, batch: b))                  // [B, E] → [B, D]
+        } else if text != nil {
+            throw TorchError("this router is text-free (no text_dim); it takes no caption embedding")
+        }
         for layer in layers { h = try layer(h, tEmb: tEmb) }
         return try head(try h.select(1, 0))                                          // [B, D] → [B, K]
     }
 
-    /// p(k | x_t, t): softmax of the logits. x: [B, C, H, W], t: [B] → [B, K]
-    public func probabilities(x: Tensor, t: Tensor) throws -> Tensor {
-        try self(x: x, t: t).softmax(dim: -1)
+    /// The caption input [B, textDim]: `text` checked, or the null caption for every sample when nil.
+    func caption(_ text: Tensor?, batch b: Int) throws -> Tensor {
+        guard let e = config.textDim, let null = nullTextEmbedding else {
+            throw TorchError("this router is text-free (no text_dim); it has no caption input")
+        }
+        guard let text else { return try null.expand([b, e]) }
+        guard text.rank == 2, text.size(0) == b, text.size(1) == e else {
+            throw TorchError("Router expects pooled caption embeddings of shape [\(b), \(e)], got \(text.shape)")
+        }
+        return try text.to(dtype: null.dtype)
+    }
+
+    /// p(k | x_t, t) or, for a text-conditioned router, p(k | x_t, t, c): softmax of the logits.
+    /// x: [B, C, H, W], t: [B], text: [B, textDim] or nil → [B, K]
+    public func probabilities(x: Tensor, t: Tensor, text: Tensor? = nil) throws -> Tensor {
+        try self(x: x, t: t, text: text).softmax(dim: -1)
     }
 }

@@ -1,10 +1,12 @@
 import Foundation
 import ParisRun
 import ParisData
+import ParisModels
 import Torch
 
 /// The router's data: every cluster's shard (the router is the one job that reads all K), each split into a
-/// training part and a held-out part, with the cluster index as the label.
+/// training part and a held-out part, with the cluster index as the label, and each image's caption as its pooled
+/// embedding (`TextCondition.pooled()` of the shard's caption tokens) for a text-conditioned router.
 ///
 /// - Held out: from each shard, the first ⌈fraction·N_k⌉ rows of a permutation drawn from (seed, k) (at least one
 ///   row when the shard has two or more images, and never the whole shard), so the split is the same on every
@@ -26,6 +28,11 @@ public final class RouterDataset {
     /// Held-out images [N_eval, C, H, W] uint8 and labels [N_eval] int64.
     public let heldOutImages: Tensor
     public let heldOutLabels: Tensor
+    /// The pooled embeddings [U, D] float32 of every shard's distinct captions (shard 0's first), and the row of
+    /// each training image's [N_train] and held-out image's [N_eval] caption in it (int64).
+    public let captionEmbeddings: Tensor
+    public let trainCaptions: Tensor
+    public let heldOutCaptions: Tensor
     /// Every shard's info, index k = cluster k.
     public let infos: [ShardInfo]
 
@@ -53,6 +60,7 @@ public final class RouterDataset {
         }
         var infos: [ShardInfo] = [], trainX: [Tensor] = [], trainY: [Tensor] = [], evalX: [Tensor] = []
         var evalY: [Tensor] = [], counts: [(Int, Int)] = []
+        var captionTables: [Tensor] = [], trainC: [Tensor] = [], evalC: [Tensor] = [], captionOffset = 0
         for c in 0..<k {
             let folder = partition.appendingPathComponent(Shard.folderName(cluster: c))
             guard fm.fileExists(atPath: folder.appendingPathComponent(Shard.infoName).path) else {
@@ -79,9 +87,15 @@ public final class RouterDataset {
             let evalRows = perm.prefix(held).sorted(), trainRows = perm.dropFirst(held).sorted()
             trainX.append(try shard.images.indexSelect(dim: 0, index: Tensor(trainRows.map { Int64($0) })))
             trainY.append(try Tensor.full([trainRows.count], Double(c), dtype: .int64))
+            // The shard's distinct captions pooled [U_k, D]; image rows → rows of the joint table.
+            captionTables.append(try TextCondition(tokens: shard.textEmbeddings, mask: shard.textMask).pooled())
+            let captionRow = try shard.captionIndex + captionOffset  // [N_k] int64
+            captionOffset += shard.textEmbeddings.size(0)
+            trainC.append(try captionRow.indexSelect(dim: 0, index: Tensor(trainRows.map { Int64($0) })))
             if held > 0 {
                 evalX.append(try shard.images.indexSelect(dim: 0, index: Tensor(evalRows.map { Int64($0) })))
                 evalY.append(try Tensor.full([held], Double(c), dtype: .int64))
+                evalC.append(try captionRow.indexSelect(dim: 0, index: Tensor(evalRows.map { Int64($0) })))
             }
             counts.append((trainRows.count, held))
             infos.append(info)
@@ -97,12 +111,15 @@ public final class RouterDataset {
         let empty = try Tensor.zeros([0, first.channels, first.imageSize, first.imageSize], dtype: .uint8)
         heldOutImages = try evalX.isEmpty ? empty : Tensor.cat(evalX, dim: 0)
         heldOutLabels = try evalY.isEmpty ? Tensor.zeros([0], dtype: .int64) : Tensor.cat(evalY, dim: 0)
+        captionEmbeddings = try Tensor.cat(captionTables, dim: 0)
+        trainCaptions = try Tensor.cat(trainC, dim: 0)
+        heldOutCaptions = try evalC.isEmpty ? Tensor.zeros([0], dtype: .int64) : Tensor.cat(evalC, dim: 0)
     }
 
     /// The training batch at `cursor` (whole batches only, like `ShardLoader`): images [B, C, H, W] float32 in
-    /// [-1, 1] and labels [B] int64, on `device`, and the cursor after it.
-    public func batch(at cursor: LoaderCursor, size b: Int, seed: UInt64,
-                      device: Device) throws -> (images: Tensor, labels: Tensor, next: LoaderCursor) {
+    /// [-1, 1], labels [B] int64 and pooled captions [B, D] float32, on `device`, and the cursor after it.
+    public func batch(at cursor: LoaderCursor, size b: Int, seed: UInt64, device: Device) throws
+        -> (images: Tensor, labels: Tensor, text: Tensor, next: LoaderCursor) {
         let n = trainCount
         guard b >= 1, b <= n else {
             throw RunError("the router's batch size \(b) does not fit its \(n) training images; lower batch_size")
@@ -118,14 +135,18 @@ public final class RouterDataset {
         let images = try (trainImages.indexSelect(dim: 0, index: rows).to(dtype: .float32) / 127.5 - 1)
             .to(device: device)
         let labels = try trainLabels.indexSelect(dim: 0, index: rows).to(device: device)
-        return (images, labels, next)
+        let text = try captionEmbeddings.indexSelect(dim: 0, index: trainCaptions.indexSelect(dim: 0, index: rows))
+            .to(device: device)  // [B, D]
+        return (images, labels, text, next)
     }
 
-    /// Held-out rows `range` as images [n, C, H, W] float32 in [-1, 1] and labels [n] int64 on `device`.
-    public func heldOut(_ range: Range<Int>, device: Device) throws -> (images: Tensor, labels: Tensor) {
+    /// Held-out rows `range` as images [n, C, H, W] float32 in [-1, 1], labels [n] int64 and pooled captions
+    /// [n, D] float32 on `device`.
+    public func heldOut(_ range: Range<Int>, device: Device) throws -> (images: Tensor, labels: Tensor, text: Tensor) {
         let rows = try Tensor(range.map { Int64($0) })
         let images = try (heldOutImages.indexSelect(dim: 0, index: rows).to(dtype: .float32) / 127.5 - 1)
             .to(device: device)
-        return (images, try heldOutLabels.indexSelect(dim: 0, index: rows).to(device: device))
+        let text = try captionEmbeddings.indexSelect(dim: 0, index: heldOutCaptions.indexSelect(dim: 0, index: rows))
+        return (images, try heldOutLabels.indexSelect(dim: 0, index: rows).to(device: device), try text.to(device: device))
     }
 }

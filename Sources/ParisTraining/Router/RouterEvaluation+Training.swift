@@ -8,12 +8,13 @@ import Torch
 /// What `paris train router` does with `RouterEvaluation` (ParisRun holds the protocol and the file format): it
 /// evaluates on the held-out split of `RouterDataset` and draws the confusion matrix.
 extension RouterEvaluation {
-    /// Evaluates `router` on `data`'s held-out images, with t drawn from `sampling` in the overall pass.
+    /// Evaluates `router` on `data`'s held-out images (and their captions, for a text-conditioned router), with t
+    /// drawn from `sampling` in the overall pass.
     static func evaluate(router: Router, data: RouterDataset, sampling: TimeSampling, samplingName: String,
                          step: Int, seed: UInt64, device: Device, batchSize: Int) throws -> RouterEvaluation {
-        let (images, labels) = try data.heldOut(0..<data.heldOutCount, device: .cpu)
+        let (images, labels, text) = try data.heldOut(0..<data.heldOutCount, device: .cpu)
         return try evaluate(router: router, images: images, clusters: try labels.toArray(as: Int64.self).map { Int($0) },
-                            sampling: sampling, samplingName: samplingName, step: step, seed: seed,
+                            text: text, sampling: sampling, samplingName: samplingName, step: step, seed: seed,
                             batchSize: batchSize, device: device)
     }
 

@@ -29,6 +29,11 @@ public struct RouterTrainOptions {
 /// on the cluster k of x0, where x_t = (1 − t)·x0 + t·ε is drawn from exactly the experts' forward process
 /// (their flow-matching time distribution; see `timeSampling(for:)`), network time t·1000.
 ///
+/// A text-conditioned router (a `-text` preset: `RouterConfig.textDim`) is r(x_t, t, c) with c the image's pooled
+/// caption; each caption is replaced by the router's learned null caption with probability `caption_dropout`
+/// (run.json's router job, default 0.1; `ConditionDropout`, DiT's label dropout), so the router also learns to
+/// route samples that have no prompt.
+///
 /// Reads every shard of the run (`RouterDataset`: natural proportions, a held-out split), writes only `router/`:
 /// `state/` (resumable checkpoints of `model` and `optimizer`), `metrics.jsonl` (with the training accuracy),
 /// `status.json`, `config.json` + `model.safetensors` (`RouterCheckpoint`, at every checkpoint), and at the end
@@ -53,6 +58,7 @@ public final class RouterTrainer: TrainingJob {
     // Built by makeState().
     private var router: Router!
     private var optimizer: AdamW!
+    private var dropout: ConditionDropout!
 
     /// Loads run.json and every shard, and builds the router config; nothing is written yet.
     public init(run folder: URL, options: RouterTrainOptions = .init()) throws {
@@ -66,6 +72,11 @@ public final class RouterTrainer: TrainingJob {
                                  verifyChecksums: options.verifyChecksums)
         config = try ModelFactory.routerConfig(preset: job.model, numExperts: run.numExperts, shardInfo: data.infos[0])
         device = try ModelFactory.device(job.device, job: "router")
+        if config.kind == .textConditioned {
+            do { dropout = try ConditionDropout(probability: job.captionDropout) } catch {
+                throw RunError("router: caption_dropout: \(error)")
+            }
+        }
         guard job.batchSize <= data.trainCount else {
             throw RunError("router: batch_size \(job.batchSize) exceeds the \(data.trainCount) training images "
                 + "(after holding out \(data.heldOutCount)); lower batch_size in run.json")
@@ -119,8 +130,9 @@ public final class RouterTrainer: TrainingJob {
     var folder: URL { layout.router }
     var settings: TrainJobConfig { job }
     var summary: String {
-        "\(job.model) (\(config.parameterCount) parameters), K = \(run.numExperts), \(data.trainCount) training / "
-            + "\(data.heldOutCount) held-out images, t ~ \(samplingNote)"
+        "\(job.model) (\(config.kind), \(config.parameterCount) parameters), K = \(run.numExperts), "
+            + "\(data.trainCount) training / \(data.heldOutCount) held-out images, t ~ \(samplingNote)"
+            + (config.kind == .textConditioned ? ", caption dropout \(job.captionDropout)" : "")
     }
     var outputs: [String] {
         [RouterCheckpoint.configName, RouterCheckpoint.weightsName, RouterEvaluation.jsonName,
@@ -129,6 +141,8 @@ public final class RouterTrainer: TrainingJob {
 
     func configHash() throws -> String {
         struct Shape: Encodable { let router: RouterConfig; let timeSampling: String; let heldOut: Double }
+        // A text-free router's hash is what it was before text-conditioned routers (its config encodes no
+        // text_dim; caption_dropout is in the job, which it ignores, as it always was).
         return try TrainingState.configHash(
             job: job, model: Shape(router: config, timeSampling: samplingNote, heldOut: options.heldOutFraction))
     }
@@ -153,12 +167,17 @@ public final class RouterTrainer: TrainingJob {
 
     func step(_ step: Int, at cursor: LoaderCursor, lr: Double) throws -> StepMetrics {
         let router: Router = self.router
-        let (x0, labels, next) = try data.batch(at: cursor, size: job.batchSize, seed: job.seed, device: device)
+        let (x0, labels, captions, next) = try data.batch(at: cursor, size: job.batchSize, seed: job.seed,
+                                                          device: device)
         let t = try sampling.sample(batch: job.batchSize, device: device)         // [B]
         let noise = try Tensor.randn(x0.shape, device: device)                    // [B, C, H, W]
         let xt = try FlowPath.interpolate(x0: x0, noise: noise, t: t)             // [B, C, H, W]
+        var text: Tensor? = nil                                                    // [B, D]: caption or null caption
+        if let dropout, let null = router.nullTextEmbedding {
+            text = try dropout.apply(to: captions, null: .embedding(null)).condition
+        }
         let logits = try withAutocast(device: device, enabled: job.precision == .bf16 && device.isCUDA) {
-            try router(x: xt, t: FlowPath.networkTime(t))
+            try router(x: xt, t: FlowPath.networkTime(t), text: text)
         }.to(dtype: .float32)                                                      // [B, K]
         let loss = try crossEntropy(logits: logits, target: labels)
         let gradNorm = try descend(loss, optimizer: optimizer, lr: lr, gradClip: job.gradClip)
