@@ -62,6 +62,9 @@ public struct EvalReport: Codable, Sendable {
         enum CodingKeys: String, CodingKey {
             case classes, steps, heldOutAccuracy = "held_out_accuracy", trainImages = "train_images"
         }
+
+        /// Whether its held-out accuracy reaches `threshold`, so that the prompt accuracy it scores means something.
+        public func trustedForPromptAccuracy(_ threshold: Double) -> Bool { heldOutAccuracy >= threshold }
     }
 
     public var run: String
@@ -89,6 +92,8 @@ public struct EvalReport: Codable, Sendable {
     public var routerImages: Int = 0
     public var alignment: AlignmentMatrix?
     public var notes: [String] = []
+    /// The classifier accuracy below which prompt accuracy is withheld (`EvalJob.minClassifierAccuracy`).
+    public var minClassifierAccuracy: Double?
 
     enum CodingKeys: String, CodingKey {
         case run, numExperts = "num_experts", missingExperts = "missing_experts", dataSource = "data_source"
@@ -97,6 +102,7 @@ public struct EvalReport: Codable, Sendable {
         case seed, strategies, classifier, router, routerKind = "router_kind"
         case routerUnconditional = "router_unconditional", comparedRouters = "compared_routers"
         case routerImages = "router_images", alignment, notes
+        case minClassifierAccuracy = "min_classifier_accuracy"
     }
 
     /// Writes report.json, report.md, router.png and alignment.png into `folder`.
@@ -161,8 +167,10 @@ public struct EvalReport: Codable, Sendable {
         md += "## Samples by routing strategy\n\n"
         md += "| strategy or model | samples | FID (vs \(fidReference) real) | FD_classifier | prompt→class accuracy | grid |\n"
         md += "|---|---|---|---|---|---|\n"
+        let withheld = classifier.map { !$0.trustedForPromptAccuracy(minClassifierAccuracy ?? 0) } ?? false
         for s in strategies {
-            md += "| \(s.name) | \(s.samples) | \(f(s.fid)) | \(f(s.classifierFD)) | \(f(s.promptAccuracy, 3)) | "
+            let accuracy = withheld ? "withheld" : f(s.promptAccuracy, 3)
+            md += "| \(s.name) | \(s.samples) | \(f(s.fid)) | \(f(s.classifierFD)) | \(accuracy) | "
                 + "![\(s.name)](\(s.grid)) |\n"
         }
         md += "\nFID: \(InceptionFeatures.name), 2048-d pool3, images upsampled bilinearly to 299×299. With "
@@ -172,7 +180,8 @@ public struct EvalReport: Codable, Sendable {
         if let c = classifier {
             md += "\nFD_classifier and prompt accuracy use a small CNN trained for \(c.steps) steps on "
                 + "\(c.trainImages) images with the dataset's \(c.classes) labels (held-out accuracy "
-                + "\(f(c.heldOutAccuracy, 3))); prompt accuracy is our offline stand-in for CLIP score.\n"
+                + "\(f(c.heldOutAccuracy, 3))); prompt accuracy is our offline stand-in for CLIP score, shown only "
+                + "when that accuracy is at least \(f(minClassifierAccuracy ?? 0))" + (withheld ? " (withheld here)" : "") + ".\n"
             if let folder = classifierFolder { md += "The classifier is `\(folder)`.\n" }
         }
         if !router.isEmpty {

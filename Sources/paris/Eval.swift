@@ -42,6 +42,9 @@ struct Eval: ParsableCommand {
     @Option(number: "Training steps of the dataset classifier (reused from eval/classifier/ when present).")
     var classifierSteps: Int = 300
 
+    @Option(number: "Prompt accuracy is reported only when the classifier's held-out accuracy reaches this (0…1).")
+    var minClassifierAccuracy: Double = EvalJob.defaultMinClassifierAccuracy
+
     @Option(help: "A folder of held-out shards in the run's clusters (default: the partition's held_out/ when it has one, else images of the experts' own shards).")
     var heldOut: String?
 
@@ -71,6 +74,7 @@ struct Eval: ParsableCommand {
                           classifierFolder: classifier.map { URL(fileURLWithPath: $0) }, seed: seed,
                           device: try Device(parsing: device))
         job.compareRouters = compareRouter.map { URL(fileURLWithPath: $0) }
+        job.minClassifierAccuracy = minClassifierAccuracy
         let start = Date()
         let report = try job.run(packageCache: CachePaths.packages, fid: !noFid, log: { print($0) })
         print(String(format: "eval done in %.0f s: %@/report.md (%d strategies, %d samples each, FID reference %d)",

@@ -96,6 +96,25 @@ final class EvalJobTests: XCTestCase {
         for (a, b) in zip(report.router, flipped.router) {
             XCTAssertEqual(a.accuracy + b.accuracy, 1, accuracy: 1e-12, "t=\(a.t)")
         }
+
+        // Prompt accuracy is withheld, by name, when the classifier is below the threshold (here: just above what
+        // this classifier reached); at or under it, it is shown.
+        let reached = try XCTUnwrap(flipped.classifier?.heldOutAccuracy)
+        XCTAssertEqual(flipped.minClassifierAccuracy, EvalJob.defaultMinClassifierAccuracy)
+        var strict = job
+        strict.minClassifierAccuracy = min(1, reached + 0.01)
+        let withheld = try strict.run(inception: nil)
+        if reached < 1 {
+            XCTAssertTrue(withheld.strategies.allSatisfy { $0.promptAccuracy == nil }, "\(withheld.strategies)")
+            XCTAssertTrue(withheld.notes.contains { $0.hasPrefix("Prompt accuracy withheld: the classifier's held-out accuracy") },
+                          "\(withheld.notes)")
+            let md = try String(contentsOf: run.eval.appendingPathComponent("report.md"), encoding: .utf8)
+            XCTAssertTrue(md.contains("| top1 | 4 | – | ") && md.contains(" | withheld | "), md)
+        }
+        strict.minClassifierAccuracy = reached
+        XCTAssertTrue(try strict.run(inception: nil).strategies.allSatisfy { $0.promptAccuracy != nil })
+        strict.minClassifierAccuracy = 1.5
+        assertThrows({ try strict.validate() }, contains: "--min-classifier-accuracy must lie in [0, 1], not 1.5")
     }
 
     /// With the partition's held_out/ shards and a trained monolith: the reference set comes from held_out/, the
