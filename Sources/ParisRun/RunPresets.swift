@@ -26,9 +26,19 @@ public struct RunPreset: Sendable {
         return RunConfig(name: runName, dataset: dataset, numExperts: k, experts: experts, router: r, monolith: monolith)
     }
 
-    public static let all: [RunPreset] = [cpuTiny, cpuSmall, gpuB2]
+    public static let all: [RunPreset] = [cpuDemo, cpuTiny, cpuSmall, gpuB2]
 
-    /// The demo: tiny experts and router on 32×32 pixels, minutes on two CPU cores.
+    /// The demo (`scripts/demo.sh`): the tiny experts of cpu-tiny trained longer on larger batches (1,500 steps of
+    /// 64, each expert a few minutes on one core), a progress line every 25 steps (a few seconds), and the
+    /// text-conditioned router, which reads the prompt as well as x_t and t.
+    public static let cpuDemo = RunPreset(
+        name: "cpu-demo", description: "paris-T/4 experts (1,500 steps of 64) + router-T/4-text, the demo's recipe on a 2-core CPU",
+        expert: TrainJobConfig(model: "paris-T/4", batchSize: 64, steps: 1500, learningRate: 1e-3, warmupSteps: 50,
+                               emaDecay: 0.995, checkpointEvery: 250, sampleEvery: 750, logEvery: 25),
+        router: TrainJobConfig(model: "router-T/4-text", batchSize: 64, steps: 300, learningRate: 1e-3, warmupSteps: 30,
+                               emaDecay: 0, captionDropout: 0.1, checkpointEvery: 100, logEvery: 25))
+
+    /// Tiny experts and router on 32×32 pixels, minutes on two CPU cores.
     public static let cpuTiny = RunPreset(
         name: "cpu-tiny", description: "paris-T/4 experts + router-T/4, 32×32 pixels, 2-core CPU in minutes",
         expert: TrainJobConfig(model: "paris-T/4", batchSize: 32, steps: 1000, learningRate: 1e-3, warmupSteps: 50,
