@@ -57,11 +57,16 @@ enum WebPage {
     const colour = w => { const v = Math.round(255 * (1 - w)); return `rgb(${v},${Math.round(v * 0.9 + 25)},255)`; };
     // weights[step][k] → a K × steps heat map: row k is expert k, column s is step s, darker = more weight.
     function heatmap(canvas, weights, k) {
-      const cell = Math.max(4, Math.min(16, Math.floor(320 / Math.max(1, weights.length))));
-      canvas.width = Math.max(1, weights.length) * cell; canvas.height = k * 14;
+      const cell = Math.max(4, Math.min(16, Math.floor(320 / Math.max(1, weights.length)))), left = 26;
+      canvas.width = left + Math.max(1, weights.length) * cell; canvas.height = k * 14;
       const g = canvas.getContext("2d");
       g.fillStyle = "#fff"; g.fillRect(0, 0, canvas.width, canvas.height);
-      weights.forEach((row, s) => row.forEach((w, e) => { g.fillStyle = colour(w); g.fillRect(s * cell, e * 14, cell, 14); }));
+      g.fillStyle = "#333"; g.font = "10px sans-serif";
+      for (let e = 0; e < k; e++) g.fillText(`e${e}`, 3, e * 14 + 11);
+      weights.forEach((row, s) => row.forEach((w, e) => {
+        g.fillStyle = colour(w); g.fillRect(left + s * cell, e * 14, cell, 14);
+        g.strokeStyle = "#fff"; g.strokeRect(left + s * cell, e * 14, cell, 14);
+      }));
     }
     function summary(weights, k) {
       const totals = new Array(k).fill(0);

@@ -1,6 +1,6 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
+#if canImport(Glibc)
+import Glibc
 #endif
 import XCTest
 
@@ -14,7 +14,6 @@ final class WebDriver {
     let process = Process()
     let port: Int
     var session = ""
-    let urlSession = URLSession(configuration: .ephemeral)
 
     /// Starts chromium-driver on a free loopback port and a headless browser session; skips when either is missing.
     init(width: Int = 1200, height: Int = 900) async throws {
@@ -47,25 +46,35 @@ final class WebDriver {
 
     func quit() async {
         if !session.isEmpty { _ = try? await call("DELETE", "/session/\(session)") }
-        process.terminate()
+        // chromium-driver does not always stop on SIGTERM.
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
-    /// One WebDriver command; returns its `value` (a dictionary; other values under "value").
+    /// One WebDriver command; returns its `value` (a dictionary; other values under "value"). Sent with curl:
+    /// chromium-driver writes headers without a space after the colon, which FoundationNetworking's URLSession
+    /// refuses ("Failed writing header").
     @discardableResult
     func call(_ method: String, _ path: String, _ body: [String: Any]? = nil) async throws -> [String: Any] {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-        request.httpMethod = method
-        request.timeoutInterval = 120
-        if let body {
-            request.httpBody = try JSONSerialization.data(withJSONObject: body)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "--max-time", "120", "-X", method, "-H", "Content-Type: application/json"]
+            + (body == nil ? [] : ["--data-binary", "@-"]) + ["http://127.0.0.1:\(port)\(path)"]
+        let input = Pipe(), output = Pipe()
+        curl.standardInput = input
+        curl.standardOutput = output
+        try curl.run()
+        if let body { input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: body)) }
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        curl.waitUntilExit()
+        guard curl.terminationStatus == 0 else {
+            throw WebDriverError(description: "curl \(method) \(path) exited \(curl.terminationStatus)")
         }
-        let (data, _) = try await urlSession.data(for: request)
         let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
         if let value = object["value"] as? [String: Any] {
             if let error = value["error"] as? String {
-                throw XCTSkip("WebDriver \(method) \(path): \(error): \(value["message"] ?? "")")
+                throw WebDriverError(description: "WebDriver \(method) \(path): \(error): \(value["message"] ?? "")")
             }
             return value.merging(object.filter { $0.key == "sessionId" }) { a, _ in a }
         }
@@ -116,4 +125,9 @@ final class WebDriver {
         let value = try await call("POST", "/session/\(session)/se/log", ["type": "browser"])["value"]
         return (value as? [[String: Any]] ?? []).map { ("\($0["level"] ?? "")", "\($0["message"] ?? "")") }
     }
+}
+
+/// A WebDriver command that failed: what was asked and what the driver said.
+struct WebDriverError: Error, CustomStringConvertible {
+    let description: String
 }
