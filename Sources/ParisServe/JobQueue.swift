@@ -196,7 +196,11 @@ public final class JobQueue: @unchecked Sendable {
         let event: [String: Any] = [
             "iteration": iteration, "step": step, "steps": steps, "done_steps": job.doneSteps,
             "total_steps": job.totalSteps,
-            "routing": routing.map { r in ["t": r.t, "weights": r.weights, "experts": r.experts] as [String: Any] },
+            "routing": routing.map { r in
+                var entry: [String: Any] = ["t": r.t, "weights": r.weights, "experts": r.experts]
+                if let p = r.probabilities { entry["probabilities"] = p }
+                return entry
+            },
         ]
         publish(job, JobEvent(name: "progress", data: JSONText.serialize(event)))
         return !job.cancel

@@ -114,6 +114,8 @@ final class ServeAPITests: XCTestCase {
             let weights = try XCTUnwrap(routing.first?["weights"] as? [[Double]])
             XCTAssertEqual(weights.count, 2)  // one row per image of the batch
             for row in weights { XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-9) }
+            let probabilities = try XCTUnwrap(routing.first?["probabilities"] as? [[Double]])
+            XCTAssertEqual(probabilities.map(\.count), [2, 2])  // the router's p(k | x_t, t) per image
         }
         // A finished job cannot be cancelled; an unknown one is 404 naming the id.
         let late = try await live.call("DELETE", "/v1/jobs/\(id)")
