@@ -36,11 +36,14 @@ let package = Package(
         .library(name: "ParisEval", targets: ["ParisEval"]),
         .library(name: "ParisLaunch", targets: ["ParisLaunch"]),
         .library(name: "ParisTools", targets: ["ParisTools"]),
+        .library(name: "ParisServe", targets: ["ParisServe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // SHA-256 for the shard checksums (BoringSSL-backed), and Ed25519 for signed contributions.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // `paris serve`: the HTTP server (SwiftNIO underneath).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(
@@ -102,12 +105,16 @@ let package = Package(
         .target(name: "ParisLaunch", dependencies: ["Torch", "ParisRun"]),
         // The small diagnostic commands: doctor's runtime report, inspect's checkpoint summary.
         .target(name: "ParisTools", dependencies: ["Torch"]),
+        // `paris serve`: the run's mixture behind an HTTP API (AUTOMATIC1111 txt2img, jobs, events) and a web page.
+        .target(name: "ParisServe",
+                dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisRun", "ParisEnsemble",
+                               .product(name: "Hummingbird", package: "hummingbird")]),
         .executableTarget(
             name: "paris",
             dependencies: [
                 "Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData", "ParisRun", "ParisTraining",
                 "ParisLaunch", "ParisTools",
-                "ParisEnsemble", "ParisEval",
+                "ParisEnsemble", "ParisEval", "ParisServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -151,6 +158,11 @@ let package = Package(
         .testTarget(
             name: "ParisRunTests",
             dependencies: ["ParisRun", "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport", "ParisRunTestSupport"]
+        ),
+        .testTarget(
+            name: "ParisServeTests",
+            dependencies: ["ParisServe", "ParisEnsemble", "ParisRun", "ParisImage", "ParisDiffusion", "Torch",
+                           "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(name: "ParisToolsTests", dependencies: ["ParisTools", "Torch"]),
         .testTarget(

@@ -5,6 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The web page test (ParisServeTests.ServeWebUITests) drives Debian's headless Chromium through chromium-driver.
+ui_missing=()
+for p in chromium chromium-driver; do dpkg -s "$p" >/dev/null 2>&1 || ui_missing+=("$p"); done
+if [ ${#ui_missing[@]} -gt 0 ]; then
+    echo "[test] installing Debian packages for the web page test: ${ui_missing[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${ui_missing[@]}" >/dev/null
+fi
 # The small numpy / safetensors / Pillow venv through which the interop tests have Python read the files we write.
 PARIS_INTEROP_PYTHON="$(scripts/interop-venv.sh)"
 export PARIS_INTEROP_PYTHON

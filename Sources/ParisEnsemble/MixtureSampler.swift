@@ -84,9 +84,13 @@ public struct MixtureSampler {
     /// Samples x(0) from `noise` [B, C, H, W] with the mixture. `text`: B prompts (nil: unconditional);
     /// `oracle`: B clusters for the oracle strategy; `routingSeed`: seeds `sample1`'s draws. A NaN or ∞ from the
     /// router or an expert at any step throws `NonFiniteError` (who, at which t and step, and why).
+    /// `onStep` (for `paris serve`'s live view) gets, after each step, its 1-based number, the step count and the
+    /// routing entries of that step (two with Heun); an error it throws stops sampling and is rethrown (cancel).
     public func sample(_ mixture: MixtureOfExperts, noise: Tensor, text: TextCondition?, prompts: [String]? = nil,
                        seeds: [UInt64] = [], oracle: [Int]? = nil, routingSeed: UInt64 = 0,
-                       progress: ((Int, Int) -> Void)? = nil) throws -> (images: Tensor, trace: RoutingTrace) {
+                       progress: ((Int, Int) -> Void)? = nil,
+                       onStep: ((Int, Int, [StepRouting]) throws -> Void)? = nil)
+        throws -> (images: Tensor, trace: RoutingTrace) {
         let available = mixture.members.map { $0 != nil }
         let routing = try RoutingWeights(strategy: strategy, available: available)
         if strategy.needsRouter && mixture.router == nil {
@@ -99,13 +103,18 @@ public struct MixtureSampler {
         }
         var generator = SplitMix64(seed: routingSeed)
         var steps: [StepRouting] = []  // one entry per model evaluation (Heun: two per step)
+        var reported = 0               // the entries already handed to `onStep`
         let b = noise.size(0)
         let x = try config.solver.integrate(noise, times: config.times(), velocity: { x, t in
             let (v, r) = try mixture.velocity(x: x, t: t, text: text, guidance: config.guidanceScale,
                                               routing: routing, oracle: oracle, generator: &generator)
             steps.append(r)
             return v
-        }, progress: progress.map { report in { (p: SamplerProgress) in report(p.step + 1, p.steps) } })
+        }, progress: progress == nil && onStep == nil ? nil : { (p: SamplerProgress) in
+            progress?(p.step + 1, p.steps)
+            try onStep?(p.step + 1, p.steps, Array(steps[reported...]))
+            reported = steps.count
+        })
         var trace = RoutingTrace(strategy: strategy, guidanceScale: config.guidanceScale, solver: config.solver,
                                  numExperts: mixture.numExperts, missingExperts: mixture.missing,
                                  prompts: prompts ?? Array(repeating: "", count: b), seeds: seeds, steps: steps)

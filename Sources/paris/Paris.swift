@@ -10,7 +10,8 @@ struct Paris: ParsableCommand {
         abstract: "Decentralized diffusion training: isolated experts, a router, and their mixture.",
         version: "0.1.0",
         subcommands: [Doctor.self, Inspect.self, Convert.self, Models.self, DataCommand.self, RunCommand.self,
-                      TrainCommand.self, Launch.self, PartitionCommand.self, Sample.self, Eval.self, Status.self]
+                      TrainCommand.self, Launch.self, PartitionCommand.self, Sample.self, Serve.self, Eval.self,
+                      Status.self]
     )
 
     /// Line-buffered stdout, so progress reaches a log file (a Slurm job's output, `launch/logs/`) as it happens

@@ -1,0 +1,105 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ParisEnsemble
+import ParisRun
+import Torch
+
+/// Where and how `paris serve` listens. Binds 127.0.0.1 by default: serving other machines is a choice.
+public struct ServeOptions: Sendable, Equatable {
+    public var host: String
+    /// The TCP port; 0 asks the system for a free one (tests), reported through `ParisServer.run(onRunning:)`.
+    public var port: Int
+    public var limits: ServeLimits
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, limits: ServeLimits = .standard) {
+        self.host = host
+        self.port = port
+        self.limits = limits
+    }
+}
+
+/// `paris serve`: the run's mixture, loaded once (`MixtureEngine`), behind Hummingbird 2. One worker thread
+/// samples the queued jobs (`JobQueue`); the event loop only parses, queues and answers, so `/healthz` and
+/// `/sdapi/v1/progress` answer while an image is being sampled. Routes: `ServeRoutes.swift`; docs/serving.md.
+public final class ParisServer: Sendable {
+    public let engine: MixtureEngine
+    public let queue: JobQueue
+    public let metrics: ServeMetrics
+    public let options: ServeOptions
+    let started = Date()
+
+    public init(engine: MixtureEngine, options: ServeOptions = ServeOptions()) throws {
+        try options.limits.validate()
+        guard (0...65535).contains(options.port) else {
+            throw APIError(500, field: "port", "the port must be within 0…65535, not \(options.port)")
+        }
+        self.engine = engine
+        self.options = options
+        self.metrics = ServeMetrics(numExperts: engine.numExperts)
+        self.queue = JobQueue(engine: engine, limits: options.limits, metrics: metrics)
+    }
+
+    /// Serves until the calling task is cancelled (or, with `signals`, until SIGINT/SIGTERM). `onRunning` gets the
+    /// bound port once the server listens.
+    public func run(handleSignals: Bool = false, onRunning: @escaping @Sendable (Int) -> Void = { _ in })
+        async throws {
+        queue.start()
+        defer { queue.stop() }
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "paris"),
+            onServerRunning: { channel in onRunning(channel.localAddress?.port ?? 0) },
+            logger: {
+                var logger = Logger(label: "paris-serve")
+                logger.logLevel = .warning
+                return logger
+            }())
+        if handleSignals { try await app.runService() } else { try await app.run() }
+    }
+
+    /// The uptime, the mixture and the queue, for `/healthz`.
+    func health() -> [String: Any] {
+        ["status": "ok", "uptime_seconds": Date().timeIntervalSince(started), "num_experts": engine.numExperts,
+         "missing_experts": engine.loaded.mixture.missing, "image_size": engine.imageSize,
+         "queue_depth": queue.depth, "max_queued_jobs": options.limits.maxQueuedJobs]
+    }
+}
+
+/// The library entry of `paris serve --run R`: loads the mixture and serves it until SIGINT/SIGTERM.
+public enum ServeJob {
+    /// With the MiniLM prompt encoder from the package cache `cache`; blocks the calling thread (the CLI's
+    /// synchronous `run()`) until the server stops.
+    public static func run(run: RunLayout, device: Device, options: ServeOptions, packageCache cache: URL,
+                           log: @escaping @Sendable (String) -> Void) throws {
+        let encode = try PromptEncoding.miniLM(cache: cache, device: device, log: log)
+        let done = DispatchSemaphore(value: 0)
+        let failure = ErrorBox()
+        let task = Task.detached { [encode] in
+            do { try await self.run(run: run, device: device, options: options, encode: encode, log: log) } catch {
+                failure.error = error
+            }
+            done.signal()
+        }
+        done.wait()
+        _ = task
+        if let error = failure.error { throw error }
+    }
+
+    /// With an injected prompt encoder (tests pass `TinyRun.encoder`).
+    public static func run(run: RunLayout, device: Device, options: ServeOptions, encode: @escaping PromptEncoder,
+                           log: @escaping @Sendable (String) -> Void) async throws {
+        let engine = try MixtureEngine(run: run, device: device, encode: encode, log: log)
+        let server = try ParisServer(engine: engine, options: options)
+        try await server.run(handleSignals: true) { port in
+            log("serving \(run.root.path) (\(engine.numExperts) experts, \(engine.imageSize)×\(engine.imageSize)) "
+                + "at http://\(options.host):\(port)/")
+        }
+    }
+}
+
+/// The error of a detached task, handed back to the thread that waited for it.
+final class ErrorBox: @unchecked Sendable {
+    var error: (any Error)?
+}
