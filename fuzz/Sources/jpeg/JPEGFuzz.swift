@@ -10,6 +10,6 @@ public func fuzzJPEG(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let soi: [UInt8] = [0xFF, 0xD8, 0xFF]
     let bytes = FuzzInput.bytes(data, size)
     let url = FuzzInput.file(soi + bytes.dropFirst(bytes.starts(with: soi) ? 3 : 0), named: "input.jpg")
-    _ = try? Image(contentsOf: url, alpha: .composite(.white))
+    _ = try? Image(contentsOf: url, alpha: .composite(over: .white))
     return 0
 }

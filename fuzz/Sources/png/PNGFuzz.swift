@@ -11,6 +11,6 @@ public func fuzzPNG(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = FuzzInput.bytes(data, size)
     let url = FuzzInput.file(signature + bytes.dropFirst(bytes.starts(with: signature) ? 8 : 0), named: "input.png")
     _ = try? Image(contentsOf: url)
-    _ = try? Image(contentsOf: url, alpha: .composite(.white))
+    _ = try? Image(contentsOf: url, alpha: .composite(over: .white))
     return 0
 }
