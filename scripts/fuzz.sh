@@ -67,9 +67,10 @@ for t in "${targets[@]}"; do
     log="$work/fuzz.log"
     say "$t: ${seconds} s on $(ls "$work/corpus" | wc -l) seed inputs (log: $log)"
     rc=0
+    # SWIFT_BACKTRACE=enable=no: a Swift trap goes straight to libFuzzer's handler, which saves the input.
     # -rss_limit_mb / -malloc_limit_mb: using more than 2 GB is a finding (an input that allocates what it declares).
     # -timeout: one input taking more than 10 s is a hang. The corpus copy comes first, so new inputs go there.
-    "fuzz/.build/release/fuzz-$t" "$work/corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    SWIFT_BACKTRACE=enable=no "fuzz/.build/release/fuzz-$t" "$work/corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -malloc_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/crashes/" >"$log" 2>&1 || rc=$?
     runs="$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | tail -1 | awk '{print $2}')"
     [ -n "$runs" ] || runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | awk '{print $2}')"
