@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harnesses (the separate package fuzz/, with -sanitize=fuzzer) and runs each target for a while
-# on a copy of its committed seed corpus (fuzz/corpus/<target>/). New inputs and crash files go to a scratch folder,
-# never into the repository. Prints, per target, the executions and any crash file; exits non-zero if a target
-# crashed, hung, ran out of memory or could not run. CI (scripts/test.sh) runs it with --time 30 after the tests.
-# Usage: scripts/fuzz.sh [--time SECONDS] [--scratch DIR] [TARGET...]
+# Builds the libFuzzer harnesses (the separate package fuzz/, with -sanitize=fuzzer and AddressSanitizer) and runs
+# each target for a while on a copy of its committed seed corpus (fuzz/corpus/<target>/). New inputs and crash files
+# go to a scratch folder, never into the repository. Prints, per target, the executions and any crash file; exits
+# non-zero if a target crashed, hung, ran out of memory or could not run. CI (scripts/test.sh) runs it with --time 30.
+# Usage: scripts/fuzz.sh [--time SECONDS] [--scratch DIR] [--no-asan] [TARGET...]
 #   --time SECONDS  how long each target runs (default 30)
 #   --scratch DIR   where the corpus copies, logs and crash files go (default: a new folder under $TMPDIR, kept)
+#   --no-asan       libFuzzer alone, without AddressSanitizer (builds in fuzz/.build/plain instead of .build/asan)
 #   TARGET          safetensors pickle png jpeg tar config wordpiece clip (default: all, one after another)
-# Rerun one crash: fuzz/.build/release/fuzz-<target> <crash file>. See docs/reliability.md, "Fuzzing".
+# Rerun one crash: fuzz/.build/asan/release/fuzz-<target> <crash file>. See docs/reliability.md, "Fuzzing".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ALL=(safetensors pickle png jpeg tar config wordpiece clip)
 seconds=30
 scratch=""
+asan=1
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --time) seconds="${2:?--time needs a number of seconds}"; shift 2 ;;
         --scratch) scratch="${2:?--scratch needs a folder}"; shift 2 ;;
-        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --no-asan) asan=0; shift ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "fuzz.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *)
             [[ " ${ALL[*]} " == *" $1 "* ]] || { echo "fuzz.sh: unknown target '$1' (targets: ${ALL[*]})" >&2; exit 2; }
@@ -40,16 +43,22 @@ if ! ls "$toolchain"/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&
     exit 1
 fi
 
-say "building fuzz/ (release, -sanitize=fuzzer): ${targets[*]}"
+# AddressSanitizer instruments our Swift and C/C++ code (CTorch's unpickler, the codec wrappers); libtorch, libpng
+# and libjpeg are the system's uninstrumented libraries, whose allocations ASan still tracks.
+sanitizers=(--sanitize=fuzzer)
+build_dir=fuzz/.build/plain
+if [ "$asan" = 1 ]; then sanitizers+=(--sanitize=address); build_dir=fuzz/.build/asan; fi
+bin="$build_dir/release"
+say "building fuzz/ (release, ${sanitizers[*]}) in $build_dir: ${targets[*]}"
 build_start=$SECONDS
-build() { swift build --package-path fuzz -c release --sanitize=fuzzer "$@"; }
+build() { swift build --package-path fuzz --scratch-path "$build_dir" -c release "${sanitizers[@]}" "$@"; }
 if [ ${#targets[@]} -eq ${#ALL[@]} ]; then
     build
 else
     for t in "${targets[@]}"; do build --product "fuzz-$t"; done  # `swift build` takes one --product
 fi
 for t in "${targets[@]}"; do
-    [ -x "fuzz/.build/release/fuzz-$t" ] || { echo "fuzz.sh: building fuzz-$t failed" >&2; exit 1; }
+    [ -x "$bin/fuzz-$t" ] || { echo "fuzz.sh: building fuzz-$t failed" >&2; exit 1; }
 done
 say "built in $((SECONDS - build_start)) s"
 
@@ -68,9 +77,12 @@ for t in "${targets[@]}"; do
     say "$t: ${seconds} s on $(ls "$work/corpus" | wc -l) seed inputs (log: $log)"
     rc=0
     # SWIFT_BACKTRACE=enable=no: a Swift trap goes straight to libFuzzer's handler, which saves the input.
+    # allocator_may_return_null: an allocation that fails returns NULL, as glibc's does (libtorch then throws);
+    # -malloc_limit_mb still reports any single allocation over 2 GB.
     # -rss_limit_mb / -malloc_limit_mb: using more than 2 GB is a finding (an input that allocates what it declares).
     # -timeout: one input taking more than 10 s is a hang. The corpus copy comes first, so new inputs go there.
-    SWIFT_BACKTRACE=enable=no "fuzz/.build/release/fuzz-$t" "$work/corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="allocator_may_return_null=1:${ASAN_OPTIONS:-}" \
+        "$bin/fuzz-$t" "$work/corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -malloc_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/crashes/" >"$log" 2>&1 || rc=$?
     runs="$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | tail -1 | awk '{print $2}')"
     [ -n "$runs" ] || runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | awk '{print $2}')"
@@ -90,7 +102,7 @@ done
 say "summary"
 for line in "${summary[@]}"; do echo "  $line"; done
 if [ ${#failed[@]} -gt 0 ]; then
-    echo "fuzz.sh: ${#failed[@]} target(s) failed: ${failed[*]}. Reproduce with fuzz/.build/release/fuzz-<target>" \
+    echo "fuzz.sh: ${#failed[@]} target(s) failed: ${failed[*]}. Reproduce with $bin/fuzz-<target>" \
         "<crash file>; fix the parser, add a regression test, and copy the file into fuzz/corpus/<target>/." >&2
     exit 1
 fi
