@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -672,13 +673,21 @@ struct ZipStorages : StorageSource {
     }
 };
 
-// Legacy files: storages are allocated when the object pickle names them and filled from the trailing data.
+// Legacy files: storages are allocated when the object pickle names them and filled from the trailing data, which
+// the file must hold: a storage larger than the whole file is refused before it is allocated (a 200-byte file could
+// otherwise make a 4 GB allocation).
 struct LegacyStorages : StorageSource {
     std::map<std::string, Ref> cache;
+    uint64_t file_size;
+    explicit LegacyStorages(uint64_t file_size) : file_size(file_size) {}
     Ref load(const std::string &key, at::ScalarType dtype, int64_t numel) override {
         auto it = cache.find(key);
         if (it != cache.end()) return it->second;
         if (numel > (int64_t(1) << 40)) fail("a storage claims " + std::to_string(numel) + " elements (corrupt file?)");
+        uint64_t nbytes = static_cast<uint64_t>(numel) * c10::elementSize(dtype);
+        if (nbytes > file_size)
+            fail("storage " + key + " claims " + std::to_string(nbytes) + " bytes, more than the whole file (" +
+                 std::to_string(file_size) + " bytes) holds (truncated or corrupt file?)");
         auto r = make(K::Storage);
         r->storage = c10::Storage(c10::Storage::use_byte_size_t(), static_cast<size_t>(numel) * c10::elementSize(dtype),
                                   at::getCPUAllocator(), false);
@@ -721,7 +730,10 @@ Ref load_legacy(const std::string &path, std::set<std::string> &globals) {
         for (size_t j = 0; j < sys->a.size(); j++)
             if (sys->a[j]->k == K::Str && sys->a[j]->s == "little_endian" && sys->v[j]->k == K::Bool && !sys->v[j]->b)
                 fail("the checkpoint was saved on a big-endian machine, which is not supported");
-    LegacyStorages storages;
+    std::error_code size_error;
+    uint64_t file_size = std::filesystem::file_size(path, size_error);
+    if (size_error) fail("cannot read the file's size: " + size_error.message());
+    LegacyStorages storages(file_size);
     Ref root = unpickle(in, &storages, &globals);
     Ref keys = unpickle(in, nullptr, &globals);
     if (keys->k != K::List) fail("the storage key list is missing (truncated file?)");

@@ -3,8 +3,8 @@ import XCTest
 
 @testable import Torch
 
-/// Legacy-format torch.save files written opcode by opcode, whose containers are shared, cyclic or deep: the
-/// shapes a pickle's memo allows and a fuzzer reaches (fuzz/, docs/reliability.md). Each must load or fail with a
+/// Legacy-format torch.save files written opcode by opcode, whose containers are shared, cyclic or deep, or whose
+/// storage is larger than the file: the shapes a pickle's memo allows and a fuzzer reaches (fuzz/, docs/reliability.md). Each must load or fail with a
 /// `TorchError` in bounded time and stack, never hang or crash.
 final class PickleStructureTests: XCTestCase {
     /// The pickles every legacy file starts with: torch's magic number, protocol 1001, the system info.
@@ -23,10 +23,16 @@ final class PickleStructureTests: XCTestCase {
         return [0x58] + withUnsafeBytes(of: UInt32(b.count).littleEndian, Array.init) + b
     }
 
-    /// `torch._utils._rebuild_tensor_v2(storage '0' of one float, 0, (1,), (1,), False)`.
-    private static let tensor: [UInt8] = Array("ctorch._utils\n_rebuild_tensor_v2\n(".utf8)
-        + [0x28] + str("storage") + Array("ctorch\nFloatStorage\n".utf8) + str("0") + str("cpu") + [0x4B, 1, 0x74, 0x51]
-        + [0x4B, 0, 0x4B, 1, 0x85, 0x4B, 1, 0x85, 0x89, 0x74, 0x52]
+    /// `torch._utils._rebuild_tensor_v2(storage '0' of `numel` floats, 0, (numel,), (1,), False)`.
+    private static func tensor(numel: Int32) -> [UInt8] {
+        let n = [0x4A] + withUnsafeBytes(of: numel.littleEndian, Array.init)  // BININT
+        return Array("ctorch._utils\n_rebuild_tensor_v2\n(".utf8)
+            + [0x28] + str("storage") + Array("ctorch\nFloatStorage\n".utf8) + str("0") + str("cpu") + n + [0x74, 0x51]
+            + [0x4B, 0] + n + [0x85, 0x4B, 1, 0x85, 0x89, 0x74, 0x52]
+    }
+
+    /// A tensor of one float.
+    private static let tensor = tensor(numel: 1)
 
     /// A legacy file whose object pickle is `root` (protocol 2 opcodes, without PROTO and STOP); `withStorage`
     /// appends storage '0' (one float, 1.5) after it.
@@ -88,6 +94,19 @@ final class PickleStructureTests: XCTestCase {
         XCTAssertThrowsError(try PyTorchCheckpoint.open(try write(loop, withStorage: true, "loop.pt"))) { error in
             let message = (error as? TorchError)?.message ?? "\(error)"
             XCTAssertTrue(message.contains("nests containers deeper than 256 levels"), message)
+        }
+    }
+
+    func testAStorageLargerThanTheFileIsRefusedBeforeItIsAllocated() throws {
+        // A 173-byte file declaring a storage of 2^30 floats: the 4 GB were allocated before the data was read.
+        var bytes = Self.header + [0x80, 0x02] + Self.tensor(numel: 1 << 30) + [0x2E]
+        bytes += [0x80, 0x02, 0x5D] + Self.str("0") + [0x61, 0x2E] + withUnsafeBytes(of: Int64(1 << 30).littleEndian, Array.init)
+        let url = try temporaryFolder(self).appendingPathComponent("huge.pt")
+        try Data(bytes).write(to: url)
+        XCTAssertThrowsError(try PyTorchCheckpoint.open(url)) { error in
+            let message = (error as? TorchError)?.message ?? "\(error)"
+            XCTAssertTrue(message.contains("storage 0 claims 4294967296 bytes, more than the whole file (173 bytes)"),
+                          message)
         }
     }
 
