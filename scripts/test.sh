@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh and scripts/interop-venv.sh) and runs the whole test suite. This is what CI
-# runs (.ci/run).
+# Sets everything up (scripts/setup.sh and scripts/interop-venv.sh) and runs the whole test suite, then, as a
+# regression, each fuzz target for 30 s on its committed corpus (scripts/fuzz.sh; skipped when arguments narrow the
+# tests). This is what CI runs (.ci/run).
 # Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter SafeTensorsTests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +22,7 @@ echo "[test] interop tests use PARIS_INTEROP_PYTHON=$PARIS_INTEROP_PYTHON"
 echo "[test] building (debug) and running the tests"
 swift build --build-tests
 swift test --skip-build --disable-swift-testing "$@"
+if [ $# -eq 0 ]; then
+    echo "[test] fuzzing each parser for 30 s on its committed corpus (scripts/fuzz.sh)"
+    scripts/fuzz.sh --time 30
+fi

@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -60,7 +61,32 @@ struct Obj {
     explicit Obj(K k) : k(k) {}
 };
 
-Ref make(K k) { return std::make_shared<Obj>(k); }
+// Every value one load makes, kept until the load ends and then torn down without recursion. A pickle can build a
+// reference cycle (a list memoised, fetched back and appended to itself), which shared_ptr alone would leak, and a
+// chain 100,000 lists deep, whose recursive destruction would overflow the stack. The arena holds a reference to
+// every value; on leaving it clears every value's children first, so no destructor ever recurses into a child.
+struct Arena {
+    std::vector<Ref> all;
+    Arena *outer;
+    static thread_local Arena *current;
+    Arena() : outer(current) { current = this; }
+    ~Arena() {
+        current = outer;
+        for (auto &r : all) {
+            r->a.clear();
+            r->v.clear();
+        }
+    }
+    Arena(const Arena &) = delete;
+    Arena &operator=(const Arena &) = delete;
+};
+thread_local Arena *Arena::current = nullptr;
+
+Ref make(K k) {
+    auto r = std::make_shared<Obj>(k);
+    if (Arena::current) Arena::current->all.push_back(r);
+    return r;
+}
 Ref make_int(int64_t i) { auto r = make(K::Int); r->i = i; return r; }
 Ref make_str(std::string s, K k = K::Str) { auto r = make(k); r->s = std::move(s); return r; }
 Ref make_bool(bool b) { auto r = make(K::Bool); r->b = b; return r; }
@@ -87,7 +113,8 @@ std::string kind_name(const Obj &o) {
 }
 
 // The key of a dict entry as a name part.
-std::string key_name(const Obj &k) {
+std::string key_name(const Obj &k, int depth = 0) {
+    if (depth > 256) fail("the checkpoint has a dict key of tuples nested deeper than 256 levels");
     switch (k.k) {
     case K::Str: return k.s;
     case K::Int: return std::to_string(k.i);
@@ -95,7 +122,7 @@ std::string key_name(const Obj &k) {
     case K::None: return "None";
     case K::Tuple: {
         std::string r;
-        for (size_t j = 0; j < k.a.size(); j++) r += (j ? "_" : "") + key_name(*k.a[j]);
+        for (size_t j = 0; j < k.a.size(); j++) r += (j ? "_" : "") + key_name(*k.a[j], depth + 1);
         return r;
     }
     default: return "<" + kind_name(k) + ">";
@@ -646,13 +673,21 @@ struct ZipStorages : StorageSource {
     }
 };
 
-// Legacy files: storages are allocated when the object pickle names them and filled from the trailing data.
+// Legacy files: storages are allocated when the object pickle names them and filled from the trailing data, which
+// the file must hold: a storage larger than the whole file is refused before it is allocated (a 200-byte file could
+// otherwise make a 4 GB allocation).
 struct LegacyStorages : StorageSource {
     std::map<std::string, Ref> cache;
+    uint64_t file_size;
+    explicit LegacyStorages(uint64_t file_size) : file_size(file_size) {}
     Ref load(const std::string &key, at::ScalarType dtype, int64_t numel) override {
         auto it = cache.find(key);
         if (it != cache.end()) return it->second;
         if (numel > (int64_t(1) << 40)) fail("a storage claims " + std::to_string(numel) + " elements (corrupt file?)");
+        uint64_t nbytes = static_cast<uint64_t>(numel) * c10::elementSize(dtype);
+        if (nbytes > file_size)
+            fail("storage " + key + " claims " + std::to_string(nbytes) + " bytes, more than the whole file (" +
+                 std::to_string(file_size) + " bytes) holds (truncated or corrupt file?)");
         auto r = make(K::Storage);
         r->storage = c10::Storage(c10::Storage::use_byte_size_t(), static_cast<size_t>(numel) * c10::elementSize(dtype),
                                   at::getCPUAllocator(), false);
@@ -695,7 +730,10 @@ Ref load_legacy(const std::string &path, std::set<std::string> &globals) {
         for (size_t j = 0; j < sys->a.size(); j++)
             if (sys->a[j]->k == K::Str && sys->a[j]->s == "little_endian" && sys->v[j]->k == K::Bool && !sys->v[j]->b)
                 fail("the checkpoint was saved on a big-endian machine, which is not supported");
-    LegacyStorages storages;
+    std::error_code size_error;
+    uint64_t file_size = std::filesystem::file_size(path, size_error);
+    if (size_error) fail("cannot read the file's size: " + size_error.message());
+    LegacyStorages storages(file_size);
     Ref root = unpickle(in, &storages, &globals);
     Ref keys = unpickle(in, nullptr, &globals);
     if (keys->k != K::List) fail("the storage key list is missing (truncated file?)");
@@ -716,17 +754,49 @@ Ref load_legacy(const std::string &path, std::set<std::string> &globals) {
 
 // ---- flattening ----
 
+// The flattened checkpoint. Containers may be shared (tied weights: one tensor under two names) and even cyclic,
+// so the walk is bounded: whether a value holds a tensor is computed once per value, and the walk gives up after
+// `max_visits` steps instead of unrolling a DAG of 60 shared levels into 2^60 names.
 struct Found {
     std::vector<std::pair<std::string, at::Tensor>> tensors;
     std::vector<std::string> skipped;  // "name: description"
+    std::unordered_map<const Obj *, bool> holds_tensor;
+    size_t visits = 0;
+    static constexpr size_t max_visits = 1000000;
 };
 
-bool has_tensor(const Obj &o, int depth = 0) {
-    if (depth > 256) return false;
+// Whether `o` holds a tensor at any depth (a value being examined counts as holding none, which ends cycles).
+bool has_tensor(const Obj &o, Found &found) {
     if (o.k == K::Tensor) return true;
-    for (auto &x : o.a) if (has_tensor(*x, depth + 1)) return true;
-    for (auto &x : o.v) if (has_tensor(*x, depth + 1)) return true;
-    return false;
+    if (o.a.empty() && o.v.empty()) return false;
+    auto it = found.holds_tensor.find(&o);
+    if (it != found.holds_tensor.end()) return it->second;
+    // Iterative post-order walk, so that a deep chain cannot overflow the stack.
+    std::vector<std::pair<const Obj *, size_t>> todo{{&o, 0}};
+    found.holds_tensor[&o] = false;
+    while (!todo.empty()) {
+        auto &[x, next] = todo.back();
+        size_t n = x->a.size() + x->v.size();
+        if (next < n) {
+            const Obj *child = (next < x->a.size() ? x->a[next] : x->v[next - x->a.size()]).get();
+            next++;
+            if (child->k == K::Tensor) {
+                found.holds_tensor[x] = true;
+                next = n;
+            } else if (!found.holds_tensor.count(child)) {
+                found.holds_tensor[child] = false;
+                todo.push_back({child, 0});
+            } else if (found.holds_tensor[child]) {
+                found.holds_tensor[x] = true;
+                next = n;
+            }
+            continue;
+        }
+        bool holds = found.holds_tensor[x];
+        todo.pop_back();
+        if (holds && !todo.empty()) found.holds_tensor[todo.back().first] = true;
+    }
+    return found.holds_tensor[&o];
 }
 
 std::string describe(const Obj &o) {
@@ -752,11 +822,14 @@ void collect(const Ref &v, const std::string &prefix, Found &out, int depth = 0)
     auto join = [&](const std::string &k) { return prefix.empty() ? k : prefix + "." + k; };
     std::string here = prefix.empty() ? "(root)" : prefix;
     if (depth > 256) fail("the checkpoint nests containers deeper than 256 levels (a reference cycle?)");
+    if (++out.visits > Found::max_visits)
+        fail("the checkpoint's containers refer to shared containers more than " + std::to_string(Found::max_visits) +
+             " times when flattened into names (shared or cyclic references; not a plain state dict)");
     if (v->k == K::Tensor) {
         out.tensors.emplace_back(prefix, v->t);
         return;
     }
-    if (!has_tensor(*v)) {
+    if (!has_tensor(*v, out)) {
         out.skipped.push_back(here + ": " + describe(*v));
         return;
     }
@@ -804,6 +877,7 @@ int64_t ct_load_pickle(const char *path, char ***names, ct_tensor **tensors, cha
                        char ***unsafe, int64_t *n_unsafe) {
     CT_GUARD(-1, {
         std::string p(path);
+        Arena arena;  // every value of this load, torn down without recursion when the load ends
         Ref root;
         std::set<std::string> globals;
         try {

@@ -93,6 +93,29 @@ final class TarTests: XCTestCase {
         assertThrows({ try TarArchive(data: Data(text), name: "text.tar") }, contains: "text.tar: corrupt tar header")
     }
 
+    /// Inputs the tar fuzz target (fuzz/, docs/reliability.md) turned into arithmetic traps: each is now an error.
+    func testMalformedPaxRecordsAndHugeSizesAreErrorsNotTraps() {
+        func pax(_ record: String) -> [UInt8] {
+            TarBuilder.header("PaxHeader/x", size: record.utf8.count, type: UInt8(ascii: "x"))
+                + TarBuilder.padded(Array(record.utf8)) + TarBuilder.archive([("a.txt", [])])
+        }
+        // A record whose length is shorter than its own "<len> " prefix (was: "Range requires lowerBound <=
+        // upperBound"), and a length that overflows when added to the offset of the record (was: arithmetic overflow).
+        for record in ["1 x", "2 x", "6 a=b\n9223372036854775807 x"] {
+            assertThrows({ try TarArchive(data: Data(pax(record)), name: "pax.tar") },
+                         contains: "pax.tar: malformed pax extended header")
+        }
+        // A GNU base-256 size just under Int.max: the offset plus the size overflowed.
+        var huge = TarBuilder.header("big.bin", size: 0)
+        let field: [UInt8] = [0x80, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xff]
+        huge.replaceSubrange(124..<136, with: field)
+        huge.replaceSubrange(148..<156, with: [UInt8](repeating: 32, count: 8))
+        let sum = huge.reduce(0) { $0 + Int($1) }
+        huge.replaceSubrange(148..<156, with: Array(String(format: "%06o", sum).utf8) + [0, 32])
+        assertThrows({ try TarArchive(data: Data(huge + [UInt8](repeating: 0, count: 1024)), name: "big.tar") },
+                     contains: "big.tar: truncated tar archive: member 'big.bin' at byte 0 needs 9223372036854775551 bytes")
+    }
+
     func testPathTraversalIsRefused() {
         for (name, message) in [("../evil.png", "climbs out with '..'"), ("a/../../evil.png", "climbs out"),
                                 ("/etc/passwd", "absolute path")] {

@@ -62,7 +62,8 @@ public struct TarArchive {
             let size = try Self.octal(h, 124, 12, field: "size", name: name, at: offset)
             let type = h[h.startIndex + 156]
             let start = offset + 512
-            guard start + size <= total else {
+            // `size > total - start`, not `start + size > total`: a base-256 size near Int.max must not overflow.
+            guard size <= total - start else {
                 throw DatasetImportError("\(name): truncated tar archive: member '\(Self.string(h, 0, 100))' at byte "
                     + "\(offset) needs \(size) bytes, \(total - start) are left")
             }
@@ -140,13 +141,15 @@ public struct TarArchive {
         return v
     }
 
-    /// Pax records "<len> <key>=<value>\n".
+    /// Pax records "<len> <key>=<value>\n", where `len` counts the whole record, its own digits and the newline.
     static func paxRecords(_ b: [UInt8], name: String) throws -> [String: String] {
         var out: [String: String] = [:]
         var i = 0
         while i < b.count {
+            // The record must hold at least its length, the space and the newline, and end inside the header
+            // (`len <= b.count - i`, which cannot overflow as `i + len` could).
             guard let sp = b[i...].firstIndex(of: 32), let len = Int(String(decoding: b[i..<sp], as: UTF8.self)),
-                  len > 0, i + len <= b.count else {
+                  len > sp - i + 1, len <= b.count - i else {
                 throw DatasetImportError("\(name): malformed pax extended header")
             }
             let record = b[(sp + 1)..<(i + len - 1)]
