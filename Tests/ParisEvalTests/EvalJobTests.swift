@@ -31,11 +31,7 @@ final class EvalJobTests: XCTestCase {
         var rc = RouterConfig.cpuTiny
         rc.numExperts = 2
         let router = try Router(rc)
-        let last = router.head[4] as! Linear  // head.4: Linear(h, K)
-        try withNoGrad {
-            try Init.zeros_(last.weight)
-            try XCTUnwrap(last.bias).copy_(Tensor((0..<2).map { $0 == cluster ? Float(20) : -20 }))
-        }
+        try TinyRun.makeConstant(router, cluster: cluster)
         try RouterCheckpoint.write(config: rc, weights: try router.stateDict(), steps: 0, to: run.router)
     }
 

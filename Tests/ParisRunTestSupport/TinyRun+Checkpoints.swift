@@ -75,4 +75,15 @@ extension TinyRun {
         return try TextCondition(tokens: try Tensor(rows.flatMap { $0 }, shape: [prompts.count, length, 384]),
                                  mask: try Tensor.ones([prompts.count, length], dtype: .bool))
     }
+
+    /// Makes `router` answer `cluster` with probability ≈ 1 for every input: its last head layer's weights are zeroed and
+    /// its bias is +20 for `cluster`, −20 elsewhere.
+    public static func makeConstant(_ router: Router, cluster: Int) throws {
+        let last = router.head[4] as! Linear  // head.4: Linear(h, K)
+        let k = router.config.numExperts
+        try withNoGrad {
+            try Init.zeros_(last.weight)
+            if let b = last.bias { try b.copy_(Tensor((0..<k).map { $0 == cluster ? Float(20) : -20 })) }
+        }
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import ParisDiffusion
 import ParisModels
 import ParisRun
+import ParisRunTestSupport
 import ParisTestSupport
 import Torch
 import XCTest
@@ -72,7 +73,7 @@ final class RouterEvaluationTests: XCTestCase {
         let (images, _) = try toyImages()
         let clusters = Array(repeating: 0, count: 16) + Array(repeating: 1, count: 48)   // cluster 0's share: 0.25
         let router = try Router(Self.config)
-        try makeConstant(router, cluster: 0)
+        try TinyRun.makeConstant(router, cluster: 0)
         let e = try RouterEvaluation.evaluate(router: router, images: images, clusters: clusters, times: [0.05, 0.5, 0.95])
         for p in e.points {
             XCTAssertEqual(p.accuracy, 0.25, accuracy: 1e-12, "t=\(p.t)")
@@ -104,16 +105,5 @@ final class RouterEvaluationTests: XCTestCase {
         try e.write(to: folder)
         XCTAssertEqual(try RouterEvaluation.read(from: folder), e)
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent(RouterEvaluation.markdownName).path))
-    }
-}
-
-/// Makes `router` answer `cluster` with probability ≈ 1 for every input: its last head layer's weights are zeroed and
-/// its bias is +20 for `cluster`, −20 elsewhere.
-func makeConstant(_ router: Router, cluster: Int) throws {
-    let last = router.head[4] as! Linear  // head.4: Linear(h, K)
-    let k = router.config.numExperts
-    try withNoGrad {
-        try Init.zeros_(last.weight)
-        if let b = last.bias { try b.copy_(Tensor((0..<k).map { $0 == cluster ? Float(20) : -20 })) }
     }
 }
