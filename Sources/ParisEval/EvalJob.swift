@@ -124,6 +124,7 @@ public struct EvalJob {
 
         // The dataset classifier (when the images have labels).
         var classifier: ImageClassifier? = nil
+        var scoresPrompts = false  // whether the classifier is trusted to score prompt accuracy
         if let classes = train.classNames(), classes.count >= 2 {
             let folder = classifierFolder ?? eval.appendingPathComponent("classifier")
             classifier = try trainOrLoadClassifier(classes: classes, train: train, heldOut: ref, folder: folder, log: log)
@@ -132,7 +133,8 @@ public struct EvalJob {
                                       trainImages: classifier!.config.trainImages ?? train.count)
             report.classifierFolder = folder.path
             report.minClassifierAccuracy = minClassifierAccuracy
-            if let c = report.classifier, !c.trustedForPromptAccuracy(minClassifierAccuracy) {
+            scoresPrompts = report.classifier!.trustedForPromptAccuracy(minClassifierAccuracy)
+            if !scoresPrompts, let c = report.classifier {
                 report.notes.append(String(format: "Prompt accuracy withheld: the classifier's held-out accuracy %.3f is "
                     + "below %.2f (--min-classifier-accuracy); train it longer (--classifier-steps, in a new "
                     + "--classifier folder) or on more images.", c.heldOutAccuracy, minClassifierAccuracy))
@@ -201,7 +203,7 @@ public struct EvalJob {
                                                                 refStats)
                 let predicted = try c.predict(images)
                 let truth = (0..<images.size(0)).map { classIndex[ref.labels[$0]!] ?? -1 }
-                if report.classifier?.trustedForPromptAccuracy(minClassifierAccuracy) == true {
+                if scoresPrompts {
                     row.promptAccuracy = Double(zip(predicted, truth).filter { $0 == $1 }.count) / Double(truth.count)
                 }
             }

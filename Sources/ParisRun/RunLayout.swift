@@ -17,8 +17,10 @@ public struct RunLayout: Sendable, Equatable {
     public var runJSON: URL { root.appendingPathComponent("run.json") }
     public func partition(_ config: RunConfig) -> URL { root.appendingPathComponent(config.partition) }
     public func shard(_ k: Int, _ config: RunConfig) -> URL {
-        partition(config).appendingPathComponent("shard_\(k)")
+        partition(config).appendingPathComponent(Self.shardFolder(k))
     }
+    /// Cluster k's shard folder inside a partition, `shard_<k>` (ParisData's `Shard.folderName` writes the same).
+    public static func shardFolder(_ k: Int) -> String { "shard_\(k)" }
     public func expert(_ k: Int) -> URL { root.appendingPathComponent("expert_\(k)") }
     public var router: URL { root.appendingPathComponent("router") }
     public var monolith: URL { root.appendingPathComponent("monolith") }

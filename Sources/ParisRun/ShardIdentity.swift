@@ -18,13 +18,9 @@ public struct ShardIdentity: Codable, Sendable, Equatable {
 
     /// The identity of shards given as (cluster, the per-file checksums of its `shard.json`).
     public init(shards: [(cluster: Int, checksums: [String: String])]) {
-        digests = Dictionary(shards.map { (Self.folderName($0.cluster), Self.digest(checksums: $0.checksums)) },
+        digests = Dictionary(shards.map { (RunLayout.shardFolder($0.cluster), Self.digest(checksums: $0.checksums)) },
                              uniquingKeysWith: { a, _ in a })
     }
-
-    /// A shard's folder inside the partition, `shard_<k>` (the same name as `RunLayout.shard` and ParisData's
-    /// `Shard.folderName`).
-    static func folderName(_ k: Int) -> String { "shard_\(k)" }
 
     /// The first 16 hex digits of the SHA-256 of the checksums as sorted `<file> <sha256>` lines: one short value
     /// that changes when any file's checksum does.
@@ -40,7 +36,7 @@ public struct ShardIdentity: Codable, Sendable, Equatable {
         /// The one key of `shard.json` (ParisData's `ShardInfo`) that the identity needs.
         struct Checksums: Decodable { let checksums: [String: String] }
         return ShardIdentity(shards: clusters.compactMap { k in
-            let url = partition.appendingPathComponent(folderName(k)).appendingPathComponent("shard.json")
+            let url = partition.appendingPathComponent(RunLayout.shardFolder(k)).appendingPathComponent("shard.json")
             guard let data = FileManager.default.contents(atPath: url.path),
                   let info = try? JSONDecoder().decode(Checksums.self, from: data) else { return nil }
             return (k, info.checksums)

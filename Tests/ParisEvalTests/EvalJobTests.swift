@@ -20,11 +20,6 @@ final class EvalJobTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
 
-    /// The run's two shards (`TinyRun.writeShards`).
-    func writeShards(_ run: RunLayout, heldOut: Bool = false, labels: [String] = ["a", "b", "c"]) throws {
-        try TinyRun.writeShards(run, heldOut: heldOut, labels: labels)
-    }
-
     /// Replaces the run's router with one that answers `cluster` with certainty for every input (its last head
     /// layer zeroed, bias ±20): a router whose true accuracy is exactly that cluster's share of the images.
     func writeConstantRouter(_ run: RunLayout, cluster: Int) throws {
@@ -37,7 +32,7 @@ final class EvalJobTests: XCTestCase {
 
     func testEvalWritesReportTablesAndPlots() throws {
         let run = try TinyRun.withCheckpoints(tmp)
-        try writeShards(run)
+        try TinyRun.writeShards(run)
         try writeConstantRouter(run, cluster: 0)
         let job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1, .full, .oracle],
                           classifierSteps: 5, alignmentPerCluster: 3, routerTimes: [0.1, 0.9], alignmentTimes: [0.5])
@@ -117,8 +112,8 @@ final class EvalJobTests: XCTestCase {
     /// monolith gets a row, and a shared classifier folder is reused by a second run and refused for other classes.
     func testHeldOutDataMonolithRowAndSharedClassifier() throws {
         let run = try TinyRun.withCheckpoints(tmp.appendingPathComponent("run"))
-        try writeShards(run)
-        try writeShards(run, heldOut: true)
+        try TinyRun.writeShards(run)
+        try TinyRun.writeShards(run, heldOut: true)
         try FileManager.default.copyItem(at: run.expert(0), to: run.monolith)
         // Issue #18, item 9: expert 1 and the monolith say they were trained on another shard_1 than the partition
         // holds now (expert 0 records nothing, an older checkpoint): the report notes name both.
@@ -158,14 +153,14 @@ final class EvalJobTests: XCTestCase {
 
         // A second run with the same classes reuses the shared classifier; other classes are refused.
         let other = try TinyRun.withCheckpoints(tmp.appendingPathComponent("other"))
-        try writeShards(other)
+        try TinyRun.writeShards(other)
         var lines: [String] = []
         var second = job
         second.run = other
         _ = try second.run(inception: nil, log: { lines.append($0) })
         XCTAssertTrue(lines.contains { $0.contains("reusing \(shared.path)") }, "\(lines)")
         try FileManager.default.removeItem(at: other.partition(try other.config()))
-        try writeShards(other, labels: ["x", "y", "z"])
+        try TinyRun.writeShards(other, labels: ["x", "y", "z"])
         assertThrows({ try second.run(inception: nil) }, contains: "give each dataset its own --classifier folder")
     }
 
@@ -173,7 +168,7 @@ final class EvalJobTests: XCTestCase {
     /// strategy on a partition without caption centroids is refused before anything is sampled.
     func testTextRouterIsReportedWithAndWithoutThePromptAndPromptNeedsCentroids() throws {
         let run = try TinyRun.withCheckpoints(tmp)
-        try writeShards(run)
+        try TinyRun.writeShards(run)
         var config = try run.config()
         config.router.model = "router-T/4-text"
         try config.write(to: run.runJSON)
