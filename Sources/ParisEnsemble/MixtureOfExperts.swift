@@ -62,6 +62,16 @@ public final class MixtureOfExperts {
         try self.init(members: members, router: function, routerReadsText: router?.config.kind == .textConditioned)
     }
 
+    /// The same experts with another router (checked to score K experts), e.g. to sample one run's experts with a
+    /// text-free and a text-conditioned router side by side.
+    public func replacingRouter(with router: Router) throws -> MixtureOfExperts {
+        guard router.config.numExperts == numExperts else {
+            throw EnsembleError("the router scores \(router.config.numExperts) experts, but there are \(numExperts)")
+        }
+        return try MixtureOfExperts(members: members, router: { x, t, text in try router.probabilities(x: x, t: t, text: text) },
+                                    routerReadsText: router.config.kind == .textConditioned)
+    }
+
     /// The router's probabilities [B][K] at flow time t, as float64 arrays; `text` (B prompts, nil: unconditional)
     /// reaches only a text-conditioned router.
     public func probabilities(x: Tensor, t: Double, text: TextCondition? = nil) throws -> [[Double]] {

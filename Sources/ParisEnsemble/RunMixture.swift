@@ -105,26 +105,17 @@ public struct RunMixture {
         var result = RunMixture(mixture: mixture, experts: infos, router: router, warnings: warnings,
                                 imageSize: first.model.inputSize, channels: first.model.inChannels,
                                 textLength: first.model.textLength, textDim: first.model.textDim)
-        result.stale = try staleness(run: run, k: k, experts: infos, router: router != nil)
+        result.stale = try staleness(run: run, k: k, router: router != nil)
         for line in result.stale { log("warning: " + line) }
         return result
     }
 
-    /// The warnings for the experts and the router whose recorded shards differ from the run's partition now.
-    static func staleness(run: RunLayout, k: Int, experts: [ExpertCheckpoint?], router: Bool) throws -> [String] {
+    /// The warnings for the experts and the router whose recorded shards differ from the run's partition now
+    /// (`RunLayout.staleJobs`), experts first.
+    static func staleness(run: RunLayout, k: Int, router: Bool) throws -> [String] {
         guard FileManager.default.fileExists(atPath: run.runJSON.path) else { return [] }
-        let partition = run.partition(try run.config())
-        var lines = experts.indices.compactMap { i in
-            ShardIdentity.staleness(of: "expert \(i)", recorded: experts[i]?.shards, partition: partition,
-                                    clusters: [experts[i]?.cluster ?? i],
-                                    retrain: "paris train expert --run \(run.root.path) --expert \(i) --restart")
-        }
-        if router, let line = ShardIdentity.staleness(
-            of: "the router", recorded: RouterCheckpoint.shards(in: run.router), partition: partition,
-            clusters: Array(0..<k), retrain: "paris train router --run \(run.root.path) --restart") {
-            lines.append(line)
-        }
-        return lines
+        let stale = run.staleJobs(try run.config())
+        return (0..<k).compactMap { stale["expert_\($0)"] } + (router ? stale["router"].map { [$0] } ?? [] : [])
     }
 }
 

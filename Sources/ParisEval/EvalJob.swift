@@ -33,8 +33,10 @@ public struct EvalJob {
     /// Images per cluster for the x0-error matrix.
     public var alignmentPerCluster: Int
     public var routerTimes: [Double]
-    /// Other router folders (`config.json` + `model.safetensors`, e.g. another run's text-free `router/`) scored
-    /// with the same protocol on the same images, side by side with the run's router (their sampling is not).
+    /// Other router folders (`config.json` + `model.safetensors`, e.g. a text-conditioned router trained by
+    /// `paris train router --model … --out …` on the same shards) scored with the same protocol on the same images,
+    /// side by side with the run's router, and each sampled with every strategy that consults a router (rows
+    /// named `top1 (<folder name>)`).
     public var compareRouters: [URL] = []
     public var alignmentTimes: [Double]
     public var seed: UInt64
@@ -46,6 +48,8 @@ public struct EvalJob {
     /// 0.8: a Fashion-MNIST CNN reaches ~0.9 in a few hundred steps, and at 0.8 four in five of the classifier's
     /// calls are right, so a prompt accuracy of 0.7 cannot be an artefact of the classifier alone.
     public static let defaultMinClassifierAccuracy = 0.8
+    /// The strategies each compared router samples with; nil: every strategy in `strategies` that consults a router.
+    public var compareStrategies: [RoutingStrategy]? = nil
 
     public init(run: RunLayout, samples: Int = 64, fidSamples: Int = 128, steps: Int = 20, guidance: Double = 4,
                 strategies: [RoutingStrategy] = [.top1, .top2, .full], classifierSteps: Int = 300,
@@ -97,7 +101,7 @@ public struct EvalJob {
         let config = try run.config()
         let k = config.numExperts
         let loaded = try RunMixture.load(run: run, device: device, strict: false, requireRouter: false, log: log)
-        for s in strategies { try s.validate(numExperts: k) }
+        for s in strategies + (compareStrategies ?? []) { try s.validate(numExperts: k) }
         // `prompt` needs the partition's caption centroids: refused here, before anything is computed.
         let centroids = strategies.contains(.prompt)
             ? try PromptRouting.centroids(run: run, embeddingDim: loaded.textDim) : nil
@@ -144,6 +148,7 @@ public struct EvalJob {
         }
 
         // Router accuracy and entropy per t.
+        var compared: [(name: String, router: Router)] = []  // the compared routers, sampled below
         if let router = loaded.router {
             let routerData = try ref.subset(Array(0..<min(ref.count, 512)))
             let evaluation = try RouterEvaluation.evaluate(
@@ -169,6 +174,7 @@ public struct EvalJob {
                     device: device)
                 report.comparedRouters.append(.init(folder: folder.path, kind: e.routerKind, points: e.points,
                                                     unconditional: e.unconditionalPoints))
+                compared.append((folder.lastPathComponent, other))
             }
         } else {
             report.notes.append("No router metrics: the run has no router.")
@@ -190,9 +196,12 @@ public struct EvalJob {
 
         // Samples per strategy, then the monolith's.
         let classIndex = classifier.map { c in Dictionary(uniqueKeysWithValues: c.config.classes.enumerated().map { ($1, $0) }) }
-        func score(_ images: Tensor, strategy: RoutingStrategy?) throws {  // images: [n, C, S, S] in [0, 1]
-            var row = EvalReport.StrategyResult(strategy: strategy, samples: images.size(0), grid: "")
-            row.grid = "samples_\(row.name.replacingOccurrences(of: ":", with: "_")).png"
+        func score(_ sampled: Sampled, strategy: RoutingStrategy?, router: String? = nil) throws {
+            let images = sampled.images  // [n, C, S, S] in [0, 1]
+            var row = EvalReport.StrategyResult(strategy: strategy, samples: images.size(0), grid: "", router: router)
+            row.cost = sampled.cost
+            row.grid = "samples_" + (strategy?.description ?? "monolith").replacingOccurrences(of: ":", with: "_")
+                + (router.map { "_" + $0 } ?? "") + ".png"
             try ImageGrid.grid(try (images * 255.0).round().to(dtype: .uint8).slice(0, 0, min(64, samples)),
                                   columns: 8).writePNG(to: eval.appendingPathComponent(row.grid))
             if let net = inceptionNet, let refStats = refInception {
@@ -209,7 +218,9 @@ public struct EvalJob {
             }
             log("\(row.name): FID \(row.fid.map { String(format: "%.2f", $0) } ?? "–"), FD_classifier "
                 + "\(row.classifierFD.map { String(format: "%.2f", $0) } ?? "–"), prompt accuracy "
-                + "\(row.promptAccuracy.map { String(format: "%.3f", $0) } ?? "–")")
+                + "\(row.promptAccuracy.map { String(format: "%.3f", $0) } ?? "–")"
+                + String(format: ", %.2f expert evaluations per step, %.3f s per image",
+                         sampled.cost.expertEvaluationsPerStep, sampled.cost.secondsPerImage))
             report.strategies.append(row)
         }
         for strategy in strategies {
@@ -225,11 +236,16 @@ public struct EvalJob {
             try score(try generate(loaded.mixture, strategy: strategy, prompts: ref, clusters: given, log: log),
                       strategy: strategy)
         }
+        for (name, router) in compared {
+            let mixture = try loaded.mixture.replacingRouter(with: router)
+            for strategy in (compareStrategies ?? strategies).filter(\.needsRouter) {
+                try score(try generate(mixture, strategy: strategy, prompts: ref, log: log), strategy: strategy,
+                          router: name)
+            }
+        }
         if ExpertCheckpoint.exists(in: run.monolith) {
             let (model, info) = try ExpertCheckpoint.load(from: run.monolith, device: device)
-            if let line = ShardIdentity.staleness(of: "the monolith", recorded: info.shards, partition: partition,
-                                                  clusters: Array(0..<k),
-                                                  retrain: "paris train monolith --run \(run.root.path) --restart") {
+            if let line = run.staleJobs(config)["monolith"] {
                 log("warning: " + line)
                 report.notes.append(line)
             }
@@ -242,29 +258,44 @@ public struct EvalJob {
         return report
     }
 
-    /// `samples` images for the first `samples` held-out captions, in [0, 1] (8-bit quantised, as saved PNGs).
+    /// A row's images [n, C, S, S] in [0, 1] and what they cost.
+    struct Sampled {
+        var images: Tensor
+        var cost: EvalReport.SamplingCost
+    }
+
+    /// Images sampled per batch by `generate`.
+    static let batchSize = 32
+
+    /// `samples` images for the first `samples` held-out captions, in [0, 1] (8-bit quantised, as saved PNGs), and
+    /// their cost (timed: the sampler and the copy back to the CPU, not the noise).
     /// `oracleCluster`: route every prompt to this member (a one-member mixture: the monolith) instead of its cluster;
     /// `clusters`: the given cluster of each sample (the `prompt` strategy's) instead of the images' true ones.
     func generate(_ mixture: MixtureOfExperts, strategy: RoutingStrategy, prompts: EvalData, oracleCluster: Int? = nil,
-                  clusters: [Int]? = nil, log: (String) -> Void) throws -> Tensor {
+                  clusters: [Int]? = nil, log: (String) -> Void) throws -> Sampled {
         let sampler = try MixtureSampler(config: SamplerConfig(steps: steps, guidanceScale: guidance), strategy: strategy)
         let n = min(samples, prompts.count)
         let c = prompts.images.size(1), s = prompts.images.size(2)
-        var out: [Tensor] = []
-        for start in stride(from: 0, to: n, by: 32) {
-            let end = min(n, start + 32)
+        var out: [Tensor] = [], traces: [RoutingTrace] = [], seconds = 0.0
+        for start in stride(from: 0, to: n, by: Self.batchSize) {
+            let end = min(n, start + Self.batchSize)
             let seeds = (start..<end).map { seed &+ UInt64($0) }
             let cond = try prompts.condition(start..<end)
             let text = try TextCondition(tokens: cond.tokens.to(device: device), mask: cond.mask.map { try $0.to(device: device) })
             let noise = try MixtureSampler.noise(seeds: seeds, channels: c, size: s, device: device)
-            let (x, _) = try sampler.sample(mixture, noise: noise, text: text, seeds: seeds,
+            let began = Date()
+            let (x, trace) = try sampler.sample(mixture, noise: noise, text: text, seeds: seeds,
                                             oracle: oracleCluster.map { [Int](repeating: $0, count: end - start) }
                                                 ?? Array((clusters ?? prompts.clusters)[start..<end]),
                                             routingSeed: seed &+ UInt64(start))
-            out.append(try EvalImages.fromModel(x.to(device: .cpu)))
+            let images = try EvalImages.fromModel(x.to(device: .cpu))  // waits for the device's work to finish
+            seconds += Date().timeIntervalSince(began)
+            out.append(images)
+            traces.append(trace)
         }
         log("sampled \(n) images with " + (oracleCluster == nil ? "\(strategy)" : "the monolith"))
-        return try Tensor.cat(out)
+        return Sampled(images: try Tensor.cat(out),
+                       cost: EvalReport.SamplingCost(traces: traces, seconds: seconds, batchSize: Self.batchSize))
     }
 
     func trainOrLoadClassifier(classes: [String], train: EvalData, heldOut: EvalData, folder: URL,

@@ -23,16 +23,72 @@ public struct EvalReport: Codable, Sendable {
         public var promptAccuracy: Double?
         /// The sample grid's file name in eval/.
         public var grid: String
+        /// The compared router that routed this row (`EvalJob.compareRouters`, by folder name); nil: the run's own
+        /// router, or none.
+        public var router: String?
+        /// The cost of one image, measured while sampling this row.
+        public var cost: SamplingCost?
 
-        public init(strategy: RoutingStrategy?, samples: Int, grid: String) {
+        public init(strategy: RoutingStrategy?, samples: Int, grid: String, router: String? = nil) {
             self.strategy = strategy
-            self.name = strategy?.description ?? "monolith"
+            self.name = (strategy?.description ?? "monolith") + (router.map { " (\($0))" } ?? "")
             self.samples = samples
             self.grid = grid
+            self.router = router
         }
 
         enum CodingKeys: String, CodingKey {
             case strategy, name, samples, fid, classifierFD = "classifier_fd", promptAccuracy = "prompt_accuracy", grid
+            case router, cost
+        }
+    }
+
+    /// What one image of a row cost: expert and router evaluations per sampling step, counted from the routing
+    /// weights actually used, and the measured wall-clock time. An expert evaluation is one guided velocity: with
+    /// CFG it is a forward pass on the prompt and one on the null caption, for every strategy alike.
+    public struct SamplingCost: Codable, Sendable, Equatable {
+        /// The mean number of experts evaluated per sample per model evaluation: 1 for top-1, sample-1, oracle,
+        /// prompt and the monolith whatever K is; up to 2 for top-2; up to K for full (experts below
+        /// `RoutingStrategy.fullMinimumWeight` are skipped).
+        public var expertEvaluationsPerStep: Double
+        /// Router forward passes per sample per model evaluation (0 when it was not called: prompt, the monolith).
+        public var routerEvaluationsPerStep: Double
+        /// Model evaluations per sample (the solver's: the step count for Euler).
+        public var modelEvaluations: Int
+        /// Sampling wall-clock seconds per image on the evaluation's device, in batches of `batchSize`.
+        public var secondsPerImage: Double
+        public var batchSize: Int
+
+        public init(expertEvaluationsPerStep: Double, routerEvaluationsPerStep: Double, modelEvaluations: Int,
+                    secondsPerImage: Double, batchSize: Int) {
+            self.expertEvaluationsPerStep = expertEvaluationsPerStep
+            self.routerEvaluationsPerStep = routerEvaluationsPerStep
+            self.modelEvaluations = modelEvaluations
+            self.secondsPerImage = secondsPerImage
+            self.batchSize = batchSize
+        }
+
+        /// Counts from the traces of a row's batches (one `RoutingTrace` per batch) and the time they took.
+        public init(traces: [RoutingTrace], seconds: Double, batchSize: Int) {
+            var samples = 0, entries = 0, experts = 0, routed = 0
+            for trace in traces {
+                samples += trace.seeds.count
+                for step in trace.steps {
+                    entries += step.weights.count
+                    experts += step.weights.reduce(0) { $0 + $1.filter { $0 > 0 }.count }
+                    if step.probabilities != nil { routed += step.weights.count }
+                }
+            }
+            self.init(expertEvaluationsPerStep: Double(experts) / Double(max(entries, 1)),
+                      routerEvaluationsPerStep: Double(routed) / Double(max(entries, 1)),
+                      modelEvaluations: samples > 0 ? entries / samples : 0,
+                      secondsPerImage: seconds / Double(max(samples, 1)), batchSize: batchSize)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case expertEvaluationsPerStep = "expert_evaluations_per_step"
+            case routerEvaluationsPerStep = "router_evaluations_per_step", modelEvaluations = "model_evaluations"
+            case secondsPerImage = "seconds_per_image", batchSize = "batch_size"
         }
     }
 
@@ -165,13 +221,21 @@ public struct EvalReport: Codable, Sendable {
         md += "\nSampling: \(steps) Euler steps, CFG \(f(guidance, 1)) per expert, seed \(seed); prompts are the "
             + "captions of the first \(samples) held-out images.\n\n"
         md += "## Samples by routing strategy\n\n"
-        md += "| strategy or model | samples | FID (vs \(fidReference) real) | FD_classifier | prompt→class accuracy | grid |\n"
-        md += "|---|---|---|---|---|---|\n"
+        md += "| strategy or model | samples | FID (vs \(fidReference) real) | FD_classifier | prompt→class accuracy "
+            + "| expert evaluations per step | router evaluations per step | s per image | grid |\n"
+        md += "|---|---|---|---|---|---|---|---|---|\n"
         let withheld = classifier.map { !$0.trustedForPromptAccuracy(minClassifierAccuracy ?? 0) } ?? false
         for s in strategies {
             let accuracy = withheld ? "withheld" : f(s.promptAccuracy, 3)
             md += "| \(s.name) | \(s.samples) | \(f(s.fid)) | \(f(s.classifierFD)) | \(accuracy) | "
-                + "![\(s.name)](\(s.grid)) |\n"
+                + "\(f(s.cost?.expertEvaluationsPerStep)) | \(f(s.cost?.routerEvaluationsPerStep)) | "
+                + "\(f(s.cost?.secondsPerImage, 3)) | ![\(s.name)](\(s.grid)) |\n"
+        }
+        if let c = strategies.lazy.compactMap(\.cost).first {
+            md += "\nCost per image: experts and router evaluated per sample at each of the \(c.modelEvaluations) "
+                + "model evaluations, counted from the routing weights used (each expert evaluation is CFG's "
+                + "conditional and unconditional pass), and the measured sampling time per image in batches of "
+                + "\(c.batchSize) on this machine.\n"
         }
         md += "\nFID: \(InceptionFeatures.name), 2048-d pool3, images upsampled bilinearly to 299×299. With "
             + "\(samples) samples against \(fidReference) references the small-sample bias is large, and on 32-px "

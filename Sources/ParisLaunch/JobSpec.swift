@@ -78,6 +78,14 @@ public struct LaunchPlan: Sendable, Equatable {
             }
         }
         let root = run.root.path
+        // A finished job whose model was trained on other shards than the partition holds now is not done: it is
+        // refused here rather than skipped, since resuming it would be refused too (its checkpoint is for the old
+        // shards) and retraining discards its work, which only the user may decide.
+        let stale = progress.jobs.filter { $0.finished }.compactMap(\.stale)
+        if !stale.isEmpty {
+            throw LaunchError("cannot resume: " + stale.joined(separator: "; ") + ". Retrain "
+                + (stale.count == 1 ? "it" : "them") + " with the command given, then launch again")
+        }
         var skipped: [String] = []
         var pending: [Int] = []
         for k in 0..<config.numExperts {

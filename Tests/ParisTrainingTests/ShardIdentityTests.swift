@@ -82,6 +82,25 @@ final class ShardIdentityTests: XCTestCase {
         }
     }
 
+    /// A finished expert whose partition was rebuilt since is finished but stale: `paris status` says so with the
+    /// command that retrains it, and `paris launch --resume` (LaunchPlan) refuses to skip it.
+    func testStatusAndLaunchSeeAStaleFinishedExpert() throws {
+        let run = try Trainer.make(try TinyRun.temporaryFolder(self))
+        XCTAssertEqual(try Trainer.expert.train(run).outcome, .finished)
+        let layout = RunLayout(run)
+        XCTAssertNil(try RunProgress.read(layout).experts[1].stale)
+        XCTAssertEqual(layout.staleJobs(try layout.config()), [:])
+        try Self.repartition(run)
+        let progress = try RunProgress.read(layout)
+        XCTAssertEqual(progress.experts[1].state, .finished)
+        let line = try XCTUnwrap(progress.experts[1].stale)
+        XCTAssertTrue(line.contains("expert 1 was trained on other data") && line.contains("shard_1 (trained on "), line)
+        XCTAssertTrue(line.contains("paris train expert --run \(run.path) --expert 1 --restart"), line)
+        XCTAssertNil(progress.experts[0].stale, "expert 0 never published a model")
+        XCTAssertTrue(progress.table().contains("finished, stale"), progress.table())
+        XCTAssertTrue(try progress.json().contains("\"stale\""))
+    }
+
     /// Re-partitioning back (the same clusters under the same numbers) is the other way out: the refused
     /// checkpoint resumes.
     func testRepartitioningBackResumes() throws {

@@ -82,11 +82,19 @@ final class TextRouterTrainerTests: XCTestCase {
     func testTextConditionedRouterBeatsTheTextFreeOneWhereXtCarriesNoClusterInformation() throws {
         let test = try FaintRun.testSet(perCluster: 60)
         var high: [RouterKind: Double] = [:], unconditional: Double? = nil
-        for model in ["router-T/4", "router-T/4-text"] {
-            let run = try FaintRun.make(try TinyRun.temporaryFolder(self, model.filter { $0.isLetter }), model: model,
-                                        steps: 150)
-            XCTAssertEqual(try RouterTrainer.train(run: run, options: TrainOptions()).outcome, .finished)
-            let folder = run.appendingPathComponent("router")
+        // One run, two routers on the same shards: run.json's text-free one in router/, and the text-conditioned
+        // preset beside it (`paris train router --model router-T/4-text --out <run>/router-text`).
+        let run = try FaintRun.make(try TinyRun.temporaryFolder(self), model: "router-T/4", steps: 150)
+        let textFolder = run.appendingPathComponent("router-text")
+        XCTAssertEqual(try RouterTrainer.train(run: run, options: TrainOptions()).outcome, .finished)
+        let freeWeights = try Data(contentsOf: run.appendingPathComponent("router/model.safetensors"))
+        let second = RouterTrainOptions(model: "router-T/4-text", folder: textFolder)
+        XCTAssertEqual(try RouterTrainer.train(run: run, options: TrainOptions(), router: second).outcome, .finished)
+        XCTAssertEqual(try Data(contentsOf: run.appendingPathComponent("router/model.safetensors")), freeWeights,
+                       "the second router must leave router/ alone")
+        assertThrows({ try RouterTrainer(run: run, options: RouterTrainOptions(model: "router-Z/9", folder: textFolder)) },
+                     contains: "router --model")
+        for folder in [run.appendingPathComponent("router"), textFolder] {
             let router = try RouterCheckpoint.load(from: folder)
             let written = try RouterEvaluation.read(from: folder)
             XCTAssertEqual(written.routerKind, router.config.kind)

@@ -15,13 +15,21 @@ public struct RouterTrainOptions {
     public var evalBatchSize = 256
     /// Write `loss.png` and `accuracy.png` at the end.
     public var writePlots = true
+    /// A router preset instead of run.json's (`router-T/4-text`, …), e.g. to train a second router of the other
+    /// kind on the same shards for `paris eval --compare-router`; nil: run.json's router model.
+    public var model: String? = nil
+    /// The folder the router trains and publishes in, instead of `<run>/router/` (a second router must not share
+    /// the first's folder: its checkpoints, status and lock are per folder).
+    public var folder: URL? = nil
 
     public init(heldOutFraction: Double = 0.1, verifyChecksums: Bool = true, evalBatchSize: Int = 256,
-                writePlots: Bool = true) {
+                writePlots: Bool = true, model: String? = nil, folder: URL? = nil) {
         self.heldOutFraction = heldOutFraction
         self.verifyChecksums = verifyChecksums
         self.evalBatchSize = evalBatchSize
         self.writePlots = writePlots
+        self.model = model
+        self.folder = folder
     }
 }
 
@@ -52,6 +60,8 @@ public final class RouterTrainer: TrainingJob {
     /// A description of `sampling` and where it came from.
     public let samplingNote: String
     public let options: RouterTrainOptions
+    /// Where the router trains and publishes: `<run>/router/` or `RouterTrainOptions.folder`.
+    public let folder: URL
     /// The held-out evaluation of the last `train` call that finished.
     public private(set) var evaluation: RouterEvaluation?
 
@@ -64,7 +74,13 @@ public final class RouterTrainer: TrainingJob {
     public init(run folder: URL, options: RouterTrainOptions = .init()) throws {
         layout = RunLayout(folder)
         run = try layout.config()
-        job = run.router
+        var job = run.router
+        if let model = options.model {
+            do { _ = try RouterConfig.preset(named: model) } catch { throw RunError("router --model: \(error)") }
+            job.model = model
+        }
+        self.job = job
+        self.folder = options.folder ?? layout.router
         self.options = options
         (sampling, samplingNote) = Self.timeSampling(for: run)
         data = try RouterDataset(partition: layout.partition(run), numClusters: run.numExperts,
@@ -126,8 +142,7 @@ public final class RouterTrainer: TrainingJob {
 
     // MARK: - TrainingJob
 
-    var name: String { "router" }
-    var folder: URL { layout.router }
+    var name: String { folder == layout.router ? "router" : "router (\(folder.lastPathComponent))" }
     var settings: TrainJobConfig { job }
     var summary: String {
         "\(job.model) (\(config.kind), \(config.parameterCount) parameters), K = \(run.numExperts), "
