@@ -108,7 +108,8 @@ let package = Package(
         // `paris serve`: the run's mixture behind an HTTP API (AUTOMATIC1111 txt2img, jobs, events) and a web page.
         .target(name: "ParisServe",
                 dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisRun", "ParisEnsemble",
-                               .product(name: "Hummingbird", package: "hummingbird")]),
+                               .product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(
             name: "paris",
             dependencies: [
@@ -161,7 +162,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParisServeTests",
-            dependencies: ["ParisServe", "ParisEnsemble", "ParisRun", "ParisImage", "ParisDiffusion", "Torch",
+            dependencies: ["ParisServe", "ParisEnsemble", "ParisRun", "ParisImage", "ParisDiffusion", "ParisModels", "Torch",
                            "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(name: "ParisToolsTests", dependencies: ["ParisTools", "Torch"]),

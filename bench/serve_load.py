@@ -4,7 +4,7 @@ per request, and info.all_seeds equal to the seed asked for (no lost or mixed-up
 requests, 429s seen, 5xx, mix-ups, p50/p99 latency (s) of the answered requests, images/s, wall time.
 Bounded in count (REQUESTS) and time (MAX_SECONDS: then the clients stop and the result says so).
 
-Usage: python3 bench/serve_load.py URL CLIENTS REQUESTS MAX_SECONDS
+Usage: python3 bench/serve_load.py URL CLIENTS REQUESTS MAX_SECONDS [STEPS (default 2)]
 """
 import base64
 import json
@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 
 url, clients, total, max_seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+steps = int(sys.argv[5]) if len(sys.argv) > 5 else 2
 assert url.startswith(("http://127.", "http://localhost", "http://[::1]")), "loopback only"
 lock = threading.Lock()
 next_seed = [0]
@@ -32,7 +33,7 @@ def take():
 
 def client():
     while (seed := take()) is not None:
-        body = json.dumps({"prompt": f"request {seed}", "seed": 1000 + seed, "steps": 2}).encode()
+        body = json.dumps({"prompt": f"request {seed}", "seed": 1000 + seed, "steps": steps}).encode()
         t0 = time.time()
         while True:
             request = urllib.request.Request(url + "/sdapi/v1/txt2img", data=body,
@@ -70,7 +71,7 @@ for t in threads:
 wall = time.time() - start
 latencies.sort()
 pick = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 3) if latencies else None
-print(json.dumps({"clients": clients, "asked": total, "answered": len(latencies), "seen_429": errors["429"],
+print(json.dumps({"clients": clients, "steps": steps, "asked": total, "answered": len(latencies), "seen_429": errors["429"],
                   "5xx": errors["5xx"], "other_4xx": errors["other"], "mixed_up": errors["mixed"],
                   "p50_s": pick(0.5), "p99_s": pick(0.99), "images_per_s": round(len(latencies) / wall, 2),
                   "wall_s": round(wall, 1), "stopped_by_time": len(latencies) < total}))

@@ -13,10 +13,19 @@ public struct MixtureMember {
     /// A name for logs and traces (`expert_3`, `flow-matching`, …).
     public let name: String
     public let guided: Guided
+    /// A remote member (`RemoteExpert`): a `RemoteExpertError` from it drops it for the step instead of failing
+    /// the sample (`MixtureOfExperts.velocity`).
+    public let isRemote: Bool
 
-    public init(name: String, guided: @escaping Guided) {
+    public init(name: String, isRemote: Bool = false, guided: @escaping Guided) {
         self.name = name
+        self.isRemote = isRemote
         self.guided = guided
+    }
+
+    /// A member served by another process (`paris serve expert`): its weights stay there.
+    public static func remote(_ expert: RemoteExpert, name: String) -> MixtureMember {
+        MixtureMember(name: name, isRemote: true) { x, t, text, s in try expert.velocity(x, t, text, s) }
     }
 
     /// A member from a plain velocity function (x, network time, text or nil) → v; CFG calls it twice.

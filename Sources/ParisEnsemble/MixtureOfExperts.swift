@@ -13,6 +13,22 @@ public struct StepRouting: Codable, Sendable, Equatable {
     public var weights: [[Double]]
     /// The experts evaluated for this step (non-zero weight for at least one sample).
     public var experts: [Int]
+    /// Remote experts dropped at this step (down, too slow or a bad answer), with the reason; their weight went to
+    /// the rest. Nil when none was.
+    public var dropped: [DroppedExpert]? = nil
+
+    /// The entry for the samples `rows` only (in range), its experts those these samples used.
+    public func rows(_ rows: Range<Int>) -> StepRouting {
+        let w = Array(weights[rows])
+        return StepRouting(t: t, probabilities: probabilities.map { Array($0[rows]) }, weights: w,
+                           experts: experts.filter { k in w.contains { $0[k] > 0 } }, dropped: dropped)
+    }
+}
+
+/// A remote expert left out of one step, and why.
+public struct DroppedExpert: Codable, Sendable, Equatable {
+    public var expert: Int
+    public var reason: String
 }
 
 /// Decentralized diffusion's inference: K independently trained experts and a router p(k | x_t, t); at every
@@ -21,8 +37,9 @@ public struct StepRouting: Codable, Sendable, Equatable {
 /// (research/papers.md §1.1, §2.6).
 ///
 /// Missing experts (nil members) get weight 0 and the rest are renormalised, which is DDM's resilience claim: the
-/// mixture keeps working when an expert is lost. Each expert only runs on the samples that give it a non-zero
-/// weight, so top-1 costs one expert pass per sample whatever K is.
+/// mixture keeps working when an expert is lost. A remote member (`MixtureMember.remote`) whose call fails at a step
+/// is dropped the same way for that step only, and the step's `StepRouting.dropped` says which and why. Each expert
+/// only runs on the samples that give it a non-zero weight, so top-1 costs one expert pass per sample whatever K is.
 public final class MixtureOfExperts {
     /// (x_t [B, C, H, W], network time t·1000 [B], pooled prompts [B, D] or nil) → probabilities [B, K]. The
     /// prompts (`TextCondition.pooled()`) are passed only to a router that reads them (`routerReadsText`), and are
@@ -104,9 +121,34 @@ public final class MixtureOfExperts {
             probs = try probabilities(x: x, t: t, text: text)
         }
         if let probs { try NonFinite.checkRouter(probs.flatMap { $0 }, input: x, t: t, guidance: guidance) }
-        let weights = try routing.weights(probabilities: probs, oracle: oracle, generator: &generator)
-        let active = RoutingWeights.active(weights)
         let netTime = try FlowPath.networkTime(t, batch: b, device: x.device)
+        // A remote expert that fails is dropped for this step and the weights are made again without it (a sample
+        // whose own expert it was goes to the router's next choice); local experts' errors are thrown.
+        var routing = routing, dropped: [DroppedExpert] = []
+        while true {
+            let weights = try routing.weights(probabilities: probs, oracle: oracle, generator: &generator)
+            let active = RoutingWeights.active(weights)
+            do {
+                let v = try mix(x, netTime, text, guidance, weights: weights, active: active, t: t)
+                return (v, StepRouting(t: t, probabilities: probs, weights: weights, experts: active,
+                                       dropped: dropped.isEmpty ? nil : dropped))
+            } catch let failure as MemberFailure {
+                dropped.append(DroppedExpert(expert: failure.expert, reason: failure.error.reason))
+                routing = try routing.dropping(failure.expert, because: failure.error)
+            }
+        }
+    }
+
+    /// A remote member's failure while mixing, with its slot.
+    struct MemberFailure: Error {
+        let expert: Int
+        let error: RemoteExpertError
+    }
+
+    /// Σ_k w_k·v_k over the `active` experts, each evaluated on the samples that give it weight.
+    func mix(_ x: Tensor, _ netTime: Tensor, _ text: TextCondition?, _ guidance: Double, weights: [[Double]],
+             active: [Int], t: Double) throws -> Tensor {
+        let b = x.size(0)
         var mixed: Tensor? = nil
         for k in active {
             guard let member = members[k] else {
@@ -115,22 +157,26 @@ public final class MixtureOfExperts {
             let rows = (0..<b).filter { weights[$0][k] > 0 }
             let w = try Tensor(rows.map { weights[$0][k] }).to(device: x.device, dtype: x.dtype)  // [n]
             let contribution: Tensor                                                             // [B, C, H, W]
-            if rows.count == b {
-                let v = try member.checkedGuided(x, netTime, text, guidance, label: "expert \(k) (\(member.name))", t: t)
-                contribution = try v * FlowPath.broadcast(w, like: v)
-            } else {
-                let index = try Tensor(rows.map { Int64($0) }).to(device: x.device)
-                let v = try member.checkedGuided(x.indexSelect(dim: 0, index: index),
-                                                 netTime.indexSelect(dim: 0, index: index), text.map { try $0.rows(index) },
-                                                 guidance, label: "expert \(k) (\(member.name))", t: t)  // [n, C, H, W]
-                let weighted = try (v * FlowPath.broadcast(w, like: v)).flatten(start: 1)         // [n, CHW]
-                // Scatter the n rows back to their places: S^T [B, n] @ weighted [n, CHW] with S one-hot.
-                let select = try index.oneHot(classes: b).to(dtype: x.dtype).transpose(0, 1)       // [B, n]
-                contribution = try select.matmul(weighted).reshape(x.shape)
+            do {
+                if rows.count == b {
+                    let v = try member.checkedGuided(x, netTime, text, guidance, label: "expert \(k) (\(member.name))", t: t)
+                    contribution = try v * FlowPath.broadcast(w, like: v)
+                } else {
+                    let index = try Tensor(rows.map { Int64($0) }).to(device: x.device)
+                    let v = try member.checkedGuided(x.indexSelect(dim: 0, index: index),
+                                                     netTime.indexSelect(dim: 0, index: index), text.map { try $0.rows(index) },
+                                                     guidance, label: "expert \(k) (\(member.name))", t: t)  // [n, C, H, W]
+                    let weighted = try (v * FlowPath.broadcast(w, like: v)).flatten(start: 1)         // [n, CHW]
+                    // Scatter the n rows back to their places: S^T [B, n] @ weighted [n, CHW] with S one-hot.
+                    let select = try index.oneHot(classes: b).to(dtype: x.dtype).transpose(0, 1)       // [B, n]
+                    contribution = try select.matmul(weighted).reshape(x.shape)
+                }
+            } catch let error as RemoteExpertError where member.isRemote {
+                throw MemberFailure(expert: k, error: error)
             }
             mixed = try mixed.map { try $0 + contribution } ?? contribution
         }
         guard let v = mixed else { throw EnsembleError("internal: no expert was selected") }
-        return (v, StepRouting(t: t, probabilities: probs, weights: weights, experts: active))
+        return v
     }
 }

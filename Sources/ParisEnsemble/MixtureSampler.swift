@@ -52,6 +52,18 @@ public struct RoutingTrace: Codable, Sendable, Equatable {
         }
     }
 
+    /// The samples `rows` of this trace (a batch of several requests, split back per request).
+    public func rows(_ rows: Range<Int>) throws -> RoutingTrace {
+        guard rows.lowerBound >= 0, rows.upperBound <= prompts.count else {
+            throw EnsembleError("rows \(rows) of a trace of \(prompts.count) samples")
+        }
+        var t = self
+        t.prompts = Array(prompts[rows])
+        if seeds.count == prompts.count { t.seeds = Array(seeds[rows]) }
+        t.steps = steps.map { $0.rows(rows) }
+        return t
+    }
+
     /// The trace as pretty JSON (sorted keys).
     public func jsonData() throws -> [UInt8] {
         let encoder = JSONEncoder()

@@ -16,6 +16,10 @@ public struct RoutingWeights: Sendable {
     public let strategy: RoutingStrategy
     /// K flags: false for an expert that is missing or failed to load.
     public let available: [Bool]
+    /// Set once a remote expert was dropped during a step (`dropping`): a sample whose given cluster (`oracle`,
+    /// `prompt`) is that expert goes to the router's most probable available expert (or, without probabilities, an
+    /// equal share of the available ones) instead of failing.
+    public private(set) var reroutesGivenClusters = false
 
     public init(strategy: RoutingStrategy, available: [Bool]) throws {
         guard !available.isEmpty else { throw EnsembleError("a mixture needs at least one expert slot (K ≥ 1)") }
@@ -28,6 +32,18 @@ public struct RoutingWeights: Sendable {
     }
 
     public var numExperts: Int { available.count }
+
+    /// These weights without expert k (a remote expert that failed this step), rerouting given clusters.
+    public func dropping(_ k: Int, because error: any Error) throws -> RoutingWeights {
+        var flags = available
+        flags[k] = false
+        guard flags.contains(true) else {
+            throw EnsembleError("every expert of the step is gone: the last one left, expert \(k), failed: \(error)")
+        }
+        var copy = try RoutingWeights(strategy: strategy, available: flags)
+        copy.reroutesGivenClusters = true
+        return copy
+    }
 
     /// The weights [B][K] for probabilities [B][K] (nil only for `oracle` and `prompt`), the given clusters (one per
     /// sample, for `oracle` and `prompt`) and the generator that `sample1` draws from.
@@ -45,10 +61,19 @@ public struct RoutingWeights: Sendable {
                 guard (0..<k).contains(c) else {
                     throw EnsembleError("sample \(b): \(strategy) cluster \(c) is outside 0..<\(k)")
                 }
-                guard available[c] else {
-                    throw EnsembleError("sample \(b): the \(strategy) expert \(c) is missing")
-                }
                 var row = [Double](repeating: 0, count: k)
+                guard available[c] else {
+                    guard reroutesGivenClusters else {
+                        throw EnsembleError("sample \(b): the \(strategy) expert \(c) is missing")
+                    }
+                    let open = (0..<k).filter { available[$0] }
+                    if let p = probabilities?[b], p.count == k {
+                        row[open.max { (p[$0], -$0) < (p[$1], -$1) }!] = 1
+                    } else {
+                        for i in open { row[i] = 1 / Double(open.count) }
+                    }
+                    return row
+                }
                 row[c] = 1
                 return row
             }

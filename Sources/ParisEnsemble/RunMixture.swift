@@ -17,6 +17,8 @@ public struct RunMixture {
     /// One line per expert or router trained on other shards than the partition holds now
     /// (`ShardIdentity.staleness`): it is still used, but the partition was rebuilt since it was trained.
     public var stale: [String] = []
+    /// The slots served by remote experts (`paris serve expert`), by index.
+    public var remote: [Int: RemoteExpertConfig] = [:]
 
     /// Input height = width, channels, and the text tokens [textLength, textDim] the experts take.
     public let imageSize: Int, channels: Int, textLength: Int, textDim: Int
@@ -28,8 +30,15 @@ public struct RunMixture {
     /// required when `requireRouter`; experts must agree on image size, channels and text width. A router of another
     /// kind than run.json's router preset names (text-free or text-conditioned) is refused. An expert or router
     /// trained on other shards than the partition holds now is used, with a warning in `stale` (also logged).
+    ///
+    /// Remote experts fill their slots instead of `expert_<k>/`: those `<run>/mixture.json` lists, and `remotes`
+    /// (`--remote K=URL`), which replace the file's entry for the same slot. Each is asked for its input shape
+    /// (`GET /v1/info`), which must match the local experts'; one that does not answer stays in the mixture with a
+    /// warning (unless `strict`), and is dropped at every step it fails.
     public static func load(run: RunLayout, device: Device = .cpu, strict: Bool = false, requireRouter: Bool = true,
-                            log: (String) -> Void = { _ in }) throws -> RunMixture {
+                            remotes extra: [RemoteExpertConfig] = [], log: (String) -> Void = { _ in }) throws -> RunMixture {
+        var remotes = try RemoteExpertConfig.read(mixtureJSON: run.mixtureJSON)
+        for r in extra { remotes.removeAll { $0.expert == r.expert }; remotes.append(r) }
         let fm = FileManager.default
         guard fm.fileExists(atPath: run.root.path) else { throw EnsembleError("\(run.root.path): no such run folder") }
         var router: Router? = nil
@@ -57,8 +66,30 @@ public struct RunMixture {
         var warnings: [String] = []
         var loaded: [(model: ParisExpert, objective: Objective)?] = []
         var infos: [ExpertCheckpoint?] = []
+        var remote: [Int: (config: RemoteExpertConfig, client: RemoteExpert, info: RemoteExpertInfo?)] = [:]
+        for r in remotes {
+            guard (0..<k).contains(r.expert) else {
+                throw EnsembleError("remote expert \(r.expert): the run has \(k) experts (0…\(k - 1))")
+            }
+            guard remote[r.expert] == nil else { throw EnsembleError("remote expert \(r.expert) is given twice") }
+            let client = try RemoteExpert(r)
+            var info: RemoteExpertInfo? = nil
+            do { info = try client.info() } catch {
+                if strict { throw EnsembleError("expert \(r.expert) cannot be used (strict): \(error)") }
+                let line = "warning: \(error); it stays in the mixture and is dropped at every step it fails"
+                warnings.append(line)
+                log(line)
+            }
+            remote[r.expert] = (r, client, info)
+            log("expert \(r.expert): remote, \(r.url)")
+        }
         for i in 0..<k {
             let folder = run.expert(i)
+            if remote[i] != nil {
+                loaded.append(nil)
+                infos.append(nil)
+                continue
+            }
             do {
                 guard ExpertCheckpoint.exists(in: folder) else {
                     throw EnsembleError("\(folder.path): no checkpoint (config.json + \(ExpertCheckpoint.weightsName))")
@@ -75,36 +106,47 @@ public struct RunMixture {
                 infos.append(nil)
             }
         }
-        let present = infos.compactMap { $0 }
-        guard let first = present.first else {
+        // Every expert, local or remote, must take the same inputs; the first one that says sets them.
+        var shapes: [(name: String, shape: VelocityWire.Shape)] = infos.enumerated().compactMap { i, info in
+            info.map { ("expert \(i)", VelocityWire.Shape(channels: $0.model.inChannels, imageSize: $0.model.inputSize,
+                                                         textLength: $0.model.textLength, textDim: $0.model.textDim)) }
+        }
+        shapes += remote.keys.sorted().compactMap { i in remote[i]!.info.map { ("remote expert \(i)", $0.shape) } }
+        guard let first = shapes.first?.shape else {
             throw EnsembleError("\(run.root.path): none of the \(k) experts could be loaded:\n"
                 + warnings.joined(separator: "\n"))
         }
-        for (i, info) in infos.enumerated() {
-            guard let m = info?.model else { continue }
-            guard m.inputSize == first.model.inputSize, m.inChannels == first.model.inChannels,
-                  m.textDim == first.model.textDim else {
-                throw EnsembleError("expert \(i) takes \(m.inChannels)×\(m.inputSize)² inputs with text width "
-                    + "\(m.textDim), but the first expert takes \(first.model.inChannels)×\(first.model.inputSize)² "
-                    + "with \(first.model.textDim); the mixture needs experts on the same inputs")
-            }
+        for (name, m) in shapes where m != first {
+            throw EnsembleError("\(name) takes \(m.channels)×\(m.imageSize)² inputs with \(m.textLength) text tokens of "
+                + "width \(m.textDim), but \(shapes[0].name) takes \(first.channels)×\(first.imageSize)² with "
+                + "\(first.textLength) of \(first.textDim); the mixture needs experts on the same inputs")
         }
-        if let r = router?.config, r.inputSize != first.model.inputSize || r.inChannels != first.model.inChannels {
+        if let r = router?.config, r.inputSize != first.imageSize || r.inChannels != first.channels {
             throw EnsembleError("the router takes \(r.inChannels)×\(r.inputSize)² inputs, the experts "
-                + "\(first.model.inChannels)×\(first.model.inputSize)²")
+                + "\(first.channels)×\(first.imageSize)²")
         }
-        if let e = router?.config.textDim, e != first.model.textDim {
+        if let e = router?.config.textDim, e != first.textDim {
             throw EnsembleError("the text-conditioned router reads \(e)-wide caption embeddings, but the experts' text "
-                + "tokens are \(first.model.textDim) wide; the router pools the prompts' tokens, so both must agree")
+                + "tokens are \(first.textDim) wide; the router pools the prompts' tokens, so both must agree")
         }
-        if !warnings.isEmpty {
-            let missing = infos.indices.filter { infos[$0] == nil }.map(String.init).joined(separator: ", ")
-            log("warning: sampling without expert(s) \(missing); their routing weight is renormalised over the rest")
+        let missing = infos.indices.filter { infos[$0] == nil && remote[$0] == nil }
+        if !missing.isEmpty {
+            log("warning: sampling without expert(s) \(missing.map(String.init).joined(separator: ", ")); their routing "
+                + "weight is renormalised over the rest")
         }
-        let mixture = try MixtureOfExperts(experts: loaded, router: router)
+        var members = try loaded.enumerated().map { k, e in
+            try e.map { try MixtureMember.expert($0.model, objective: $0.objective, name: "expert_\(k)") }
+        }
+        for (k, r) in remote { members[k] = .remote(r.client, name: "expert_\(k) (remote)") }
+        let routerFunction: MixtureOfExperts.RouterFunction? = router.map { r in
+            { x, t, text in try r.probabilities(x: x, t: t, text: text) }
+        }
+        let mixture = try MixtureOfExperts(members: members, router: routerFunction,
+                                           routerReadsText: router?.config.kind == .textConditioned)
         var result = RunMixture(mixture: mixture, experts: infos, router: router, warnings: warnings,
-                                imageSize: first.model.inputSize, channels: first.model.inChannels,
-                                textLength: first.model.textLength, textDim: first.model.textDim)
+                                imageSize: first.imageSize, channels: first.channels,
+                                textLength: first.textLength, textDim: first.textDim)
+        result.remote = remote.mapValues(\.config)
         result.stale = try staleness(run: run, k: k, router: router != nil)
         for line in result.stale { log("warning: " + line) }
         return result

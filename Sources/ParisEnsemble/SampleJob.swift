@@ -33,6 +33,8 @@ public struct SampleJob {
     /// Replace an existing `samples/<name>/`.
     public var overwrite: Bool
     public var device: Device
+    /// Remote experts for some slots, beside `<run>/mixture.json`'s (`RunMixture.load`).
+    public var remotes: [RemoteExpertConfig] = []
 
     public init(run: RunLayout, name: String, prompts: [String], imagesPerPrompt: Int = 1,
                 strategy: RoutingStrategy = .top2, sampler: SamplerConfig, seed: UInt64 = 0, batchSize: Int = 16,
@@ -93,7 +95,7 @@ public struct SampleJob {
         // name meanwhile). An existing folder is never touched before the new one is complete.
         if !overwrite && fm.fileExists(atPath: folder.path) { throw exists }
         let loaded = try RunMixture.load(run: run, device: device, strict: strict,
-                                         requireRouter: strategy.needsRouter, log: log)
+                                         requireRouter: strategy.needsRouter, remotes: remotes, log: log)
         try strategy.validate(numExperts: loaded.mixture.numExperts)
         var oracleMap: CaptionClusters? = nil
         if strategy == .oracle {

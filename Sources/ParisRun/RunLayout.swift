@@ -3,7 +3,7 @@ import Foundation
 /// The folders and files of a run (they mirror the released Paris repository: `expert_<k>/`, `router/`).
 ///
 /// ```
-/// <run>/run.json
+/// <run>/run.json, <run>/mixture.json (optional: remote experts)
 /// <run>/partition/{manifest.json, centroids.safetensors, grids.png, shard_<k>/}
 /// <run>/expert_<k>/{config.json, diffusion_pytorch_model.safetensors, state/, metrics.jsonl, samples/, log.txt}
 /// <run>/router/{config.json, model.safetensors, state/, metrics.jsonl, eval.json}
@@ -15,6 +15,9 @@ public struct RunLayout: Sendable, Equatable {
     public init(_ root: URL) { self.root = root.standardizedFileURL }
 
     public var runJSON: URL { root.appendingPathComponent("run.json") }
+    /// The optional list of remote experts that fill some of the run's slots at sampling time
+    /// (`RemoteExpertConfig.read(mixtureJSON:)`).
+    public var mixtureJSON: URL { root.appendingPathComponent("mixture.json") }
     public func partition(_ config: RunConfig) -> URL { root.appendingPathComponent(config.partition) }
     public func shard(_ k: Int, _ config: RunConfig) -> URL {
         partition(config).appendingPathComponent(Self.shardFolder(k))

@@ -58,7 +58,9 @@ extension JobQueue {
             "steps": r.steps, "cfg_scale": r.cfgScale, "width": imageSize, "height": imageSize,
             "batch_size": r.batchSize, "n_iter": r.nIter, "sampler_name": r.solver.rawValue,
             "routing": ["strategy": r.strategy.description, "mean_weights": mean, "dominant_expert": dominant,
-                        "missing_experts": o.trace.missingExperts, "num_experts": o.trace.numExperts] as [String: Any],
+                        "missing_experts": o.trace.missingExperts, "num_experts": o.trace.numExperts,
+                        "dropped_experts": Array(Set(o.trace.steps.flatMap { ($0.dropped ?? []).map(\.expert) })).sorted()]
+                as [String: Any],
             "notes": o.notes,
         ]
     }
@@ -67,7 +69,7 @@ extension JobQueue {
     public func progressA1111() -> [String: Any] {
         condition.lock()
         defer { condition.unlock() }
-        let job = current.flatMap { jobs[$0] }
+        let job = current.first.flatMap { jobs[$0] }
         let fraction = job.map { Double($0.doneSteps) / Double(max(1, $0.totalSteps)) } ?? 0
         var eta = 0.0
         if let job, let started = job.started, fraction > 0 {
@@ -75,7 +77,7 @@ extension JobQueue {
         }
         let state: [String: Any] = [
             "skipped": false, "interrupted": job?.cancel ?? false, "job": job?.id ?? "",
-            "job_count": pending.count + (job == nil ? 0 : 1), "job_no": 0,
+            "job_count": pending.count + current.count, "job_no": 0,
             "job_timestamp": job.map { Self.timestamp($0.created) } ?? "0",
             "sampling_step": job?.step ?? 0, "sampling_steps": job?.request.steps ?? 0,
         ]

@@ -19,8 +19,13 @@ public struct JobEvent: Sendable, Equatable {
 }
 
 /// The bounded job queue and its one worker: requests wait in FIFO order, a dedicated thread (not the event loop,
-/// not Swift's cooperative pool) samples them one at a time through `MixtureEngine`, and every step is published
-/// as an event to the job's subscribers (`subscribe`). A full queue refuses a job with 429 and a Retry-After.
+/// not Swift's cooperative pool) samples them through `MixtureEngine`, and every step is published as an event to
+/// the job's subscribers (`subscribe`). A full queue refuses a job with 429 and a Retry-After.
+///
+/// Batching: the worker takes the oldest job, waits up to `ServeLimits.batchWindowMilliseconds` for others with the
+/// same sampler settings, and samples them all in one forward batch (`takeBatch`, `MixtureEngine.generate(batch:)`);
+/// each image is the one its request would get alone. A job cancelled in a batch is finished as cancelled at once
+/// and the rest go on.
 ///
 /// All state is guarded by one `NSCondition`, which also wakes the worker.
 public final class JobQueue: @unchecked Sendable {
@@ -53,7 +58,8 @@ public final class JobQueue: @unchecked Sendable {
     var jobs: [String: Job] = [:]
     var finishedOrder: [String] = []
     var pending: [String] = []
-    var current: String? = nil
+    /// The jobs being sampled (several when they share a batch), oldest first.
+    var current: [String] = []
     var stopped = false
     var lastDuration = 1.0  // seconds the last job took, for Retry-After
     var thread: Thread? = nil
@@ -77,7 +83,7 @@ public final class JobQueue: @unchecked Sendable {
     public func stop() {
         condition.lock()
         stopped = true
-        if let current { jobs[current]?.cancel = true }
+        for id in current { jobs[id]?.cancel = true }
         let queued = pending
         condition.unlock()
         for id in queued { _ = cancel(id) }
@@ -123,12 +129,12 @@ public final class JobQueue: @unchecked Sendable {
         return true
     }
 
-    /// AUTOMATIC1111's interrupt: cancels the running job, if any.
+    /// AUTOMATIC1111's interrupt: cancels the running job (every job of its batch), if any.
     public func interruptCurrent() {
         condition.lock()
-        let id = current
+        let ids = current
         condition.unlock()
-        if let id { _ = cancel(id) }
+        for id in ids { _ = cancel(id) }
     }
 
     /// A job's events so far and then as they come; the stream ends after the final event (done, failed,
@@ -161,36 +167,99 @@ public final class JobQueue: @unchecked Sendable {
             condition.lock()
             while pending.isEmpty && !stopped { condition.wait() }
             if stopped { condition.unlock(); return }
-            let job = jobs[pending.removeFirst()]!
-            current = job.id
-            job.state = .running
-            job.started = Date()
-            publish(job, JobEvent(name: "state", data: JSONText.serialize(["state": "running", "id": job.id])))
+            let batch = takeBatch()
+            current = batch.map(\.id)
+            let started = Date()
+            for job in batch {
+                job.state = .running
+                job.started = started
+                publish(job, JobEvent(name: "state", data: JSONText.serialize(["state": "running", "id": job.id])))
+            }
             condition.unlock()
-            let result = Result { try engine.generate(job.request) { iteration, step, steps, routing in
-                self.metrics.recordExperts(routing)
-                return self.progressed(job, iteration: iteration, step: step, steps: steps, routing: routing)
-            } }
+            let results: [Result<MixtureEngine.Output, Error>]
+            if batch.count == 1, let job = batch.first {
+                results = [Result { try engine.generate(job.request) { iteration, step, steps, routing in
+                    self.metrics.recordExperts(routing)
+                    return self.progressed(job, iteration: iteration, step: step, steps: steps, routing: routing)
+                } }]
+            } else {
+                metrics.recordBatch(batch.count)
+                do {
+                    let outputs = try engine.generate(batch: batch.map(\.request)) { step, steps, routing, perJob in
+                        self.metrics.recordExperts(routing)
+                        // Every job gets its own rows; a cancelled one is finished now, and the batch goes on
+                        // while any job still wants it.
+                        return zip(batch, perJob).map { job, rows in
+                            self.progressed(job, iteration: 0, step: step, steps: steps, routing: rows,
+                                            finishIfCancelled: true)
+                        }.contains(true)
+                    }
+                    results = outputs.map { .success($0) }
+                } catch {
+                    results = batch.map { _ in .failure(error) }
+                }
+            }
             condition.lock()
-            current = nil
-            lastDuration = Date().timeIntervalSince(job.started!)
-            switch result {
-            case .success(let output):
-                job.output = output
-                finish(job, .done, error: nil)
-            case .failure(let error) where error is MixtureEngine.Cancelled:
-                finish(job, .cancelled, error: nil)
-            case .failure(let error):
-                finish(job, .failed, error: "\(error)")
+            current = []
+            lastDuration = Date().timeIntervalSince(started) / Double(batch.count)
+            for (job, result) in zip(batch, results) where !job.state.isFinal {
+                switch result {
+                case .success where job.cancel:
+                    finish(job, .cancelled, error: nil)  // cancelled during the last step of its batch
+                case .success(let output):
+                    job.output = output
+                    finish(job, .done, error: nil)
+                case .failure(let error) where error is MixtureEngine.Cancelled:
+                    finish(job, .cancelled, error: nil)
+                case .failure(let error):
+                    finish(job, .failed, error: "\(error)")
+                }
             }
             condition.unlock()
         }
     }
 
-    /// Records a step and publishes it; false when the job was asked to stop.
-    func progressed(_ job: Job, iteration: Int, step: Int, steps: Int, routing: [StepRouting]) -> Bool {
+    /// The next job and, after waiting `limits.batchWindowMilliseconds` for more to arrive (less once they fill a
+    /// batch), every queued job
+    /// that may share its forward batch (`MixtureEngine.batchable`), in queue order, up to `limits.maxBatchSize`
+    /// images. Called with the lock held; removes them from `pending`.
+    func takeBatch() -> [Job] {
+        let first = jobs[pending.removeFirst()]!
+        var images = first.request.imageCount
+        func fits(_ job: Job) -> Bool {
+            MixtureEngine.batchable(first.request, with: job.request) && images + job.request.imageCount <= limits.maxBatchSize
+        }
+        guard limits.batchWindowMilliseconds > 0, MixtureEngine.batchable(first.request, with: first.request),
+              images < limits.maxBatchSize else { return [first] }
+        // Wait out the window, unless the jobs that could join already fill the batch.
+        let deadline = Date().addingTimeInterval(Double(limits.batchWindowMilliseconds) / 1000)
+        func joinable() -> Int {
+            pending.compactMap { jobs[$0] }.filter { MixtureEngine.batchable(first.request, with: $0.request) }
+                .reduce(images) { $0 + $1.request.imageCount }
+        }
+        while !stopped && Date() < deadline && joinable() < limits.maxBatchSize { _ = condition.wait(until: deadline) }
+        var batch = [first]
+        for id in pending {
+            guard let job = jobs[id], fits(job) else { continue }
+            batch.append(job)
+            images += job.request.imageCount
+        }
+        let taken = Set(batch.map(\.id))
+        pending.removeAll { taken.contains($0) }
+        return batch
+    }
+
+    /// Records a step and publishes it; false when the job was asked to stop. `finishIfCancelled` (a job sampled
+    /// in a shared batch, which goes on for the others): a cancelled job is finished as cancelled here, at once.
+    func progressed(_ job: Job, iteration: Int, step: Int, steps: Int, routing: [StepRouting],
+                    finishIfCancelled: Bool = false) -> Bool {
         condition.lock()
         defer { condition.unlock() }
+        if job.state.isFinal { return false }
+        if job.cancel && finishIfCancelled {
+            finish(job, .cancelled, error: nil)
+            return false
+        }
         job.iteration = iteration
         job.step = step
         let event: [String: Any] = [

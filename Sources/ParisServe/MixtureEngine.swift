@@ -15,15 +15,20 @@ public final class MixtureEngine: @unchecked Sendable {
     public let run: RunLayout
     public let device: Device
     let encode: PromptEncoder
+    let countTokens: PromptTokenCounter?
 
     /// Loads the run's mixture (`RunMixture.load`, router optional: without one only the oracle would route, and
-    /// the server refuses requests then). `encode` is the prompt encoder (`PromptEncoding.miniLM`; a stub in tests).
-    public init(run: RunLayout, device: Device, encode: @escaping PromptEncoder, log: (String) -> Void = { _ in })
-        throws {
+    /// the server refuses requests then). `encode` is the prompt encoder (`PromptEncoding.miniLM`; a stub in tests);
+    /// `countTokens`, when given, lets `info` say that a prompt longer than the experts' token length was truncated.
+    public init(run: RunLayout, device: Device, encode: @escaping PromptEncoder,
+                countTokens: PromptTokenCounter? = nil, remotes: [RemoteExpertConfig] = [],
+                log: (String) -> Void = { _ in }) throws {
         self.run = run
         self.device = device
         self.encode = encode
-        self.loaded = try RunMixture.load(run: run, device: device, strict: false, requireRouter: true, log: log)
+        self.countTokens = countTokens
+        self.loaded = try RunMixture.load(run: run, device: device, strict: false, requireRouter: true,
+                                          remotes: remotes, log: log)
     }
 
     public var numExperts: Int { loaded.mixture.numExperts }
@@ -46,34 +51,104 @@ public final class MixtureEngine: @unchecked Sendable {
     public func generate(_ request: GenerationRequest,
                          onStep: @escaping (_ iteration: Int, _ step: Int, _ steps: Int, _ routing: [StepRouting]) -> Bool)
         throws -> Output {
-        let config = try SamplerConfig(solver: request.solver, steps: request.steps, guidanceScale: request.cfgScale)
-        let sampler = try MixtureSampler(config: config, strategy: request.strategy)
+        let sampler = try Self.sampler(request)
         let seeds = request.seeds
         var png: [[UInt8]] = []
         var trace: RoutingTrace? = nil
         for iteration in 0..<request.nIter {
             let batchSeeds = Array(seeds[(iteration * request.batchSize)..<((iteration + 1) * request.batchSize)])
-            let prompts = Array(repeating: request.prompt, count: batchSeeds.count)
-            let text = try encode(prompts, loaded.textLength)
-            let cond = try TextCondition(tokens: text.tokens.to(device: device),
-                                         mask: text.mask.map { try $0.to(device: device) })
-            let noise = try MixtureSampler.noise(seeds: batchSeeds, channels: loaded.channels, size: loaded.imageSize,
-                                                 device: device)
-            let (x, t) = try sampler.sample(loaded.mixture, noise: noise, text: cond, prompts: prompts,
-                                            seeds: batchSeeds, routingSeed: batchSeeds[0],
-                                            onStep: { step, steps, routing in
-                guard onStep(iteration, step, steps, routing) else { throw Cancelled() }
-            })
-            let images = try x.to(device: .cpu)  // [B, C, H, W] in about [-1, 1]
-            for i in 0..<images.size(0) {
-                png.append(try Image(tensor: images.select(0, i), range: .minusOneToOne).pngData())
+            let (images, t) = try sample(sampler, prompts: Array(repeating: request.prompt, count: batchSeeds.count),
+                                         seeds: batchSeeds) { step, steps, routing in
+                onStep(iteration, step, steps, routing)
             }
+            png += images
             if trace == nil { trace = t } else { try trace!.append(t) }
         }
-        var notes = request.notes
+        return output(request, png: png, trace: trace!)
+    }
+
+    /// Whether two requests may share one forward batch (`generate(batch:)`): the same sampler settings, one
+    /// iteration each, and not `sample1`, whose draws come from one generator per batch (its images would depend
+    /// on the batch they were drawn in).
+    public static func batchable(_ a: GenerationRequest, with b: GenerationRequest) -> Bool {
+        a.nIter == 1 && b.nIter == 1 && a.strategy != .sample1 && a.strategy == b.strategy && a.steps == b.steps
+            && a.cfgScale == b.cfgScale && a.solver == b.solver
+    }
+
+    /// Samples several requests (seeds resolved, pairwise `batchable`) in one forward batch: request r's images are
+    /// the rows offset_r ..< offset_r + batch_size, each with its own prompt and seed. The noise of an image depends
+    /// on its seed only, and the router and the experts act on each row alone, so every image is the one the request
+    /// would get alone (`ServeAPITests.testBatchedRequestsGetTheImagesTheyWouldGetAlone`). `onStep(step, steps,
+    /// routing, perRequest)` gets the step's routing and each request's rows of it; returning false cancels the
+    /// whole batch.
+    public func generate(batch requests: [GenerationRequest],
+                         onStep: @escaping (_ step: Int, _ steps: Int, _ routing: [StepRouting],
+                                            _ perRequest: [[StepRouting]]) -> Bool)
+        throws -> [Output] {
+        guard let first = requests.first else { return [] }
+        for r in requests.dropFirst() where !Self.batchable(first, with: r) {
+            throw APIError(500, "internal: requests with different settings were batched")
+        }
+        var offsets: [Range<Int>] = [], prompts: [String] = [], seeds: [UInt64] = []
+        for r in requests {
+            offsets.append(seeds.count..<(seeds.count + r.batchSize))
+            prompts += Array(repeating: r.prompt, count: r.batchSize)
+            seeds += r.seeds
+        }
+        let (png, trace) = try sample(try Self.sampler(first), prompts: prompts, seeds: seeds) { step, steps, routing in
+            onStep(step, steps, routing, offsets.map { rows in routing.map { $0.rows(rows) } })
+        }
+        return try zip(requests, offsets).map { r, rows in
+            output(r, png: Array(png[rows]), trace: try trace.rows(rows))
+        }
+    }
+
+    static func sampler(_ request: GenerationRequest) throws -> MixtureSampler {
+        try MixtureSampler(config: SamplerConfig(solver: request.solver, steps: request.steps,
+                                                 guidanceScale: request.cfgScale), strategy: request.strategy)
+    }
+
+    /// One forward batch: prompts[i] with seeds[i] → PNGs in row order and the batch's trace.
+    func sample(_ sampler: MixtureSampler, prompts: [String], seeds: [UInt64],
+                onStep: @escaping (_ step: Int, _ steps: Int, _ routing: [StepRouting]) -> Bool)
+        throws -> (png: [[UInt8]], trace: RoutingTrace) {
+        let text = try encode(prompts, loaded.textLength)
+        let cond = try TextCondition(tokens: text.tokens.to(device: device),
+                                     mask: text.mask.map { try $0.to(device: device) })
+        let noise = try MixtureSampler.noise(seeds: seeds, channels: loaded.channels, size: loaded.imageSize,
+                                             device: device)
+        let (x, trace) = try sampler.sample(loaded.mixture, noise: noise, text: cond, prompts: prompts, seeds: seeds,
+                                            routingSeed: seeds[0], onStep: { step, steps, routing in
+            guard onStep(step, steps, routing) else { throw Cancelled() }
+        })
+        let images = try x.to(device: .cpu)  // [B, C, H, W] in about [-1, 1]
+        let png = try (0..<images.size(0)).map { try Image(tensor: images.select(0, $0), range: .minusOneToOne).pngData() }
+        return (png, trace)
+    }
+
+    func output(_ request: GenerationRequest, png: [[UInt8]], trace: RoutingTrace) -> Output {
+        var notes = request.notes, trace = trace
+        if let count = countTokens?(request.prompt),
+           let note = PromptEncoding.truncationNote(tokens: count, length: loaded.textLength) { notes.append(note) }
         if !loaded.warnings.isEmpty || !loaded.stale.isEmpty { notes += loaded.warnings + loaded.stale }
-        if !loaded.stale.isEmpty { trace!.warnings = loaded.stale }
-        return Output(png: png, seeds: seeds, trace: trace!, notes: notes)
+        if !loaded.stale.isEmpty { trace.warnings = loaded.stale }
+        notes += Self.dropNotes(trace)
+        return Output(png: png, seeds: request.seeds, trace: trace, notes: notes)
+    }
+
+    /// One note per remote expert that was dropped from some steps: how many, and the first reason.
+    static func dropNotes(_ trace: RoutingTrace) -> [String] {
+        var steps: [Int: Int] = [:], reasons: [Int: String] = [:]
+        for step in trace.steps {
+            for d in step.dropped ?? [] {
+                steps[d.expert, default: 0] += 1
+                if reasons[d.expert] == nil { reasons[d.expert] = d.reason }
+            }
+        }
+        return steps.keys.sorted().map { k in
+            "remote expert \(k) was dropped at \(steps[k]!) of \(trace.steps.count) model evaluations (its weight went "
+                + "to the other experts): \(reasons[k]!)"
+        }
     }
 
     /// Per expert, the mean mixture weight over every step and image of `trace`: which cluster drew the pictures.
@@ -89,13 +164,20 @@ public final class MixtureEngine: @unchecked Sendable {
         return sums.map { rows == 0 ? 0 : $0 / Double(rows) }
     }
 
-    /// One entry per expert for `GET /v1/experts`: index, cluster, local, health (`ok`, `missing` with the reason)
+    /// One entry per expert for `GET /v1/experts`: index, cluster, local (and a remote one's url), health (`ok`,
+    /// `missing` with the reason, a remote one `unreachable` when it did not answer at load)
     /// and the URL of its cluster's contact sheet (null when the run's partition has none).
     public func experts() -> [[String: Any]] {
         (0..<numExperts).map { k in
-            var e: [String: Any] = ["index": k, "local": true]
+            var e: [String: Any] = ["index": k, "local": loaded.remote[k] == nil]
             e["contact_sheet"] = contactSheet(expert: k) == nil ? NSNull() : "/v1/experts/\(k)/contact.png"
-            if let info = loaded.experts[k] {
+            if let remote = loaded.remote[k] {
+                e["cluster"] = k
+                e["url"] = remote.url
+                let unreachable = loaded.warnings.first { $0.contains("remote expert \(remote.url)") }
+                e["health"] = unreachable == nil ? "ok" : "unreachable"
+                if let unreachable { e["reason"] = unreachable }
+            } else if let info = loaded.experts[k] {
                 e["cluster"] = info.cluster ?? k
                 e["health"] = "ok"
                 e["objective"] = "\(info.objective)"

@@ -47,12 +47,20 @@ public final class ParisServer: Sendable {
         async throws {
         queue.start()
         defer { queue.stop() }
+        try await Self.serve(makeRouter(), host: options.host, port: options.port, name: "paris",
+                             handleSignals: handleSignals, onRunning: onRunning)
+    }
+
+    /// Runs a Hummingbird application for `router` on host:port until cancelled (or SIGINT/SIGTERM with
+    /// `handleSignals`), logging warnings only; the one server set-up of `paris serve` and `paris serve expert`.
+    static func serve(_ router: Router<BasicRequestContext>, host: String, port: Int, name: String, handleSignals: Bool,
+                      onRunning: @escaping @Sendable (Int) -> Void) async throws {
         let app = Application(
-            router: makeRouter(),
-            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "paris"),
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: name),
             onServerRunning: { channel in onRunning(channel.localAddress?.port ?? 0) },
             logger: {
-                var logger = Logger(label: "paris-serve")
+                var logger = Logger(label: name)
                 logger.logLevel = .warning
                 return logger
             }())
@@ -71,15 +79,22 @@ public final class ParisServer: Sendable {
 public enum ServeJob {
     /// With the MiniLM prompt encoder from the package cache `cache`; blocks the calling thread (the CLI's
     /// synchronous `run()`) until the server stops.
-    public static func run(run: RunLayout, device: Device, options: ServeOptions, packageCache cache: URL,
-                           log: @escaping @Sendable (String) -> Void) throws {
+    public static func run(run: RunLayout, device: Device, options: ServeOptions, remotes: [RemoteExpertConfig] = [],
+                           packageCache cache: URL, log: @escaping @Sendable (String) -> Void) throws {
         let encode = try PromptEncoding.miniLM(cache: cache, device: device, log: log)
+        let countTokens = try PromptEncoding.miniLMTokenCounter(cache: cache, log: log)
+        try block { [encode] in
+            try await self.run(run: run, device: device, options: options, encode: encode, countTokens: countTokens,
+                               remotes: remotes, log: log)
+        }
+    }
+
+    /// Runs `body` on a detached task and blocks the calling thread (the CLI's synchronous `run()`) until it ends.
+    static func block(_ body: sending @escaping () async throws -> Void) throws {
         let done = DispatchSemaphore(value: 0)
         let failure = ErrorBox()
-        let task = Task.detached { [encode] in
-            do { try await self.run(run: run, device: device, options: options, encode: encode, log: log) } catch {
-                failure.error = error
-            }
+        let task = Task.detached {
+            do { try await body() } catch { failure.error = error }
             done.signal()
         }
         done.wait()
@@ -87,14 +102,32 @@ public enum ServeJob {
         if let error = failure.error { throw error }
     }
 
-    /// With an injected prompt encoder (tests pass `TinyRun.encoder`).
+    /// With an injected prompt encoder (tests pass `TinyRun.encoder`) and token counter.
     public static func run(run: RunLayout, device: Device, options: ServeOptions, encode: @escaping PromptEncoder,
+                           countTokens: PromptTokenCounter? = nil, remotes: [RemoteExpertConfig] = [],
                            log: @escaping @Sendable (String) -> Void) async throws {
-        let engine = try MixtureEngine(run: run, device: device, encode: encode, log: log)
+        let engine = try MixtureEngine(run: run, device: device, encode: encode, countTokens: countTokens,
+                                       remotes: remotes, log: log)
         let server = try ParisServer(engine: engine, options: options)
         try await server.run(handleSignals: true) { port in
             log("serving \(run.root.path) (\(engine.numExperts) experts, \(engine.imageSize)×\(engine.imageSize)) "
                 + "at http://\(options.host):\(port)/")
+        }
+    }
+}
+
+extension ServeJob {
+    /// `paris serve expert`: serves expert k of `run` until SIGINT/SIGTERM; blocks the calling thread.
+    public static func runExpert(run: RunLayout, expert k: Int, device: Device, host: String, port: Int,
+                                 tokenFile: URL?, log: @escaping @Sendable (String) -> Void) throws {
+        let token = try tokenFile.map { try RemoteExpert.token(file: $0) }
+        let server = try ExpertServer(run: run, expert: k, device: device, token: token, host: host, port: port)
+        let guarded = token != nil
+        try block {
+            try await server.run(handleSignals: true) { port in
+                log("serving expert \(k) of \(run.root.path) at http://\(host):\(port)/ (POST /v1/velocity"
+                    + (guarded ? ", bearer token required)" : ", no token asked)"))
+            }
         }
     }
 }

@@ -17,6 +17,8 @@ public final class ServeMetrics: @unchecked Sendable {
     var jobs: [JobState: Int] = [:]
     var expertCalls: [Int]
     var expertFailures: [Int]
+    var batches = 0, batchedJobs = 0
+    var lastFailure: [Int: (at: Date, reason: String)] = [:]
 
     public init(numExperts: Int) {
         expertCalls = [Int](repeating: 0, count: numExperts)
@@ -36,9 +38,23 @@ public final class ServeMetrics: @unchecked Sendable {
     /// The experts evaluated in one step.
     public func recordExperts(_ routing: [StepRouting]) {
         lock.withLock {
-            for r in routing { for k in r.experts where k < expertCalls.count { expertCalls[k] += 1 } }
+            for r in routing {
+                for k in r.experts where k < expertCalls.count { expertCalls[k] += 1 }
+                for d in r.dropped ?? [] where d.expert < expertFailures.count {
+                    expertFailures[d.expert] += 1
+                    lastFailure[d.expert] = (Date(), d.reason)
+                }
+            }
         }
     }
+
+    /// Expert k's last failure (a remote expert dropped from a step) within `seconds`, nil when none.
+    public func recentFailure(_ k: Int, within seconds: Double = 60) -> String? {
+        lock.withLock { lastFailure[k].flatMap { Date().timeIntervalSince($0.at) <= seconds ? $0.reason : nil } }
+    }
+
+    /// A forward batch shared by `jobs` (> 1) requests.
+    public func recordBatch(_ jobs: Int) { lock.withLock { batches += 1; batchedJobs += jobs } }
 
     /// A job that finished (done, failed, cancelled).
     public func recordJob(_ state: JobState) { lock.withLock { jobs[state, default: 0] += 1 } }
@@ -67,10 +83,14 @@ public final class ServeMetrics: @unchecked Sendable {
         for state in [JobState.done, .failed, .cancelled] {
             out += "paris_jobs_total{state=\"\(state.rawValue)\"} \(jobs[state] ?? 0)\n"
         }
+        out += "# HELP paris_batches_total Forward batches shared by several requests.\n"
+        out += "# TYPE paris_batches_total counter\nparis_batches_total \(batches)\n"
+        out += "# HELP paris_batched_jobs_total Requests sampled in a shared batch.\n"
+        out += "# TYPE paris_batched_jobs_total counter\nparis_batched_jobs_total \(batchedJobs)\n"
         out += "# HELP paris_expert_calls_total Sampling steps in which the expert was evaluated.\n"
         out += "# TYPE paris_expert_calls_total counter\n"
         for (k, n) in expertCalls.enumerated() { out += "paris_expert_calls_total{expert=\"\(k)\"} \(n)\n" }
-        out += "# HELP paris_expert_failures_total Expert evaluations that failed (none yet for local experts).\n"
+        out += "# HELP paris_expert_failures_total Steps a remote expert was dropped from (down, slow or a bad answer).\n"
         out += "# TYPE paris_expert_failures_total counter\n"
         for (k, n) in expertFailures.enumerated() { out += "paris_expert_failures_total{expert=\"\(k)\"} \(n)\n" }
         return out

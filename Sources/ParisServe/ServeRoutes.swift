@@ -17,7 +17,11 @@ extension ParisServer {
                           contentType: "text/plain; version=0.0.4")
         })
         router.get("/v1/experts", use: handle("/v1/experts") { _, _ in
-            Self.json(["experts": self.engine.experts(), "num_experts": self.engine.numExperts])
+            let experts = self.engine.experts().map { e -> [String: Any] in
+                guard let k = e["index"] as? Int, let reason = self.metrics.recentFailure(k) else { return e }
+                return e.merging(["health": "failing", "last_error": reason]) { $1 }
+            }
+            return Self.json(["experts": experts, "num_experts": self.engine.numExperts])
         })
         router.get("/v1/experts/:k/contact.png", use: handle("/v1/experts/{k}/contact.png") { _, context in
             let text = context.parameters.get("k") ?? ""

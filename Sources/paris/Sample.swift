@@ -64,6 +64,8 @@ struct Sample: ParsableCommand {
     @Flag(help: "Replace an existing samples/<name>/ (swapped in only once the new one is complete).")
     var force = false
 
+    @OptionGroup var remote: RemoteOptions
+
     func validate() throws {
         do { _ = try RoutingStrategy(parsing: strategy) } catch { throw ValidationError("\(error)") }
         guard ODESolver(rawValue: solver) != nil else { throw ValidationError("--solver must be euler or heun") }
@@ -77,11 +79,12 @@ struct Sample: ParsableCommand {
         let routing = try RoutingStrategy(parsing: strategy)
         let file = try promptsFile.map { try PromptEncoding.prompts(file: URL(fileURLWithPath: $0)) } ?? []
         let sampler = try SamplerConfig(solver: ODESolver(rawValue: solver)!, steps: steps, guidanceScale: cfg)
-        let job = SampleJob(run: RunLayout(URL(fileURLWithPath: runFolder)),
+        var job = SampleJob(run: RunLayout(URL(fileURLWithPath: runFolder)),
                             name: name ?? "\(routing.description.replacingOccurrences(of: ":", with: "_"))-s\(seed)",
                             prompts: prompts + file, imagesPerPrompt: imagesPerPrompt, strategy: routing,
                             sampler: sampler, seed: seed, batchSize: batchSize, strict: strict, overwrite: force,
                             device: try Device(parsing: device))
+        job.remotes = try remote.configs()
         let result = try job.run(packageCache: CachePaths.packages, log: { print($0) })
         print("wrote \(result.images.count) images to \(result.folder.path)/ (img_0.png …), "
             + "grid \(result.grid.lastPathComponent), trace \(result.trace.lastPathComponent)")

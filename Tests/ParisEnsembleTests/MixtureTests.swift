@@ -90,6 +90,31 @@ final class MixtureTests: XCTestCase {
         assertThrows({ try MixtureOfExperts(members: [nil, nil], router: self.router) }, contains: "all 2 experts")
     }
 
+    /// A remote member that fails (down, slow or a bad answer: a `RemoteExpertError`) is dropped for the step: the
+    /// step's weights are made again without it, a given cluster that was its own goes to the router's next choice,
+    /// and `dropped` says so. A local member's error still fails the step.
+    func testAFailingRemoteMemberIsDroppedForTheStep() throws {
+        var m = members()
+        let failing = MixtureMember(name: "remote", isRemote: true) { _, _, _, _ in
+            throw RemoteExpertError(url: "http://127.0.0.1:1", reason: "down")
+        }
+        m[0] = failing
+        for strategy in [RoutingStrategy.full, .top1, .oracle] {
+            let (v, r, x) = try run(strategy, members: m)
+            XCTAssertEqual(r.weights, [[0, 1], [0, 1]], "\(strategy)")
+            XCTAssertEqual(r.experts, [1], "\(strategy)")
+            XCTAssertEqual(r.dropped, [DroppedExpert(expert: 0, reason: "down")], "\(strategy)")
+            try assertClose(v, try expected(x, t: 0.5, weights: r.weights), rtol: 1e-6, atol: 1e-6)
+        }
+        // A healthy remote member is used like a local one; a step without failures records no drop.
+        let (_, healthy, _) = try run(.full)
+        XCTAssertNil(healthy.dropped)
+        // Every expert gone: a clear error. A local member that throws is not dropped.
+        assertThrows({ try self.run(.full, members: [failing, failing]) }, contains: "every expert of the step is gone")
+        let broken = MixtureMember(name: "local") { _, _, _, _ in throw RemoteExpertError(url: "x", reason: "local") }
+        assertThrows({ try self.run(.full, members: [broken, self.members()[1]]) }, contains: "local")
+    }
+
     func testSamplerIsDeterministicAndTraces() throws {
         let mixture = try MixtureOfExperts(members: members(), router: router)
         let sampler = try MixtureSampler(config: SamplerConfig(solver: .heun, steps: 3), strategy: .sample1)

@@ -17,8 +17,9 @@ final class LiveServer: @unchecked Sendable {
     let task: Task<Void, any Error>
     let session: URLSession
 
-    static func start(_ run: RunLayout, limits: ServeLimits = .standard) async throws -> LiveServer {
-        let engine = try MixtureEngine(run: run, device: .cpu, encode: TinyRun.encoder)
+    static func start(_ run: RunLayout, limits: ServeLimits = .standard, countTokens: PromptTokenCounter? = nil)
+        async throws -> LiveServer {
+        let engine = try MixtureEngine(run: run, device: .cpu, encode: TinyRun.encoder, countTokens: countTokens)
         let server = try ParisServer(engine: engine, options: ServeOptions(host: "127.0.0.1", port: 0, limits: limits))
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let task = Task { try await server.run { port in continuation.yield(port); continuation.finish() } }

@@ -45,7 +45,8 @@ final class ServeProcessTests: XCTestCase {
         let base = try XCTUnwrap(url, "paris serve did not say where it listens")
         var request = URLRequest(url: URL(string: base + "/sdapi/v1/txt2img")!)
         request.httpMethod = "POST"
-        request.httpBody = Data(#"{"prompt": "an emoji of a cat", "steps": 2, "seed": 4, "batch_size": 2}"#.utf8)
+        let prompt = "an emoji of a cat" + String(repeating: " with a hat", count: 10)  // > 32 MiniLM tokens
+        request.httpBody = Data(#"{"prompt": "\#(prompt)", "steps": 2, "seed": 4, "batch_size": 2}"#.utf8)
         request.timeoutInterval = 120
         let (data, response) = try await URLSession.shared.data(for: request)
         XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 200, String(decoding: data, as: UTF8.self))
@@ -53,6 +54,12 @@ final class ServeProcessTests: XCTestCase {
         let images = (body["images"] as? [String] ?? []).compactMap { Data(base64Encoded: $0) }
         XCTAssertEqual(images.count, 2)
         XCTAssertTrue(images.allSatisfy { $0.starts(with: [0x89, 0x50, 0x4E, 0x47]) }, "not PNGs")
+        // The tiny run's experts read 32 tokens: the real MiniLM tokenizer counts more for this prompt, and `info`
+        // says that it was truncated.
+        let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data((body["info"] as? String ?? "").utf8))
+                                     as? [String: Any])
+        let notes = info["notes"] as? [String] ?? []
+        XCTAssertTrue(notes.contains { $0.contains("tokens, more than the 32 the experts read") }, "\(notes)")
         kill(process.processIdentifier, SIGINT)
         let stopBy = Date().addingTimeInterval(30)
         while process.isRunning && Date() < stopBy { try await Task.sleep(nanoseconds: 50_000_000) }

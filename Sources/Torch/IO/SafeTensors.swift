@@ -75,7 +75,16 @@ public enum SafeTensors {
     /// Maps `url` and returns its tensors (CPU, zero-copy) and metadata. Throws a `TorchError` naming the file and the
     /// problem for anything that breaks the format.
     public static func load(_ url: URL) throws -> SafeTensorsFile {
-        let mapping = try Mapping(url)
+        try read(try Mapping(url), url: url)
+    }
+
+    /// Reads safetensors bytes held in memory (an HTTP body), with every check `load` makes; `name` stands for the
+    /// file in errors ("request body: …") and in the result's `url`. The bytes are copied once.
+    public static func decode(_ bytes: [UInt8], name: String) throws -> SafeTensorsFile {
+        try read(Mapping(bytes: bytes, name: name), url: URL(fileURLWithPath: name))
+    }
+
+    static func read(_ mapping: Mapping, url: URL) throws -> SafeTensorsFile {
         let header = try SafeTensorsHeader(mapping: mapping)
         var tensors: [String: Tensor] = [:]
         tensors.reserveCapacity(header.entries.count)
@@ -385,14 +394,30 @@ final class Mapping: @unchecked Sendable {
     let path: String
     let base: UnsafeMutableRawPointer?
     let length: Int
+    /// A copy of bytes in memory (`init(bytes:name:)`), freed rather than unmapped.
+    let inMemory: Bool
 
     /// How many mappings are alive (for tests of their lifetime).
     static var live: Int { counterLock.withLock { counter } }
     private static let counterLock = NSLock()
     nonisolated(unsafe) private static var counter = 0
 
+    /// A copy of `bytes`, read as a mapped file would be; `name` stands for its path in errors.
+    init(bytes: [UInt8], name: String) {
+        path = name
+        length = bytes.count
+        inMemory = true
+        guard length > 0 else { base = nil; return }
+        let n = bytes.count
+        let p = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
+        bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: n) }
+        base = p
+        Self.counterLock.withLock { Self.counter += 1 }
+    }
+
     init(_ url: URL) throws {
         path = url.path
+        inMemory = false
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let e = errno
@@ -418,7 +443,7 @@ final class Mapping: @unchecked Sendable {
 
     deinit {
         if let base {
-            munmap(base, length)
+            if inMemory { base.deallocate() } else { munmap(base, length) }
             Self.counterLock.withLock { Self.counter -= 1 }
         }
     }
