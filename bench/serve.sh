@@ -7,8 +7,9 @@
 # With REMOTE=K, expert K is served by its own `paris serve expert` process and joins the mixture with --remote;
 # KILL_AFTER seconds into the load that process is SIGKILLed, and RESTART_AFTER seconds later it is started again on
 # the same port, so the load runs through a remote expert's death and return (its drops are in /metrics).
+# THREADS sets --threads for the server and the expert (see bench/serve_batching.sh).
 # Usage: RUN=runs/demo [CLIENTS=32] [REQUESTS=6400] [MAX_SECONDS=600] [REMOTE=1 KILL_AFTER=20 RESTART_AFTER=10]
-#        [PARIS=path/to/paris] bench/serve.sh
+#        [THREADS=N] [PARIS=path/to/paris] bench/serve.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${RUN:?set RUN to a run folder with trained (or untrained) experts and a router}"
@@ -18,6 +19,7 @@ MAX_SECONDS="${MAX_SECONDS:-600}"
 REMOTE="${REMOTE:-}"
 KILL_AFTER="${KILL_AFTER:-20}"
 RESTART_AFTER="${RESTART_AFTER:-10}"
+threads=(); [ -n "${THREADS:-}" ] && threads=(--threads "$THREADS")
 bin="${PARIS:-}"
 if [ -z "$bin" ]; then
     swift build -c release --product paris >&2
@@ -42,13 +44,13 @@ wait_url() {  # wait_url LOG PID: prints the first http://127.0.0.1:PORT the pro
 }
 remote_args=()
 if [ -n "$REMOTE" ]; then
-    "$bin" serve expert --run "$RUN" --expert "$REMOTE" --host 127.0.0.1 --port 0 --device cpu >"$expert_log" 2>&1 &
+    "$bin" serve expert --run "$RUN" --expert "$REMOTE" --host 127.0.0.1 --port 0 --device cpu "${threads[@]}" >"$expert_log" 2>&1 &
     expert=$!
     expert_url="$(wait_url "$expert_log" "$expert")"
     remote_args=(--remote "$REMOTE=$expert_url" --remote-timeout 5)
     echo "[serve-bench] expert $REMOTE served by pid $expert at $expert_url" >&2
 fi
-"$bin" serve --run "$RUN" --host 127.0.0.1 --port 0 --device cpu "${remote_args[@]}" >"$log" 2>&1 &
+"$bin" serve --run "$RUN" --host 127.0.0.1 --port 0 --device cpu "${threads[@]}" "${remote_args[@]}" >"$log" 2>&1 &
 server=$!
 url="$(wait_url "$log" "$server")"
 echo "[serve-bench] $url: $CLIENTS clients, $REQUESTS requests, at most $MAX_SECONDS s" >&2
@@ -58,7 +60,7 @@ if [ -n "$REMOTE" ]; then
         kill -9 "$expert" && echo "[serve-bench] t=${KILL_AFTER}s: killed the remote expert (pid $expert)" >&2
         sleep "$RESTART_AFTER"
         "$bin" serve expert --run "$RUN" --expert "$REMOTE" --host 127.0.0.1 --port "${expert_url##*:}" --device cpu \
-            >"$expert_log" 2>&1 &
+            "${threads[@]}" >"$expert_log" 2>&1 &
         echo "[serve-bench] t=$((KILL_AFTER + RESTART_AFTER))s: restarted it (pid $!) on ${expert_url##*:}" >&2
         echo $! > "$expert_log.pid"
     ) &

@@ -6,11 +6,14 @@
 #      batching window on (the default 20 ms), and the 16-client case again with batching off (--batch-window 0);
 # every request one image of STEPS steps with its own prompt and seed. Prints images/s of each, the ratio to the
 # sequential calls, and how many requests the server batched (paris_batched_jobs_total). Loopback only.
-# Usage: RUN=runs/demo [STEPS=20] [PARIS=path/to/paris] bench/serve_batching.sh
+# THREADS sets --threads for every paris process (default: libtorch's choice; on a machine whose cores other jobs
+# keep busy pass THREADS=1, see docs/serving.md).
+# Usage: RUN=runs/demo [STEPS=20] [THREADS=N] [PARIS=path/to/paris] bench/serve_batching.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${RUN:?set RUN to a run folder with experts and a router, e.g. runs/demo after scripts/demo.sh}"
 STEPS="${STEPS:-20}"
+threads=(); [ -n "${THREADS:-}" ] && threads=(--threads "$THREADS")
 N=16
 bin="${PARIS:-}"
 if [ -z "$bin" ]; then
@@ -23,7 +26,7 @@ say() { printf '[serve-batching] %s\n' "$*" >&2; }
 start=$(date +%s.%N)
 for i in $(seq 0 $((N - 1))); do
     "$bin" sample --run "$RUN" --prompt "request $i" --seed $((1000 + i)) --n 1 --steps "$STEPS" --device cpu \
-        --name "bench-batching-$i" --force >/dev/null
+        --name "bench-batching-$i" --force "${threads[@]}" >/dev/null
 done
 sequential=$(python3 -c "import sys; print($N / ($(date +%s.%N) - $start))")
 rm -rf "$RUN"/samples/bench-batching-*
@@ -33,7 +36,7 @@ log="$(mktemp)"
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -f "$log"' EXIT
 serve() {  # serve [extra args]: starts the server, sets $url
-    "$bin" serve --run "$RUN" --host 127.0.0.1 --port 0 --device cpu "$@" >"$log" 2>&1 &
+    "$bin" serve --run "$RUN" --host 127.0.0.1 --port 0 --device cpu "${threads[@]}" "$@" >"$log" 2>&1 &
     server=$!
     for _ in $(seq 600); do
         grep -q "at http://" "$log" && break

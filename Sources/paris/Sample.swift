@@ -66,6 +66,8 @@ struct Sample: ParsableCommand {
 
     @OptionGroup var remote: RemoteOptions
 
+    @OptionGroup var threads: ThreadsOption
+
     func validate() throws {
         do { _ = try RoutingStrategy(parsing: strategy) } catch { throw ValidationError("\(error)") }
         guard ODESolver(rawValue: solver) != nil else { throw ValidationError("--solver must be euler or heun") }
@@ -76,6 +78,7 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
+        try threads.apply()
         let routing = try RoutingStrategy(parsing: strategy)
         let file = try promptsFile.map { try PromptEncoding.prompts(file: URL(fileURLWithPath: $0)) } ?? []
         let sampler = try SamplerConfig(solver: ODESolver(rawValue: solver)!, steps: steps, guidanceScale: cfg)

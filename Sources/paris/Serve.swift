@@ -44,6 +44,8 @@ struct ServeMixture: ParsableCommand {
 
     @OptionGroup var remote: RemoteOptions
 
+    @OptionGroup var threads: ThreadsOption
+
     @Option(number: "Milliseconds the worker waits for requests with the same settings to share a batch (0: no batching).")
     var batchWindow: Int = ServeLimits.standard.batchWindowMilliseconds
 
@@ -55,6 +57,7 @@ struct ServeMixture: ParsableCommand {
     }
 
     func run() throws {
+        try threads.apply()
         var limits = ServeLimits.standard
         limits.batchWindowMilliseconds = batchWindow
         try ServeJob.run(run: RunLayout(URL(fileURLWithPath: runFolder)), device: try Device(parsing: device),
@@ -96,12 +99,15 @@ struct ServeExpert: ParsableCommand {
     @Option(help: "cpu, cuda, cuda:N or auto (CUDA when present).")
     var device: String = "auto"
 
+    @OptionGroup var threads: ThreadsOption
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be within 0…65535, not \(port)") }
         guard expert >= 0 else { throw ValidationError("--expert must be ≥ 0, not \(expert)") }
     }
 
     func run() throws {
+        try threads.apply()
         try ServeJob.runExpert(run: RunLayout(URL(fileURLWithPath: runFolder)), expert: expert,
                                device: try Device(parsing: device), host: host, port: port,
                                tokenFile: tokenFile.map { URL(fileURLWithPath: $0) }, log: { print($0) })

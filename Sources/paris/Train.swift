@@ -23,17 +23,13 @@ struct TrainSessionOptions: ParsableArguments {
     @Option(name: .customLong("stop-after"), number: "End this session with a checkpoint after N steps (resume later).")
     var stopAfter: Int?
 
-    @Option(number: "CPU threads for libtorch (default: libtorch's choice).")
-    var threads: Int?
+    @OptionGroup var threads: ThreadsOption
 
     @Option(number: "Batches the loader prepares ahead on its own thread.")
     var prefetch: Int = 2
 
     func validate() throws {
         if let stopAfter, stopAfter <= 0 { throw ValidationError("--stop-after must be positive, not \(stopAfter)") }
-        if let threads {
-            do { try Runtime.checkThreads(threads) } catch { throw ValidationError("--\(error)") }
-        }
         if prefetch < 0 { throw ValidationError("--prefetch must be ≥ 0, not \(prefetch)") }
     }
 
@@ -41,7 +37,7 @@ struct TrainSessionOptions: ParsableArguments {
     /// finished (or had finished, or `--stop-after` ended the session), 128 + the signal's number when SIGTERM,
     /// SIGINT or SIGUSR1 stopped it (after writing a checkpoint).
     func session(_ body: (TrainOptions) throws -> TrainResult) throws {
-        if let threads { try Runtime.setThreads(threads) }
+        try threads.apply()
         let signals = StopSignals()
         signals.install()
         let interactive = isatty(STDOUT_FILENO) != 0

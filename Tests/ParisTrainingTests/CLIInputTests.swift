@@ -52,6 +52,12 @@ final class CLIInputTests: XCTestCase {
             (train + ["--prefetch", "-2"], "--prefetch must be ≥ 0, not -2"),
             (["train", "router", "--run", tmp.path, "--held-out", "-0.5"], "--held-out must be in [0, 1), not -0.5"),
             (["launch", "--run", tmp.path, "--parallel", "-2"], "--parallel must be at least 1"),
+            (["serve", "--run", tmp.path, "--threads", "0"], "threads must be ≥ 1, not 0"),
+            (["serve", "--run", tmp.path, "--batch-window", "-5"], "--batch-window must be within 0…10000 ms"),
+            (["serve", "--run", tmp.path, "--remote", "x=y"], "expected K=URL"),
+            (["serve", "expert", "--run", tmp.path, "--expert", "-1"], "--expert must be ≥ 0, not -1"),
+            (["sample", "--run", tmp.path, "--prompt", "a", "--threads", "-3"], "threads must be ≥ 1, not -3"),
+            (["sample", "--run", tmp.path, "--prompt", "a", "--remote", "1=ftp://h"], "not an http(s) URL"),
             (["data", "import", "emoji", "--out", tmp.path, "--limit", "-1"], "--limit must be positive, not -1"),
         ]
         for (args, expected) in cases {
