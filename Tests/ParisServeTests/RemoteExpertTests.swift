@@ -106,6 +106,56 @@ final class RemoteExpertTests: XCTestCase {
         }
     }
 
+    /// A loopback listener that answers every request with `reply` (nil: reads it and never answers) → its URL.
+    func fakeExpert(reply: String?) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0, listen(fd, 8) == 0 else { throw XCTSkip("cannot listen on loopback") }
+        withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &length) }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread {
+            var held: [Int32] = []
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { return }
+                var buffer = [UInt8](repeating: 0, count: 1 << 16)
+                _ = read(c, &buffer, buffer.count)
+                if let reply { _ = reply.withCString { write(c, $0, strlen($0)) }; close(c) } else { held.append(c) }
+            }
+        }
+        thread.start()
+        addTeardownBlock { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        return "http://127.0.0.1:\(port)"
+    }
+
+    /// A remote that is too slow (no answer within its timeout) or answers garbage is a `RemoteExpertError` of
+    /// that expert, which the mixture drops for the step (`MixtureTests.testAFailingRemoteMemberIsDroppedForTheStep`).
+    func testSlowAndGarbageAnswersAreFailuresOfThatExpert() throws {
+        let x = try Tensor.randn([1, 3, 8, 8]), t = try Tensor([500.0]).to(dtype: .float32)
+        let slow = try RemoteExpert(RemoteExpertConfig(expert: 1, url: try fakeExpert(reply: nil), timeoutSeconds: 1,
+                                                       retries: 0))
+        let began = Date()
+        XCTAssertThrowsError(try slow.velocity(x, t, nil, 1)) { error in
+            XCTAssertTrue(error is RemoteExpertError, "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(began), 10, "the timeout was not kept")
+        let junk = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        let garbage = try RemoteExpert(RemoteExpertConfig(expert: 1, url: try fakeExpert(reply: junk), retries: 1))
+        XCTAssertThrowsError(try garbage.velocity(x, t, nil, 1)) { error in
+            XCTAssertTrue(error is RemoteExpertError && "\(error)".contains("a bad answer"), "\(error)")
+            XCTAssertTrue("\(error)".contains("response body"), "\(error)")
+        }
+    }
+
     /// The real processes: `paris serve expert` as a process gives the local images; killed while a served mixture
     /// samples, it is dropped for the rest of the steps and the image still comes back, with the drop in `info`,
     /// the trace, `/v1/experts` and `/metrics`.
