@@ -66,27 +66,28 @@ public final class MixtureOfExperts {
         self.routerReadsText = router != nil && routerReadsText
     }
 
+    /// A mixture of `members` (local or remote) weighed by a trained router's softmax, checked to score K experts;
+    /// a text-conditioned router is given the prompts.
+    public convenience init(members: [MixtureMember?], router: Router?) throws {
+        if let router, router.config.numExperts != members.count {
+            throw EnsembleError("the router scores \(router.config.numExperts) experts, but there are \(members.count)")
+        }
+        try self.init(members: members, router: router.map { r in { x, t, text in try r.probabilities(x: x, t: t, text: text) } },
+                      routerReadsText: router?.config.kind == .textConditioned)
+    }
+
     /// A mixture over trained modules: the router's softmax (checked to have K outputs) and the Paris experts.
     public convenience init(experts: [(model: ParisExpert, objective: Objective)?], router: Router?) throws {
-        if let router, router.config.numExperts != experts.count {
-            throw EnsembleError("the router scores \(router.config.numExperts) experts, but there are \(experts.count)")
-        }
         let members = try experts.enumerated().map { k, e in
             try e.map { try MixtureMember.expert($0.model, objective: $0.objective, name: "expert_\(k)") }
         }
-        var function: RouterFunction? = nil
-        if let router { function = { x, t, text in try router.probabilities(x: x, t: t, text: text) } }
-        try self.init(members: members, router: function, routerReadsText: router?.config.kind == .textConditioned)
+        try self.init(members: members, router: router)
     }
 
     /// The same experts with another router (checked to score K experts), e.g. to sample one run's experts with a
     /// text-free and a text-conditioned router side by side.
     public func replacingRouter(with router: Router) throws -> MixtureOfExperts {
-        guard router.config.numExperts == numExperts else {
-            throw EnsembleError("the router scores \(router.config.numExperts) experts, but there are \(numExperts)")
-        }
-        return try MixtureOfExperts(members: members, router: { x, t, text in try router.probabilities(x: x, t: t, text: text) },
-                                    routerReadsText: router.config.kind == .textConditioned)
+        try MixtureOfExperts(members: members, router: router)
     }
 
     /// The router's probabilities [B][K] at flow time t, as float64 arrays; `text` (B prompts, nil: unconditional)

@@ -52,6 +52,19 @@ public struct RoutingTrace: Codable, Sendable, Equatable {
         }
     }
 
+    /// Each remote expert dropped from some steps (`StepRouting.dropped`): how many entries it missed and the first
+    /// reason, in expert order.
+    public var droppedExperts: [(expert: Int, steps: Int, reason: String)] {
+        var counts: [Int: Int] = [:], reasons: [Int: String] = [:]
+        for step in steps {
+            for d in step.dropped ?? [] {
+                counts[d.expert, default: 0] += 1
+                if reasons[d.expert] == nil { reasons[d.expert] = d.reason }
+            }
+        }
+        return counts.keys.sorted().map { ($0, counts[$0]!, reasons[$0]!) }
+    }
+
     /// The samples `rows` of this trace (a batch of several requests, split back per request).
     public func rows(_ rows: Range<Int>) throws -> RoutingTrace {
         guard rows.lowerBound >= 0, rows.upperBound <= prompts.count else {

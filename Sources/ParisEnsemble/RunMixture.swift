@@ -138,11 +138,7 @@ public struct RunMixture {
             try e.map { try MixtureMember.expert($0.model, objective: $0.objective, name: "expert_\(k)") }
         }
         for (k, r) in remote { members[k] = .remote(r.client, name: "expert_\(k) (remote)") }
-        let routerFunction: MixtureOfExperts.RouterFunction? = router.map { r in
-            { x, t, text in try r.probabilities(x: x, t: t, text: text) }
-        }
-        let mixture = try MixtureOfExperts(members: members, router: routerFunction,
-                                           routerReadsText: router?.config.kind == .textConditioned)
+        let mixture = try MixtureOfExperts(members: members, router: router)
         var result = RunMixture(mixture: mixture, experts: infos, router: router, warnings: warnings,
                                 imageSize: first.imageSize, channels: first.channels,
                                 textLength: first.textLength, textDim: first.textDim)

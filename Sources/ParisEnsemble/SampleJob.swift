@@ -119,9 +119,7 @@ public struct SampleJob {
             let end = min(all.count, start + batchSize)
             let batch = Array(all[start..<end])
             let seeds = (start..<end).map { seed &+ UInt64($0) }
-            let text = try encode(batch, loaded.textLength)
-            let cond = try TextCondition(tokens: text.tokens.to(device: device),
-                                         mask: text.mask.map { try $0.to(device: device) })
+            let cond = try encode(batch, loaded.textLength).to(device: device)
             let noise = try MixtureSampler.noise(seeds: seeds, channels: loaded.channels, size: loaded.imageSize,
                                                  device: device)
             let (x, t) = try sampler.sample(loaded.mixture, noise: noise, text: cond, prompts: batch, seeds: seeds,

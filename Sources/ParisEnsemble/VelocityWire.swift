@@ -95,7 +95,7 @@ public enum VelocityWire {
         if file.tensors[tokens] != nil || file.tensors[mask] != nil {
             let tok = try get(tokens, .float32, [b, shape.textLength, shape.textDim])
             let m = try file.tensors[mask].map { _ in try get(mask, .bool, [b, shape.textLength]) }
-            text = try TextCondition(tokens: tok.to(device: device), mask: m.map { try $0.to(device: device) })
+            text = try TextCondition(tokens: tok, mask: m).to(device: device)
         }
         for (name, tensor) in [(x, xt), (t, tt)] + (text.map { [(tokens, $0.tokens)] } ?? []) {
             guard try NonFinite.isFinite(tensor) else { throw WireError(name, "'\(name)' holds NaN or ∞") }

@@ -281,7 +281,7 @@ public struct EvalJob {
             let end = min(n, start + Self.batchSize)
             let seeds = (start..<end).map { seed &+ UInt64($0) }
             let cond = try prompts.condition(start..<end)
-            let text = try TextCondition(tokens: cond.tokens.to(device: device), mask: cond.mask.map { try $0.to(device: device) })
+            let text = try cond.to(device: device)
             let noise = try MixtureSampler.noise(seeds: seeds, channels: c, size: s, device: device)
             let began = Date()
             let (x, trace) = try sampler.sample(mixture, noise: noise, text: text, seeds: seeds,

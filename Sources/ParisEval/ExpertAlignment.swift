@@ -52,8 +52,7 @@ public enum ExpertAlignment {
                         for s in stride(from: 0, to: rows.count, by: batchSize) {
                             let end = min(rows.count, s + batchSize)
                             let cond = try sub.condition(s..<end)
-                            let text = try TextCondition(tokens: cond.tokens.to(device: device),
-                                                         mask: cond.mask.map { try $0.to(device: device) })
+                            let text = try cond.to(device: device)
                             let x = try xt.slice(0, s, end).to(device: device)
                             let v = try member.guided(x, FlowPath.networkTime(t, batch: end - s, device: device), text, 1)
                             let x0hat = try x - v * t

@@ -59,7 +59,7 @@ extension JobQueue {
             "batch_size": r.batchSize, "n_iter": r.nIter, "sampler_name": r.solver.rawValue,
             "routing": ["strategy": r.strategy.description, "mean_weights": mean, "dominant_expert": dominant,
                         "missing_experts": o.trace.missingExperts, "num_experts": o.trace.numExperts,
-                        "dropped_experts": Array(Set(o.trace.steps.flatMap { ($0.dropped ?? []).map(\.expert) })).sorted()]
+                        "dropped_experts": o.trace.droppedExperts.map(\.expert)]
                 as [String: Any],
             "notes": o.notes,
         ]

@@ -78,7 +78,7 @@ public final class MixtureEngine: @unchecked Sendable {
     /// Samples several requests (seeds resolved, pairwise `batchable`) in one forward batch: request r's images are
     /// the rows offset_r ..< offset_r + batch_size, each with its own prompt and seed. The noise of an image depends
     /// on its seed only, and the router and the experts act on each row alone, so every image is the one the request
-    /// would get alone (`ServeAPITests.testBatchedRequestsGetTheImagesTheyWouldGetAlone`). `onStep(step, steps,
+    /// would get alone (`ServeBatchingTests.testBatchedRequestsGetTheImagesTheyWouldGetAlone`). `onStep(step, steps,
     /// routing, perRequest)` gets the step's routing and each request's rows of it; returning false cancels the
     /// whole batch.
     public func generate(batch requests: [GenerationRequest],
@@ -112,9 +112,7 @@ public final class MixtureEngine: @unchecked Sendable {
     func sample(_ sampler: MixtureSampler, prompts: [String], seeds: [UInt64],
                 onStep: @escaping (_ step: Int, _ steps: Int, _ routing: [StepRouting]) -> Bool)
         throws -> (png: [[UInt8]], trace: RoutingTrace) {
-        let text = try encode(prompts, loaded.textLength)
-        let cond = try TextCondition(tokens: text.tokens.to(device: device),
-                                     mask: text.mask.map { try $0.to(device: device) })
+        let cond = try encode(prompts, loaded.textLength).to(device: device)
         let noise = try MixtureSampler.noise(seeds: seeds, channels: loaded.channels, size: loaded.imageSize,
                                              device: device)
         let (x, trace) = try sampler.sample(loaded.mixture, noise: noise, text: cond, prompts: prompts, seeds: seeds,
@@ -138,16 +136,9 @@ public final class MixtureEngine: @unchecked Sendable {
 
     /// One note per remote expert that was dropped from some steps: how many, and the first reason.
     static func dropNotes(_ trace: RoutingTrace) -> [String] {
-        var steps: [Int: Int] = [:], reasons: [Int: String] = [:]
-        for step in trace.steps {
-            for d in step.dropped ?? [] {
-                steps[d.expert, default: 0] += 1
-                if reasons[d.expert] == nil { reasons[d.expert] = d.reason }
-            }
-        }
-        return steps.keys.sorted().map { k in
-            "remote expert \(k) was dropped at \(steps[k]!) of \(trace.steps.count) model evaluations (its weight went "
-                + "to the other experts): \(reasons[k]!)"
+        trace.droppedExperts.map { d in
+            "remote expert \(d.expert) was dropped at \(d.steps) of \(trace.steps.count) model evaluations (its weight "
+                + "went to the other experts): \(d.reason)"
         }
     }
 

@@ -19,6 +19,11 @@ public struct TextCondition {
 
     public var batch: Int { tokens.size(0) }
 
+    /// The tokens and the mask on `device`.
+    public func to(device: Device) throws -> TextCondition {
+        try TextCondition(tokens: tokens.to(device: device), mask: mask.map { try $0.to(device: device) })
+    }
+
     /// The rows `index` ([n] int64) of the tokens and the mask.
     public func rows(_ index: Tensor) throws -> TextCondition {
         try TextCondition(tokens: tokens.indexSelect(dim: 0, index: index),
