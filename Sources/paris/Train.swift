@@ -8,8 +8,8 @@ import Torch
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train the experts, the router or the monolith baseline of a run.",
-        subcommands: [TrainExpert.self, TrainMonolith.self, TrainRouter.self])
+        abstract: "Train the experts, the router, the monolith baseline or a LoRA of an expert.",
+        subcommands: [TrainExpert.self, TrainMonolith.self, TrainRouter.self, TrainLoRA.self])
 }
 
 /// The options every diffusion training command shares.

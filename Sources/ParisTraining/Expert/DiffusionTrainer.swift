@@ -82,38 +82,20 @@ final class DiffusionTrainer: TrainingJob {
     }
 
     func step(_ step: Int, at cursor: LoaderCursor, lr: Double) throws -> StepMetrics {
-        let cfg = job.config, model: ParisExpert = self.model
         let batch = try loader(at: cursor).next()
-        let x0 = try batch.images.to(device: device)               // [B, C, H, W] in [-1, 1]
-        var text = try batch.text.to(device: device)               // [B, T, D]
-        var mask: Tensor? = try batch.textMask.to(device: device)  // [B, T] bool, true = real token
-        if cfg.captionDropout > 0 {
-            let drop = try dropout.mask(batch: x0.size(0), device: device)  // [B] bool
-            (text, mask) = try model.dropCaptions(text: text, textMask: mask, drop: drop)
-        }
-        let textMask = mask
-        let out = try withAutocast(device: device, enabled: autocast) {
-            try cfg.objective.loss(model: { x, t, c in try model(x: x, t: t, text: c!, textMask: textMask) },
-                                   x0: x0, condition: text)
-        }
-        let gradNorm = try descend(out.loss, optimizer: optimizer, lr: lr, gradClip: cfg.gradClip)
+        let out = try diffusionLoss(model, batch: batch, config: job.config, dropout: dropout, device: device,
+                                    autocast: autocast)
+        let gradNorm = try descend(out.loss, optimizer: optimizer, lr: lr, gradClip: job.config.gradClip)
         try ema.update(from: model)
-        var byT = try TimeBucketedLoss()
-        try byT.add(out)
-        return StepMetrics(loss: try out.loss.item(), gradNorm: gradNorm, images: x0.size(0), cursor: batch.cursor,
-                           lossByT: byT)
+        return try StepMetrics(out, gradNorm: gradNorm, cursor: batch.cursor)
     }
 
     /// The session's loader, reopened if the cursor is not where it stands.
     private func loader(at cursor: LoaderCursor) throws -> ShardLoader {
-        if let loader, loader.cursor == cursor { return loader }
-        loader?.stop()
-        do {
-            let l = try ShardLoader(shard: job.data, batchSize: job.config.batchSize, seed: job.config.seed,
-                                    start: cursor, prefetch: prefetch)
-            loader = l
-            return l
-        } catch { throw RunError("\(job.name): \(error)") }
+        let l = try ShardLoader.reopened(loader, at: cursor, shard: job.data, config: job.config, prefetch: prefetch,
+                                         job: job.name)
+        loader = l
+        return l
     }
 
     func afterStep(_ step: Int, log: (String) -> Void) throws {
@@ -146,4 +128,47 @@ final class DiffusionTrainer: TrainingJob {
     }
 
     func close() { loader?.stop() }
+}
+
+/// The diffusion loss of `model` on one shard batch, the step every diffusion trainer shares (experts, the
+/// monolith, LoRA): caption dropout through the model's null text, then the objective's loss under bf16 autocast
+/// when `autocast` is on.
+func diffusionLoss(_ model: ParisExpert, batch: ShardBatch, config cfg: TrainJobConfig, dropout: ConditionDropout,
+                   device: Device, autocast: Bool) throws -> ObjectiveLoss {
+    let x0 = try batch.images.to(device: device)               // [B, C, H, W] in [-1, 1]
+    var text = try batch.text.to(device: device)               // [B, T, D]
+    var mask: Tensor? = try batch.textMask.to(device: device)  // [B, T] bool, true = real token
+    if cfg.captionDropout > 0 {
+        let drop = try dropout.mask(batch: x0.size(0), device: device)  // [B] bool
+        (text, mask) = try model.dropCaptions(text: text, textMask: mask, drop: drop)
+    }
+    let textMask = mask
+    return try withAutocast(device: device, enabled: autocast) {
+        try cfg.objective.loss(model: { x, t, c in try model(x: x, t: t, text: c!, textMask: textMask) },
+                               x0: x0, condition: text)
+    }
+}
+
+extension StepMetrics {
+    /// A diffusion step's metrics: the batch's loss, overall and by time bucket.
+    init(_ out: ObjectiveLoss, gradNorm: Double, cursor: LoaderCursor) throws {
+        var byT = try TimeBucketedLoss()
+        try byT.add(out)
+        self.init(loss: try out.loss.item(), gradNorm: gradNorm, images: out.perSample.size(0),
+                  cursor: cursor, lossByT: byT)
+    }
+}
+
+extension ShardLoader {
+    /// `current` when it stands at `cursor`, else a new loader there (the old one stopped): how a session's
+    /// loader follows the session's cursor.
+    static func reopened(_ current: ShardLoader?, at cursor: LoaderCursor, shard: Shard, config: TrainJobConfig,
+                         prefetch: Int, job: String) throws -> ShardLoader {
+        if let current, current.cursor == cursor { return current }
+        current?.stop()
+        do {
+            return try ShardLoader(shard: shard, batchSize: config.batchSize, seed: config.seed, start: cursor,
+                                   prefetch: prefetch)
+        } catch { throw RunError("\(job): \(error)") }
+    }
 }

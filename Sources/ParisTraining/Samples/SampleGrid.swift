@@ -41,7 +41,22 @@ public final class SampleGrid {
     /// Samples with `ema`'s weights and writes `<folder>/step_<step>.png` and `.json`; returns the PNG's URL.
     @discardableResult
     public func write(ema: EMA, step: Int, to folder: URL) throws -> URL {
-        let samples = try preservingRNG(device: device) { try sample(ema: ema) }  // [n, C, H, W] in ~[-1, 1]
+        try write(step: step, to: folder) { try sample(ema: ema) }
+    }
+
+    /// Samples with `model` as it is (in eval mode for the grid, then back to training mode) and writes the grid:
+    /// a LoRA trainer's frozen base with its adapters.
+    @discardableResult
+    public func write(model: ParisExpert, step: Int, to folder: URL) throws -> URL {
+        try write(step: step, to: folder) {
+            model.train(false)
+            defer { model.train(true) }
+            return try sample(model: model)
+        }
+    }
+
+    private func write(step: Int, to folder: URL, _ draw: () throws -> Tensor) throws -> URL {
+        let samples = try preservingRNG(device: device, draw)  // [n, C, H, W] in ~[-1, 1]
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let url = folder.appendingPathComponent("step_\(step).png")
         try Self.grid(samples, columns: 4).writePNG(to: url)
@@ -58,6 +73,11 @@ public final class SampleGrid {
         self.model = model
         try ema.copy(to: model)
         model.train(false)
+        return try sample(model: model)
+    }
+
+    /// The samples [n, C, H, W] for the captions, from `model` in the mode it is in.
+    public func sample(model: ParisExpert) throws -> Tensor {
         let velocity = try ExpertVelocity(model, objective: objective)  // what `paris sample` calls per expert
         let condition = try TextCondition(tokens: text, mask: textMask)  // [n, T, D], [n, T]
         let noise = try FlowSampler.initialNoise(shape: [captions.count, config.inChannels, config.inputSize,

@@ -11,6 +11,9 @@ public final class Linear: Layer {
     /// [outFeatures], or nil when made with `bias: false`.
     public let bias: Tensor?
     public var isTraining = true
+    /// A low-rank adapter whose delta the forward pass adds (`LoRA.inject` attaches it, `LoRA.merge` folds it in).
+    /// It is not a child: the layer's state dict stays `weight`, `bias`.
+    public var adapter: LoRAAdapter?
 
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, dtype: DType = .float32,
                 device: Device = .cpu) throws {
@@ -33,7 +36,9 @@ public final class Linear: Layer {
 
     /// x: [..., in] → [..., out]
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try x.linear(weight: weight, bias: bias)
+        let y = try x.linear(weight: weight, bias: bias)
+        guard let adapter else { return y }
+        return try y + adapter.delta(x, training: isTraining)
     }
 }
 
