@@ -103,6 +103,10 @@ let package = Package(
         .target(name: "ParisEval", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisPackages",
                                                   "ParisData", "ParisRun", "ParisEnsemble"]),
         .target(name: "ParisLaunch", dependencies: ["Torch", "ParisRun"]),
+        // Contributions: contributor keys (Ed25519), signed bundles, admission after the held-out check.
+        .target(name: "ParisContributions",
+                dependencies: ["Torch", "ParisModels", "ParisData", "ParisRun", "ParisTraining", "ParisEnsemble",
+                               "ParisEval", .product(name: "Crypto", package: "swift-crypto")]),
         // The small diagnostic commands: doctor's runtime report, inspect's checkpoint summary.
         .target(name: "ParisTools", dependencies: ["Torch"]),
         // `paris serve`: the run's mixture behind an HTTP API (AUTOMATIC1111 txt2img, jobs, events) and a web page.
@@ -115,7 +119,7 @@ let package = Package(
             dependencies: [
                 "Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData", "ParisRun", "ParisTraining",
                 "ParisLaunch", "ParisTools",
-                "ParisEnsemble", "ParisEval", "ParisServe",
+                "ParisEnsemble", "ParisEval", "ParisServe", "ParisContributions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -166,6 +170,11 @@ let package = Package(
                            "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(name: "ParisToolsTests", dependencies: ["ParisTools", "Torch"]),
+        .testTarget(
+            name: "ParisContributionsTests",
+            dependencies: ["ParisContributions", "ParisTraining", "ParisRun", "ParisData", "ParisModels", "Torch",
+                           "ParisTestSupport", "ParisRunTestSupport"]
+        ),
         .testTarget(
             name: "ParisDataTests",
             dependencies: ["ParisData", "ParisImage", "ParisPackages", "Torch", "ParisTestSupport", "CZlib"],

@@ -1,0 +1,156 @@
+import Foundation
+import ParisData
+import ParisEnsemble
+import ParisEval
+import ParisModels
+import ParisRun
+import ParisTraining
+import Torch
+
+/// How strict `paris admit` is.
+public struct AdmissionPolicy: Sendable {
+    /// The flow times of the held-out check.
+    public var times: [Double] = [0.1, 0.3, 0.5, 0.7, 0.9]
+    /// A LoRA is refused when its mean held-out loss exceeds its base's by more than this fraction.
+    public var maxRegression: Double = 0.02
+    /// At most this many held-out images of the cluster are scored.
+    public var maxImages: Int = 256
+    public var seed: UInt64 = 0
+
+    public init() {}
+}
+
+/// The held-out flow-matching loss of each compared model on the claimed cluster: per t, E‖v̂ − (ε − x0)‖² over
+/// the cluster's held-out images (the same seeded ε for every model).
+public struct HeldOutLosses: Codable, Equatable, Sendable {
+    public var times: [Double]
+    public var images: Int
+    /// Model name ("candidate", "expert_2" …) → loss per t.
+    public var perT: [String: [Double]]
+
+    enum CodingKeys: String, CodingKey { case times, images, perT = "per_t" }
+
+    public func mean(_ name: String) -> Double? { perT[name].map { $0.reduce(0, +) / Double($0.count) } }
+}
+
+/// What `paris admit` decided and why; written as `admission.json` beside an admitted bundle.
+public struct AdmissionReport: Codable, Sendable {
+    public var accepted: Bool
+    /// Why it was refused (empty when accepted).
+    public var reasons: [String]
+    public var kind: ContributionManifest.Kind
+    public var cluster: Int
+    /// The trusted key's name that signed it.
+    public var signer: String
+    public var losses: HeldOutLosses
+    public var maxRegression: Double
+    /// Where the bundle now lives in the run (nil when refused).
+    public var admittedAs: String?
+    public var date: String
+
+    enum CodingKeys: String, CodingKey {
+        case accepted, reasons, kind, cluster, signer, losses, maxRegression = "max_regression"
+        case admittedAs = "admitted_as", date
+    }
+}
+
+/// `paris admit --run R BUNDLE --trust KEYS`: verifies a contribution (`ContributionBundle.verify`), checks it
+/// fits the run, scores it on the claimed cluster's held-out images against the run's experts, and either copies
+/// it into `<run>/contributions/<id>/` with its `admission.json` (staged, then renamed: all or nothing) or refuses
+/// it with the reasons, leaving the run exactly as it was.
+public enum Admission {
+    public static let folderName = "contributions"
+
+    public static func admit(run: URL, bundle: URL, trust: TrustList, policy: AdmissionPolicy = .init(),
+                             log: (String) -> Void = { _ in }) throws -> AdmissionReport {
+        let layout = RunLayout(run)
+        let config = try layout.config()
+        let (manifest, signer) = try ContributionBundle.verify(bundle, trust: trust)
+        log("signature of \"\(signer.name)\" and \(manifest.files.count) file hashes verified")
+        let k = manifest.cluster
+        guard k < config.numExperts else {
+            throw ContributionError("the bundle is for cluster \(k), but the run has \(config.numExperts) experts")
+        }
+        guard manifest.kind == .lora else {
+            throw ContributionError("admitting a full expert needs `paris run add-expert` (K + 1 experts and a "
+                + "retrained router), which is not built yet; a LoRA of an existing expert can be admitted")
+        }
+        let baseFolder = layout.expert(k)
+        let base = try ExpertCheckpoint.checkWeights(in: baseFolder)
+        guard base.model == manifest.architecture else {
+            throw ContributionError("the bundle's architecture differs from expert \(k)'s in \(baseFolder.path)")
+        }
+        let baseDigest = try Checksum.sha256(file: baseFolder.appendingPathComponent(ExpertCheckpoint.weightsName))
+        guard manifest.baseSHA256 == baseDigest else {
+            throw ContributionError("the LoRA was trained on other weights than expert \(k)'s (base SHA-256 "
+                + "\(manifest.baseSHA256?.prefix(12) ?? "none")… vs \(baseDigest.prefix(12))…)")
+        }
+        let losses = try heldOutLosses(layout, config: config, candidate: bundle, cluster: k, policy: policy)
+        log("held-out loss on cluster \(k) (\(losses.images) images): candidate \(fmt(losses.mean("candidate"))), "
+            + "expert_\(k) \(fmt(losses.mean("expert_\(k)")))")
+        var reasons: [String] = []
+        if let c = losses.mean("candidate"), let b = losses.mean("expert_\(k)"), c > b * (1 + policy.maxRegression) {
+            reasons.append("the held-out loss on cluster \(k) rises from \(fmt(b)) (expert_\(k)) to \(fmt(c)) with the "
+                + "LoRA, more than the allowed "
+                + String(format: "%.1f %%", policy.maxRegression * 100))
+        }
+        var report = AdmissionReport(accepted: reasons.isEmpty, reasons: reasons, kind: manifest.kind, cluster: k,
+                                     signer: signer.name, losses: losses, maxRegression: policy.maxRegression,
+                                     admittedAs: nil, date: ISO8601DateFormatter().string(from: Date()))
+        guard report.accepted else { return report }
+        let digest = Checksum.sha256(try Data(contentsOf: bundle.appendingPathComponent(ContributionBundle.manifestName)))
+        let id = "\(manifest.kind.rawValue)-\(k)-\(digest.prefix(12))"
+        let root = layout.root.appendingPathComponent(folderName)
+        let target = root.appendingPathComponent(id)
+        guard !FileManager.default.fileExists(atPath: target.path) else {
+            throw ContributionError("this bundle was already admitted as \(target.path)")
+        }
+        report.admittedAs = "\(folderName)/\(id)"
+        let staging = root.appendingPathComponent(".\(id).partial-\(UUID().uuidString.prefix(8))")
+        let fm = FileManager.default
+        try fm.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: staging) }
+        try fm.copyItem(at: bundle, to: staging)
+        // Re-verify the copy: what lands in the run is what was checked.
+        _ = try ContributionBundle.verify(staging, trust: trust)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write([UInt8](try encoder.encode(report)), to: staging.appendingPathComponent("admission.json"))
+        try fm.moveItem(at: staging, to: target)
+        return report
+    }
+
+    /// The flow-matching loss per t on cluster k's held-out images of the candidate (base + LoRA) and of every
+    /// trained expert of the run, through `ExpertAlignment` (x0 error = t²·flow-matching loss, one t at a time).
+    static func heldOutLosses(_ layout: RunLayout, config: RunConfig, candidate bundle: URL, cluster k: Int,
+                              policy: AdmissionPolicy) throws -> HeldOutLosses {
+        guard let heldOut = HeldOut.folder(in: layout.partition(config)) else {
+            throw ContributionError("the run's partition has no held-out images (\(HeldOut.folderName)/), so a "
+                + "contribution cannot be scored; partition with --held-out N")
+        }
+        let all = try EvalData.load(partition: heldOut, numClusters: config.numExperts,
+                                    limitPerCluster: policy.maxImages, seed: policy.seed)
+        let rows = all.clusters.indices.filter { all.clusters[$0] == k }
+        guard !rows.isEmpty else { throw ContributionError("cluster \(k) has no held-out images to score on") }
+        let data = try all.subset(rows)
+        let files = bundle.appendingPathComponent(ContributionBundle.filesName)
+        let (adapted, info, _) = try LoRAMerge.adapted(base: layout.expert(k), lora: files)
+        var members: [(String, MixtureMember)] = [("candidate", try .expert(adapted, objective: info.objective,
+                                                                             name: "candidate"))]
+        for e in 0..<config.numExperts where ExpertCheckpoint.exists(in: layout.expert(e)) {
+            let (model, ckpt) = try ExpertCheckpoint.load(from: layout.expert(e))
+            members.append(("expert_\(e)", try .expert(model, objective: ckpt.objective, name: "expert_\(e)")))
+        }
+        let mixture = try MixtureOfExperts(members: members.map(\.1), router: nil)
+        var perT = [String: [Double]]()
+        for t in policy.times {
+            let m = try ExpertAlignment.run(mixture: mixture, data: data, times: [t], seed: policy.seed)
+            for (i, (name, _)) in members.enumerated() {
+                perT[name, default: []].append((m.errors[i][k] ?? .nan) / (t * t))
+            }
+        }
+        return HeldOutLosses(times: policy.times, images: rows.count, perT: perT)
+    }
+
+    static func fmt(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "–" }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import ParisContributions
+
+/// `paris keys new --name N [--out DIR]`
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Contributor keys (Ed25519).", subcommands: [KeysNew.self])
+}
+
+struct KeysNew: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "new",
+        abstract: "Make an Ed25519 key pair: <out>/<name>.key (private, mode 0600) and <out>/<name>.pub.",
+        discussion: "Give the .pub file to a run's owner, who adds it to the trust list of `paris admit`.")
+
+    @Option(help: "The key's name (letters, digits, '-', '_', '.').")
+    var name: String
+
+    @Option(help: "The folder for the two files.")
+    var out: String = "."
+
+    func run() throws {
+        let (key, pub) = try ContributorKey(name: name).write(to: URL(fileURLWithPath: out))
+        print("private key: \(key.path)\npublic key:  \(pub.path)")
+    }
+}
+
+/// `paris contribute pack ...`
+struct ContributeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "contribute", abstract: "Package a LoRA or an expert as a signed contribution bundle.",
+        subcommands: [ContributePack.self])
+}
+
+struct ContributePack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pack",
+        abstract: "Write a signed bundle: the files, and a manifest with their SHA-256, signed with your key.",
+        discussion: """
+            --source is a LoRA folder (what `paris train lora` wrote) or an expert folder. The manifest records \
+            the architecture, a LoRA's base-weights hash and settings, the training steps, --description and, \
+            with --data, the shard's size, dataset and checksums (never the data itself).
+            """)
+
+    @Option(help: "The contributor's private key file (<name>.key).")
+    var key: String
+
+    @Option(help: "The LoRA or expert folder to contribute.")
+    var source: String
+
+    @Option(number: "The cluster it is for (a LoRA: its base expert's index).")
+    var cluster: Int
+
+    @Option(help: "What the training data is, in words.")
+    var description: String
+
+    @Option(help: "The shard the weights were trained on, to record its size and checksums.")
+    var data: String?
+
+    @Option(help: "The bundle folder to write (must not exist).")
+    var out: String
+
+    func run() throws {
+        let manifest = try ContributionBundle.pack(
+            source: URL(fileURLWithPath: source), cluster: cluster, key: ContributorKey.read(URL(fileURLWithPath: key)),
+            description: description, data: data.map { URL(fileURLWithPath: $0) }, out: URL(fileURLWithPath: out))
+        print("wrote \(out): a \(manifest.kind.rawValue) for cluster \(cluster), \(manifest.files.count) files, "
+            + "signed by \(manifest.contributor.name)")
+    }
+}
+
+/// `paris admit --run R BUNDLE --trust KEYS`
+struct Admit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admit",
+        abstract: "Verify a contribution bundle and admit it into a run, or refuse it with the reasons.",
+        discussion: """
+            Checks the signature against --trust (a .pub file or {"keys": [...]}), every file's SHA-256, that a \
+            LoRA adapts exactly the run's expert (weights hash and architecture), and its flow-matching loss on the \
+            cluster's held-out images at t = 0.1 … 0.9 against the base and the other experts. Accepted: copied to \
+            <run>/contributions/<id>/ with admission.json. Refused: the run is left exactly as it was, and the \
+            exit status is 1.
+            """)
+
+    @Option(name: .customLong("run"), help: "The run folder.")
+    var runFolder: String
+
+    @Argument(help: "The bundle folder.")
+    var bundle: String
+
+    @Option(help: "The trusted public keys.")
+    var trust: String
+
+    @Option(name: .customLong("max-regression"), number: "Refuse a LoRA whose held-out loss exceeds its base's by more than this fraction.")
+    var maxRegression: Double = 0.02
+
+    func validate() throws {
+        guard maxRegression >= 0, maxRegression.isFinite else {
+            throw ValidationError("--max-regression must be ≥ 0, not \(maxRegression)")
+        }
+    }
+
+    func run() throws {
+        var policy = AdmissionPolicy()
+        policy.maxRegression = maxRegression
+        let report = try Admission.admit(run: URL(fileURLWithPath: runFolder), bundle: URL(fileURLWithPath: bundle),
+                                         trust: TrustList.read(URL(fileURLWithPath: trust)), policy: policy) {
+            print($0)
+        }
+        guard report.accepted else {
+            print("refused: " + report.reasons.joined(separator: "; ") + "; the run is unchanged")
+            throw ExitCode(1)
+        }
+        print("admitted as \(runFolder)/\(report.admittedAs ?? "")")
+    }
+}
