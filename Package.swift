@@ -145,7 +145,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParisTrainingTests",
-            dependencies: ["ParisTraining", "ParisRun", "ParisImage", "ParisData", "ParisModels", "ParisDiffusion", "Torch",
+            dependencies: ["ParisTraining", "ParisEnsemble", "ParisRun", "ParisImage", "ParisData", "ParisModels", "ParisDiffusion", "Torch",
                            "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(name: "ParisLaunchTests", dependencies: ["ParisLaunch", "ParisRun", "ParisTraining", "ParisData", "Torch"]),
@@ -172,7 +172,7 @@ let package = Package(
         .testTarget(name: "ParisToolsTests", dependencies: ["ParisTools", "Torch"]),
         .testTarget(
             name: "ParisContributionsTests",
-            dependencies: ["ParisContributions", "ParisTraining", "ParisRun", "ParisData", "ParisModels", "Torch",
+            dependencies: ["ParisContributions", "ParisEnsemble", "ParisTraining", "ParisRun", "ParisData", "ParisModels", "Torch",
                            "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(

@@ -16,6 +16,9 @@ public struct AdmissionPolicy: Sendable {
     /// At most this many held-out images of the cluster are scored.
     public var maxImages: Int = 256
     public var seed: UInt64 = 0
+    /// Once admitted, also add the LoRA to `<run>/mixture.json`, so `paris sample` and `paris serve` use it for its
+    /// expert (replacing an earlier LoRA entry of that expert).
+    public var use = false
 
     public init() {}
 }
@@ -117,6 +120,13 @@ public enum Admission {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try AtomicFile.write([UInt8](try encoder.encode(report)), to: staging.appendingPathComponent("admission.json"))
         try fm.moveItem(at: staging, to: target)
+        if policy.use {
+            var mixture = try MixtureFile.read(layout.mixtureJSON)
+            mixture.loras.removeAll { $0.expert == k }
+            mixture.loras.append(.init(expert: k, path: "\(folderName)/\(id)/\(ContributionBundle.filesName)"))
+            try mixture.write(to: layout.mixtureJSON)
+            log("mixture.json: expert \(k) now samples with this LoRA")
+        }
         return report
     }
 

@@ -66,13 +66,7 @@ public struct RemoteExpertConfig: Codable, Sendable, Equatable {
     }
 
     /// The remote members of `<run>/mixture.json`, or none when the file is absent.
-    public static func read(mixtureJSON url: URL) throws -> [RemoteExpertConfig] {
-        guard let data = FileManager.default.contents(atPath: url.path) else { return [] }
-        struct File: Decodable { let remote: [RemoteExpertConfig] }
-        do { return try JSONDecoder().decode(File.self, from: data).remote } catch {
-            throw EnsembleError("\(url.path): not a mixture file ({\"remote\": [{\"expert\": K, \"url\": …}]}): \(error)")
-        }
-    }
+    public static func read(mixtureJSON url: URL) throws -> [RemoteExpertConfig] { try MixtureFile.read(url).remote }
 }
 
 /// A remote expert call that failed: unreachable, too slow, refused, or an answer that breaks the wire format.

@@ -31,13 +31,18 @@ public struct RunMixture {
     /// kind than run.json's router preset names (text-free or text-conditioned) is refused. An expert or router
     /// trained on other shards than the partition holds now is used, with a warning in `stale` (also logged).
     ///
+    /// A LoRA entry of `<run>/mixture.json` (`MixtureFile`) loads slot k as `expert_<k>/` plus those adapters, after
+    /// checking they were trained on exactly its weights.
+    ///
     /// Remote experts fill their slots instead of `expert_<k>/`: those `<run>/mixture.json` lists, and `remotes`
     /// (`--remote K=URL`), which replace the file's entry for the same slot. Each is asked for its input shape
     /// (`GET /v1/info`), which must match the local experts'; one that does not answer stays in the mixture with a
     /// warning (unless `strict`), and is dropped at every step it fails.
     public static func load(run: RunLayout, device: Device = .cpu, strict: Bool = false, requireRouter: Bool = true,
                             remotes extra: [RemoteExpertConfig] = [], log: (String) -> Void = { _ in }) throws -> RunMixture {
-        var remotes = try RemoteExpertConfig.read(mixtureJSON: run.mixtureJSON)
+        let file = try MixtureFile.read(run.mixtureJSON)
+        var remotes = file.remote
+        let loras = try file.loraFolders(run: run)
         for r in extra { remotes.removeAll { $0.expert == r.expert }; remotes.append(r) }
         let fm = FileManager.default
         guard fm.fileExists(atPath: run.root.path) else { throw EnsembleError("\(run.root.path): no such run folder") }
@@ -83,6 +88,12 @@ public struct RunMixture {
             remote[r.expert] = (r, client, info)
             log("expert \(r.expert): remote, \(r.url)")
         }
+        for slot in loras.keys.sorted() {
+            guard (0..<k).contains(slot) else { throw EnsembleError("mixture.json: LoRA for expert \(slot), but the run has \(k)") }
+            guard remote[slot] == nil else {
+                throw EnsembleError("expert \(slot) is given both a remote and a LoRA in mixture.json; choose one")
+            }
+        }
         for i in 0..<k {
             let folder = run.expert(i)
             if remote[i] != nil {
@@ -94,7 +105,13 @@ public struct RunMixture {
                 guard ExpertCheckpoint.exists(in: folder) else {
                     throw EnsembleError("\(folder.path): no checkpoint (config.json + \(ExpertCheckpoint.weightsName))")
                 }
-                let (model, info) = try ExpertCheckpoint.load(from: folder, device: device)
+                let (model, info): (ParisExpert, ExpertCheckpoint)
+                if let lora = loras[i] {
+                    (model, info, _) = try LoRAMerge.adapted(base: folder, lora: lora, device: device)
+                    log("expert \(i): \(folder.lastPathComponent) + LoRA \(lora.path)")
+                } else {
+                    (model, info) = try ExpertCheckpoint.load(from: folder, device: device)
+                }
                 loaded.append((model: model, objective: info.objective))
                 infos.append(info)
             } catch {

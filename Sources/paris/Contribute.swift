@@ -79,7 +79,7 @@ struct Admit: ParsableCommand {
             Checks the signature against --trust (a .pub file or {"keys": [...]}), every file's SHA-256, that a \
             LoRA adapts exactly the run's expert (weights hash and architecture), and its flow-matching loss on the \
             cluster's held-out images at t = 0.1 … 0.9 against the base and the other experts. Accepted: copied to \
-            <run>/contributions/<id>/ with admission.json. Refused: the run is left exactly as it was, and the \
+            <run>/contributions/<id>/ with admission.json (with --use, also into mixture.json). Refused: the run is left exactly as it was, and the \
             exit status is 1.
             """)
 
@@ -95,6 +95,9 @@ struct Admit: ParsableCommand {
     @Option(name: .customLong("max-regression"), number: "Refuse a LoRA whose held-out loss exceeds its base's by more than this fraction.")
     var maxRegression: Double = 0.02
 
+    @Flag(help: "Once admitted, add the LoRA to <run>/mixture.json: `paris sample` and `paris serve` then use it for its expert.")
+    var use = false
+
     func validate() throws {
         guard maxRegression >= 0, maxRegression.isFinite else {
             throw ValidationError("--max-regression must be ≥ 0, not \(maxRegression)")
@@ -104,6 +107,7 @@ struct Admit: ParsableCommand {
     func run() throws {
         var policy = AdmissionPolicy()
         policy.maxRegression = maxRegression
+        policy.use = use
         let report = try Admission.admit(run: URL(fileURLWithPath: runFolder), bundle: URL(fileURLWithPath: bundle),
                                          trust: TrustList.read(URL(fileURLWithPath: trust)), policy: policy) {
             print($0)

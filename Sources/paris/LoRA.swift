@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParisEnsemble
 import ParisRun
 import ParisTraining
 import Torch

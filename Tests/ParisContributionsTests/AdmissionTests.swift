@@ -1,6 +1,7 @@
 import Foundation
 import ParisContributions
 import ParisData
+import ParisEnsemble
 import ParisModels
 import ParisRun
 import ParisRunTestSupport
@@ -114,6 +115,41 @@ final class AdmissionTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: s.run.appendingPathComponent("contributions").path),
                        [admitted.lastPathComponent], "no staging folder left behind")
         try assertRefused(s, bundle, policy: policy, "already admitted")
+    }
+
+    func testWithUseTheMixtureSamplesWithTheAdmittedLoRA() throws {
+        let s = try setup()
+        var policy = AdmissionPolicy()
+        policy.maxRegression = 1
+        policy.use = true
+        let report = try Admission.admit(run: s.run, bundle: try pack(s), trust: s.trust, policy: policy)
+        let layout = RunLayout(s.run)
+        let file = try MixtureFile.read(layout.mixtureJSON)
+        XCTAssertEqual(file.loras, [.init(expert: 0, path: try XCTUnwrap(report.admittedAs) + "/files")])
+        var lines: [String] = []
+        let mixture = try RunMixture.load(run: layout, requireRouter: false) { lines.append($0) }
+        XCTAssertTrue(lines.contains { $0.contains("expert 0: expert_0 + LoRA") }, "\(lines)")
+        // Slot 0 is base + adapters, slot 1 the plain expert.
+        let (adapted, _, _) = try LoRAMerge.adapted(base: layout.expert(0), lora: s.lora)
+        let (plain, _) = try ExpertCheckpoint.load(from: layout.expert(0))
+        Runtime.manualSeed(5)
+        let x = try Tensor.randn([2, 3, 8, 8]), t = try Tensor([300.0, 700.0] as [Float])
+        let text = try TextCondition(tokens: Tensor.randn([2, TinyRun.textLength, TinyRun.textDim]),
+                                     mask: Tensor.ones([2, TinyRun.textLength], dtype: .bool))
+        let member = try XCTUnwrap(mixture.mixture.members[0])
+        let v = try member.guided(x, t, text, 1)
+        try assertClose(v, try adapted(x: x, t: t, text: text.tokens, textMask: text.mask), rtol: 1e-5, atol: 1e-6,
+                        "slot 0 = base + LoRA")
+        XCTAssertGreaterThan(try (v - plain(x: x, t: t, text: text.tokens, textMask: text.mask)).abs().amax().item(), 0)
+        // A LoRA entry that points outside the run, or shares a slot with a remote, is refused.
+        try MixtureFile(loras: [.init(expert: 0, path: "../elsewhere")]).write(to: layout.mixtureJSON)
+        XCTAssertThrowsError(try RunMixture.load(run: layout, requireRouter: false)) {
+            XCTAssertTrue("\($0)".contains("inside the run folder"), "\($0)")
+        }
+        try MixtureFile(remote: [.init(expert: 0, url: "http://127.0.0.1:9")], loras: file.loras).write(to: layout.mixtureJSON)
+        XCTAssertThrowsError(try RunMixture.load(run: layout, requireRouter: false)) {
+            XCTAssertTrue("\($0)".contains("both a remote and a LoRA"), "\($0)")
+        }
     }
 
     func testTamperingAndUntrustedKeysAreRefused() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import ParisData
+import ParisEnsemble
 import ParisModels
 import ParisRun
 import ParisRunTestSupport
