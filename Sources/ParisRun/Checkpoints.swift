@@ -35,9 +35,7 @@ public struct ExpertCheckpoint: Sendable {
 
     /// Whether `folder` holds a complete checkpoint (both files).
     public static func exists(in folder: URL) -> Bool {
-        let fm = FileManager.default
-        return fm.fileExists(atPath: folder.appendingPathComponent(configName).path)
-            && fm.fileExists(atPath: folder.appendingPathComponent(weightsName).path)
+        bothFilesExist(in: folder, configName, weightsName)
     }
 
     /// Writes the weights, then the config (both atomic), so a config always describes weights that are there.
@@ -122,9 +120,7 @@ public enum RouterCheckpoint {
     }
 
     public static func exists(in folder: URL) -> Bool {
-        let fm = FileManager.default
-        return fm.fileExists(atPath: folder.appendingPathComponent(configName).path)
-            && fm.fileExists(atPath: folder.appendingPathComponent(weightsName).path)
+        bothFilesExist(in: folder, configName, weightsName)
     }
 
     /// The shards the router in `folder` was trained on (config.json `shards`), nil when it records none.
@@ -217,6 +213,14 @@ func checkWeightsHeader<C: Encodable>(_ entries: [StateDictEntry], depth: Int, c
 }
 
 /// JSON objects as dictionaries, for config files that merge a Codable model config with extra keys.
+/// Whether `folder` holds both files of a published checkpoint (its config and its weights): the one "is it
+/// there" rule of the expert, router and LoRA checkpoints.
+func bothFilesExist(in folder: URL, _ config: String, _ weights: String) -> Bool {
+    let fm = FileManager.default
+    return fm.fileExists(atPath: folder.appendingPathComponent(config).path)
+        && fm.fileExists(atPath: folder.appendingPathComponent(weights).path)
+}
+
 public enum JSONObject {
     public static func encode<T: Encodable>(_ value: T) throws -> [String: Any] {
         let data = try JSONEncoder().encode(value)

@@ -123,9 +123,7 @@ public struct LoRACheckpoint: Sendable {
     }
 
     public static func exists(in folder: URL) -> Bool {
-        let fm = FileManager.default
-        return fm.fileExists(atPath: folder.appendingPathComponent(configName).path)
-            && fm.fileExists(atPath: folder.appendingPathComponent(weightsName).path)
+        bothFilesExist(in: folder, configName, weightsName)
     }
 
     /// Writes the weights, then the config (both atomic).
