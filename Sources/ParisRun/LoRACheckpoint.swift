@@ -176,7 +176,9 @@ public struct LoRACheckpoint: Sendable {
             let data = try Data(contentsOf: url)
             let config = try JSONDecoder().decode(LoRAConfig.self, from: data)
             try config.validate()
-            let raw = try JSONObject.read(url)
+            guard let raw = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw RunError("not a JSON object")
+            }
             for key in ["layers_to_transform", "layers_pattern", "exclude_modules", "target_parameters",
                         "trainable_token_indices", "layer_replication", "loftq_config"] {
                 guard let v = raw[key], !(v is NSNull) else { continue }

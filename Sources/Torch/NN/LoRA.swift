@@ -133,9 +133,8 @@ public enum LoRA {
 
     /// Folds every adapter into its base weight (W ← W + (α / r)·B·A, PEFT's `merge_and_unload`) and detaches it.
     public static func merge(_ model: any Module) throws {
-        for (_, adapter) in adapters(in: model) {
-            guard let linear = model.namedModules().lazy.compactMap({ $0.1 as? Linear })
-                .first(where: { $0.adapter === adapter }) else { continue }
+        for case let linear as Linear in model.namedModules().map(\.1) {
+            guard let adapter = linear.adapter else { continue }
             try withNoGrad { try linear.weight.add_(try adapter.deltaWeight()) }
             linear.adapter = nil
         }
