@@ -37,6 +37,7 @@ let package = Package(
         .library(name: "ParisLaunch", targets: ["ParisLaunch"]),
         .library(name: "ParisTools", targets: ["ParisTools"]),
         .library(name: "ParisServe", targets: ["ParisServe"]),
+        .library(name: "ParisZK", targets: ["ParisZK"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -103,23 +104,25 @@ let package = Package(
         .target(name: "ParisEval", dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisPackages",
                                                   "ParisData", "ParisRun", "ParisEnsemble"]),
         .target(name: "ParisLaunch", dependencies: ["Torch", "ParisRun"]),
+        // The zero-knowledge steps of scripts/zk/zklora.py, run as subprocesses.
+        .target(name: "ParisZK", dependencies: ["Torch"]),
         // Contributions: contributor keys (Ed25519), signed bundles, admission after the held-out check.
         .target(name: "ParisContributions",
                 dependencies: ["Torch", "ParisModels", "ParisData", "ParisRun", "ParisTraining", "ParisEnsemble",
-                               "ParisEval", .product(name: "Crypto", package: "swift-crypto")]),
+                               "ParisEval", "ParisZK", .product(name: "Crypto", package: "swift-crypto")]),
         // The small diagnostic commands: doctor's runtime report, inspect's checkpoint summary.
         .target(name: "ParisTools", dependencies: ["Torch"]),
         // `paris serve`: the run's mixture behind an HTTP API (AUTOMATIC1111 txt2img, jobs, events) and a web page.
         .target(name: "ParisServe",
                 dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisRun", "ParisEnsemble",
-                               .product(name: "Hummingbird", package: "hummingbird"),
+                               "ParisZK", .product(name: "Hummingbird", package: "hummingbird"),
                                .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(
             name: "paris",
             dependencies: [
                 "Torch", "ParisModels", "ParisDiffusion", "ParisImage", "ParisData", "ParisRun", "ParisTraining",
                 "ParisLaunch", "ParisTools",
-                "ParisEnsemble", "ParisEval", "ParisServe", "ParisContributions",
+                "ParisEnsemble", "ParisEval", "ParisServe", "ParisContributions", "ParisZK",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -172,7 +175,7 @@ let package = Package(
         .testTarget(name: "ParisToolsTests", dependencies: ["ParisTools", "Torch"]),
         .testTarget(
             name: "ParisContributionsTests",
-            dependencies: ["ParisContributions", "ParisEnsemble", "ParisTraining", "ParisRun", "ParisData", "ParisModels", "Torch",
+            dependencies: ["ParisContributions", "ParisServe", "ParisZK", "ParisEnsemble", "ParisTraining", "ParisRun", "ParisData", "ParisModels", "Torch",
                            "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(

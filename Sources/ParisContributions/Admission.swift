@@ -19,6 +19,8 @@ public struct AdmissionPolicy: Sendable {
     /// Once admitted, also add the LoRA to `<run>/mixture.json`, so `paris sample` and `paris serve` use it for its
     /// expert (replacing an earlier LoRA entry of that expert).
     public var use = false
+    /// For a private LoRA: its contributor's `paris serve lora` and how often to ask for proofs.
+    public var remote: RemoteLoRA.Options? = nil
 
     public init() {}
 }
@@ -50,10 +52,12 @@ public struct AdmissionReport: Codable, Sendable {
     /// Where the bundle now lives in the run (nil when refused).
     public var admittedAs: String?
     public var date: String
+    /// For a private LoRA: the remote deltas used and the proofs verified.
+    public var verification: RemoteLoRA.Stats? = nil
 
     enum CodingKeys: String, CodingKey {
         case accepted, reasons, kind, cluster, signer, losses, maxRegression = "max_regression"
-        case admittedAs = "admitted_as", date
+        case admittedAs = "admitted_as", date, verification
     }
 }
 
@@ -88,7 +92,18 @@ public enum Admission {
             throw ContributionError("the LoRA was trained on other weights than expert \(k)'s (base SHA-256 "
                 + "\(manifest.baseSHA256?.prefix(12) ?? "none")… vs \(baseDigest.prefix(12))…)")
         }
-        let losses = try heldOutLosses(layout, config: config, candidate: bundle, cluster: k, policy: policy)
+        if manifest.privateLoRA != nil {
+            guard policy.remote != nil else {
+                throw ContributionError("the LoRA is private (its weights are not in the bundle): admitting it needs its "
+                    + "contributor's `paris serve lora` (--lora-url) and the owner's zero-knowledge keys (--zk-owner)")
+            }
+            guard !policy.use else {
+                throw ContributionError("a private LoRA cannot be added to mixture.json (--use): the run does not hold "
+                    + "its weights")
+            }
+        }
+        let (losses, verification) = try heldOutLosses(layout, config: config, manifest: manifest, bundle: bundle,
+                                                       policy: policy)
         log("held-out loss on cluster \(k) (\(losses.images) images): candidate \(fmt(losses.mean("candidate"))), "
             + "expert_\(k) \(fmt(losses.mean("expert_\(k)")))")
         var reasons: [String] = []
@@ -99,7 +114,8 @@ public enum Admission {
         }
         var report = AdmissionReport(accepted: reasons.isEmpty, reasons: reasons, kind: manifest.kind, cluster: k,
                                      signer: signer.name, losses: losses, maxRegression: policy.maxRegression,
-                                     admittedAs: nil, date: ISO8601DateFormatter().string(from: Date()))
+                                     admittedAs: nil, date: ISO8601DateFormatter().string(from: Date()),
+                                     verification: verification)
         guard report.accepted else { return report }
         let digest = Checksum.sha256(try Data(contentsOf: bundle.appendingPathComponent(ContributionBundle.manifestName)))
         let id = "\(manifest.kind.rawValue)-\(k)-\(digest.prefix(12))"
@@ -132,8 +148,10 @@ public enum Admission {
 
     /// The flow-matching loss per t on cluster k's held-out images of the candidate (base + LoRA) and of every
     /// trained expert of the run, through `ExpertAlignment` (x0 error = t²·flow-matching loss, one t at a time).
-    static func heldOutLosses(_ layout: RunLayout, config: RunConfig, candidate bundle: URL, cluster k: Int,
-                              policy: AdmissionPolicy) throws -> HeldOutLosses {
+    /// A private LoRA's candidate is the base with remote adapters (`RemoteLoRA`), whose use and proofs are returned.
+    static func heldOutLosses(_ layout: RunLayout, config: RunConfig, manifest: ContributionManifest, bundle: URL,
+                              policy: AdmissionPolicy) throws -> (HeldOutLosses, RemoteLoRA.Stats?) {
+        let k = manifest.cluster
         guard let heldOut = HeldOut.folder(in: layout.partition(config)) else {
             throw ContributionError("the run's partition has no held-out images (\(HeldOut.folderName)/), so a "
                 + "contribution cannot be scored; partition with --held-out N")
@@ -144,7 +162,22 @@ public enum Admission {
         guard !rows.isEmpty else { throw ContributionError("cluster \(k) has no held-out images to score on") }
         let data = try all.subset(rows)
         let files = bundle.appendingPathComponent(ContributionBundle.filesName)
-        let (adapted, info, _) = try LoRAMerge.adapted(base: layout.expert(k), lora: files)
+        let adapted: ParisExpert, info: ExpertCheckpoint, remote: RemoteLoRA?
+        if let hidden = manifest.privateLoRA, let options = policy.remote {
+            (adapted, info) = try ExpertCheckpoint.load(from: layout.expert(k))
+            let lora = try LoRACheckpoint.readConfig(files.appendingPathComponent(LoRACheckpoint.configName))
+            let served = try RemoteLoRA(options, commitments: hidden.commitments)
+            guard served.info.baseSHA256 == manifest.baseSHA256 else {
+                throw ContributionError("the contributor serves a LoRA of another base (\(served.info.baseSHA256.prefix(12))…) "
+                    + "than its manifest names")
+            }
+            try served.attach(to: adapted, expected: hidden.wireLayers, scaling: lora.loraAlpha / Double(lora.r))
+            adapted.train(false)
+            remote = served
+        } else {
+            (adapted, info, _) = try LoRAMerge.adapted(base: layout.expert(k), lora: files)
+            remote = nil
+        }
         var members: [(String, MixtureMember)] = [("candidate", try .expert(adapted, objective: info.objective,
                                                                              name: "candidate"))]
         for e in 0..<config.numExperts where ExpertCheckpoint.exists(in: layout.expert(e)) {
@@ -159,7 +192,7 @@ public enum Admission {
                 perT[name, default: []].append((m.errors[i][k] ?? .nan) / (t * t))
             }
         }
-        return HeldOutLosses(times: policy.times, images: rows.count, perT: perT)
+        return (HeldOutLosses(times: policy.times, images: rows.count, perT: perT), remote?.counts)
     }
 
     static func fmt(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "–" }

@@ -32,6 +32,8 @@ public struct ContributionManifest: Codable, Equatable {
     public var data: DataDescription
     /// File name under `files/` → SHA-256.
     public var files: [String: String]
+    /// For a private LoRA (only its adapter_config.json in `files/`): the published commitments.
+    public var privateLoRA: PrivateLoRA? = nil
 
     public struct Contributor: Codable, Equatable {
         public var name: String
@@ -54,6 +56,7 @@ public struct ContributionManifest: Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case format, kind, contributor, cluster, architecture, baseSHA256 = "base_sha256", lora, steps, data, files
+        case privateLoRA = "private_lora"
     }
 }
 
@@ -66,27 +69,34 @@ public enum ContributionBundle {
     /// `paris contribute pack`: writes a signed bundle at `out` (which must not exist) from a LoRA folder
     /// (`paris train lora`'s output) or an expert folder, for `cluster`, describing `data` (a shard folder, optional)
     /// with `description`. Written in a sibling staging folder and renamed into place.
+    ///
+    /// With `privately` (a LoRA only), the weights stay out of the bundle: `files/` holds adapter_config.json and the
+    /// manifest publishes the commitments (`PrivateLoRA.commit`).
     @discardableResult
     public static func pack(source: URL, cluster: Int, key: ContributorKey, description: String, data: URL? = nil,
-                            out: URL) throws -> ContributionManifest {
+                            privately: PrivateLoRA? = nil, out: URL) throws -> ContributionManifest {
         let fm = FileManager.default
         guard !fm.fileExists(atPath: out.path) else { throw ContributionError("\(out.path) already exists") }
         guard cluster >= 0 else { throw ContributionError("the cluster must be ≥ 0, not \(cluster)") }
-        let kind: ContributionManifest.Kind, names: [String], architecture: ParisExpertConfig, steps: Int
-        var baseSHA256: String?, lora: LoRAConfig?, textEncoder: String?
+        let kind: ContributionManifest.Kind, architecture: ParisExpertConfig, steps: Int
+        var baseSHA256: String?, lora: LoRAConfig?, textEncoder: String?, names: [String]
         if LoRACheckpoint.exists(in: source) {
             let checkpoint = try LoRACheckpoint.read(from: source)
-            (kind, names, architecture, steps) = (.lora, [LoRACheckpoint.configName, LoRACheckpoint.weightsName],
-                                                  checkpoint.baseModel, checkpoint.steps)
+            (kind, architecture, steps) = (.lora, checkpoint.baseModel, checkpoint.steps)
+            names = [LoRACheckpoint.configName, LoRACheckpoint.weightsName]
             (baseSHA256, lora) = (checkpoint.baseSHA256, checkpoint.config)
         } else if ExpertCheckpoint.exists(in: source) {
             let checkpoint = try ExpertCheckpoint.checkWeights(in: source)
-            (kind, names, architecture, steps) = (.expert, [ExpertCheckpoint.configName, ExpertCheckpoint.weightsName],
-                                                  checkpoint.model, checkpoint.steps)
+            (kind, architecture, steps) = (.expert, checkpoint.model, checkpoint.steps)
+            names = [ExpertCheckpoint.configName, ExpertCheckpoint.weightsName]
             textEncoder = checkpoint.textEncoder
         } else {
             throw ContributionError("\(source.path) holds neither a LoRA (adapter_config.json + adapter_model.safetensors) "
                 + "nor an expert (config.json + diffusion_pytorch_model.safetensors)")
+        }
+        if privately != nil {
+            guard kind == .lora else { throw ContributionError("only a LoRA can be packed privately, not an expert") }
+            names = [LoRACheckpoint.configName]
         }
         var described = ContributionManifest.DataDescription(description: description, textEncoder: textEncoder)
         if let data {
@@ -105,7 +115,8 @@ public enum ContributionBundle {
         }
         let manifest = ContributionManifest(
             kind: kind, contributor: .init(name: key.name, publicKey: key.publicKey.base64), cluster: cluster,
-            architecture: architecture, baseSHA256: baseSHA256, lora: lora, steps: steps, data: described, files: files)
+            architecture: architecture, baseSHA256: baseSHA256, lora: lora, steps: steps, data: described, files: files,
+            privateLoRA: privately)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let bytes = try encoder.encode(manifest)
@@ -167,6 +178,14 @@ public enum ContributionBundle {
     /// The files say what the manifest says: a LoRA of the stated base and architecture, or an expert of it.
     static func checkContents(_ manifest: ContributionManifest, files: URL) throws {
         switch manifest.kind {
+        case .lora where manifest.privateLoRA != nil:
+            let config = try LoRACheckpoint.readConfig(files.appendingPathComponent(LoRACheckpoint.configName))
+            let expected = try PrivateLoRA.layers(of: manifest.architecture, targets: config.targetModules, rank: config.r)
+            guard config == manifest.lora, manifest.baseSHA256?.count == 64,
+                  manifest.privateLoRA?.wireLayers == expected else {
+                throw ContributionError("the private LoRA's config disagrees with the manifest (LoRA config, base hash, "
+                    + "or the committed layers)")
+            }
         case .lora:
             let lora = try LoRACheckpoint.read(from: files)
             guard lora.baseSHA256 == manifest.baseSHA256, lora.baseModel == manifest.architecture,

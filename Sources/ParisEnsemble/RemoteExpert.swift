@@ -81,21 +81,16 @@ public struct RemoteExpertError: Error, CustomStringConvertible, Sendable {
 /// per call and retries. Synchronous: it is called from the sampler's thread.
 public final class RemoteExpert: @unchecked Sendable {
     public let config: RemoteExpertConfig
-    let base: URL
-    let token: String?
-    let session: URLSession
+    let http: HTTPExchange
 
     public init(_ config: RemoteExpertConfig) throws {
         try config.validate()
         self.config = config
-        base = URL(string: config.url)!
+        let token: String?
         do { token = try config.tokenFile.map { try Self.token(file: URL(fileURLWithPath: $0)) } } catch {
             throw EnsembleError("remote expert \(config.expert): \(error)")
         }
-        let c = URLSessionConfiguration.ephemeral
-        c.timeoutIntervalForRequest = config.timeoutSeconds
-        c.timeoutIntervalForResource = config.timeoutSeconds
-        session = URLSession(configuration: c)
+        http = HTTPExchange(base: URL(string: config.url)!, token: token, timeoutSeconds: config.timeoutSeconds)
     }
 
     /// What the remote serves (`GET /v1/info`): its input shape, cluster and objective.
@@ -139,32 +134,11 @@ public final class RemoteExpert: @unchecked Sendable {
 
     func failure(_ reason: String) -> RemoteExpertError { RemoteExpertError(url: config.url, reason: reason) }
 
-    /// One HTTP exchange, waited for on this thread.
+    /// One HTTP exchange (`HTTPExchange`), its failures as this expert's.
     func call(_ method: String, _ path: String, body: [UInt8]?) throws -> (Int, [UInt8]) {
-        var request = URLRequest(url: base.appendingPathComponent(String(path.dropFirst())))
-        request.httpMethod = method
-        request.timeoutInterval = config.timeoutSeconds
-        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        if let body {
-            request.httpBody = Data(body)
-            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+        do { return try http.call(method, path, body: body) } catch let e as HTTPExchange.Failure {
+            throw failure(e.description)
         }
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: Result<(Int, [UInt8]), Error> = .failure(failure("no answer"))
-        let task = session.dataTask(with: request) { data, response, error in
-            if let error {
-                result = .failure(self.failure("\(method) \(path): \(error.localizedDescription)"))
-            } else if let http = response as? HTTPURLResponse {
-                result = .success((http.statusCode, [UInt8](data ?? Data())))
-            }
-            done.signal()
-        }
-        task.resume()
-        if done.wait(timeout: .now() + config.timeoutSeconds + 1) == .timedOut {
-            task.cancel()
-            throw failure("\(method) \(path): no answer within \(config.timeoutSeconds) s")
-        }
-        return try result.get()
     }
 }
 

@@ -1,5 +1,4 @@
 import Foundation
-import Crypto
 import Hummingbird
 import NIOCore
 import ParisEnsemble
@@ -92,34 +91,10 @@ public final class ExpertServer: @unchecked Sendable {
         return Self.response(answer, contentType: "application/octet-stream")
     }
 
-    /// A handler behind the bearer token (compared in constant time), with `APIError`s as JSON answers.
+    /// A handler behind this server's bearer token (`ParisServer.guarded`).
     func guarded(_ body: @escaping @Sendable (Request) async throws -> Response)
         -> @Sendable (Request, BasicRequestContext) async throws -> Response {
-        { request, _ in
-            do {
-                if let token = self.token {
-                    let given = request.headers[.authorization].map { Array($0.utf8) } ?? []
-                    let expected = Array("Bearer ".utf8) + token
-                    guard Self.constantTimeEqual(given, expected) else {
-                        self.lock.withLock { self.refused += 1 }
-                        throw APIError(401, field: "Authorization", given.isEmpty ? "a bearer token is required"
-                            : "the bearer token is wrong")
-                    }
-                }
-                return try await body(request)
-            } catch let e as APIError {
-                return Self.response(e.jsonBody, contentType: "application/json", status: HTTPResponse.Status(code: e.status))
-            } catch {
-                return Self.response(APIError(500, "\(error)").jsonBody, contentType: "application/json",
-                                     status: .internalServerError)
-            }
-        }
-    }
-
-    /// Equal bytes, in time that depends on the lengths only (digests of both, compared byte by byte).
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        let x = Array(SHA256.hash(data: a)), y = Array(SHA256.hash(data: b))
-        return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+        ParisServer.guarded(token: token, onRefused: { self.lock.withLock { self.refused += 1 } }, body)
     }
 
     static func json(_ object: Any) -> Response { ParisServer.json(object) }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Crypto
 import Logging
 import NIOCore
 import ParisEnsemble
@@ -65,6 +66,37 @@ public final class ParisServer: Sendable {
                 return logger
             }())
         if handleSignals { try await app.runService() } else { try await app.run() }
+    }
+
+    /// A handler behind a bearer token (compared in constant time; nil: none asked), with `APIError`s as JSON
+    /// answers: a request without the token, or with another, is answered 401 before its body is read.
+    static func guarded(token: [UInt8]?, onRefused: @escaping @Sendable () -> Void,
+                        _ body: @escaping @Sendable (Request) async throws -> Response)
+        -> @Sendable (Request, BasicRequestContext) async throws -> Response {
+        { request, _ in
+            do {
+                if let token {
+                    let given = request.headers[.authorization].map { Array($0.utf8) } ?? []
+                    guard constantTimeEqual(given, Array("Bearer ".utf8) + token) else {
+                        onRefused()
+                        throw APIError(401, field: "Authorization", given.isEmpty ? "a bearer token is required"
+                            : "the bearer token is wrong")
+                    }
+                }
+                return try await body(request)
+            } catch let e as APIError {
+                return response(e.jsonBody, contentType: "application/json", status: HTTPResponse.Status(code: e.status))
+            } catch {
+                return response(APIError(500, "\(error)").jsonBody, contentType: "application/json",
+                                status: .internalServerError)
+            }
+        }
+    }
+
+    /// Equal bytes, in time that depends on the lengths only (digests of both, compared byte by byte).
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let x = Array(SHA256.hash(data: a)), y = Array(SHA256.hash(data: b))
+        return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     /// The uptime, the mixture and the queue, for `/healthz`.

@@ -61,10 +61,35 @@ struct ContributePack: ParsableCommand {
     @Option(help: "The bundle folder to write (must not exist).")
     var out: String
 
+    @Flag(name: .customLong("private"), help: "Keep a LoRA's weights out of the bundle and publish their commitments (needs --zk-owner, --zk-out).")
+    var isPrivate = false
+
+    @Option(help: "The owner's keys folder (`paris zk setup`), for --private.")
+    var zkOwner: String?
+
+    @Option(help: "Where to write your committed circuits, for --private (they hold the weights: keep them; `paris serve lora --zk` proves with them).")
+    var zkOut: String?
+
+    @Option(help: "The rows one proof covers (as the owner set up), for --private.")
+    var rows: Int = 1
+
+    @OptionGroup var zk: ZKToolOptions
+
+    func validate() throws {
+        guard isPrivate == (zkOwner != nil), isPrivate == (zkOut != nil) else {
+            throw ValidationError("--private needs --zk-owner and --zk-out, and they need --private")
+        }
+    }
+
     func run() throws {
+        let privately = try zkOwner.map { owner in
+            try PrivateLoRA.commit(lora: URL(fileURLWithPath: source), owner: URL(fileURLWithPath: owner), rows: rows,
+                                   tool: try zk.tool(), contributor: URL(fileURLWithPath: zkOut!)) { print($0) }
+        }
         let manifest = try ContributionBundle.pack(
             source: URL(fileURLWithPath: source), cluster: cluster, key: ContributorKey.read(URL(fileURLWithPath: key)),
-            description: description, data: data.map { URL(fileURLWithPath: $0) }, out: URL(fileURLWithPath: out))
+            description: description, data: data.map { URL(fileURLWithPath: $0) }, privately: privately,
+            out: URL(fileURLWithPath: out))
         print("wrote \(out): a \(manifest.kind.rawValue) for cluster \(cluster), \(manifest.files.count) files, "
             + "signed by \(manifest.contributor.name)")
     }
@@ -98,9 +123,27 @@ struct Admit: ParsableCommand {
     @Flag(help: "Once admitted, add the LoRA to <run>/mixture.json: `paris sample` and `paris serve` then use it for its expert.")
     var use = false
 
+    @Option(help: "A private LoRA's `paris serve lora` URL: the held-out check runs the base here with its deltas.")
+    var loraUrl: String?
+
+    @Option(help: "The bearer token file for --lora-url.")
+    var loraTokenFile: String?
+
+    @Option(help: "Your keys folder (`paris zk setup`), to verify the contributor's proofs.")
+    var zkOwner: String?
+
+    @Option(name: .customLong("proof-rate"), number: "The fraction of delta queries challenged for a proof (1: every one, 0: none).")
+    var proofRate: Double = 1
+
+    @OptionGroup var zk: ZKToolOptions
+
     func validate() throws {
         guard maxRegression >= 0, maxRegression.isFinite else {
             throw ValidationError("--max-regression must be ≥ 0, not \(maxRegression)")
+        }
+        guard (0...1).contains(proofRate) else { throw ValidationError("--proof-rate must be within 0…1, not \(proofRate)") }
+        guard loraUrl != nil || (zkOwner == nil && loraTokenFile == nil) else {
+            throw ValidationError("--zk-owner and --lora-token-file go with --lora-url")
         }
     }
 
@@ -108,6 +151,13 @@ struct Admit: ParsableCommand {
         var policy = AdmissionPolicy()
         policy.maxRegression = maxRegression
         policy.use = use
+        if let loraUrl {
+            var remote = RemoteLoRA.Options(url: loraUrl)
+            remote.tokenFile = loraTokenFile.map { URL(fileURLWithPath: $0) }
+            remote.proofRate = proofRate
+            if let zkOwner { remote.zk = (try zk.tool(), URL(fileURLWithPath: zkOwner)) }
+            policy.remote = remote
+        }
         let report = try Admission.admit(run: URL(fileURLWithPath: runFolder), bundle: URL(fileURLWithPath: bundle),
                                          trust: TrustList.read(URL(fileURLWithPath: trust)), policy: policy) {
             print($0)
@@ -115,6 +165,10 @@ struct Admit: ParsableCommand {
         guard report.accepted else {
             print("refused: " + report.reasons.joined(separator: "; ") + "; the run is unchanged")
             throw ExitCode(1)
+        }
+        if let v = report.verification {
+            print("private LoRA: \(v.deltas) remote delta queries, \(v.proofs) proofs verified "
+                + String(format: "(prove %.1f s, verify %.1f s in all)", v.proveSeconds, v.verifySeconds))
         }
         print("admitted as \(runFolder)/\(report.admittedAs ?? "")")
     }

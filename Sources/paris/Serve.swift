@@ -8,8 +8,8 @@ import Torch
 /// `paris serve [mixture] --run R …` and `paris serve expert --run R --expert K …`.
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve a run's mixture (the default) or one of its experts over HTTP.",
-        subcommands: [ServeMixture.self, ServeExpert.self], defaultSubcommand: ServeMixture.self)
+        abstract: "Serve a run's mixture (the default), one of its experts, or a LoRA's deltas over HTTP.",
+        subcommands: [ServeMixture.self, ServeExpert.self, ServeLoRA.self], defaultSubcommand: ServeMixture.self)
 }
 
 /// `paris serve --run R [--host 127.0.0.1] [--port 8080] [--device auto] [--remote K=URL …]`

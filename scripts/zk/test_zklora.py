@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -14,22 +13,16 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import zklora  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAYER = "layers.0.mlp.0"
 
 
 def write_lora(path, a, b):
-    tensors = {f"base_model.model.{LAYER}.lora_A.weight": a, f"base_model.model.{LAYER}.lora_B.weight": b}
-    header, offset, blobs = {"__metadata__": {"format": "pt"}}, 0, []
-    for name, t in tensors.items():
-        raw = np.ascontiguousarray(t, dtype=np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        offset += len(raw)
-        blobs.append(raw)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    zklora.write_safetensors(path, {f"base_model.model.{LAYER}.lora_A.weight": a,
+                                    f"base_model.model.{LAYER}.lora_B.weight": b})
 
 
 def run(*args, expect=0):
@@ -58,8 +51,8 @@ def main():
     write_lora(j("honest.safetensors"), a, b)
     write_lora(j("other.safetensors"), a * 0.5, b)
     x = rng.normal(0, 1, (1, d)).astype(np.float32)
-    np.save(j("x.npy"), x)
-    np.save(j("x2.npy"), x[:, ::-1].copy())
+    zklora.write_safetensors(j("x.safetensors"), {"x": x})
+    zklora.write_safetensors(j("x2.safetensors"), {"x": x[:, ::-1].copy()})
     results = []
     print(f"zklora: d = {d}, r = {r}, in {work}")
     results.append(run("setup", "--d-in", str(d), "--d-out", str(d), "--rank", str(r), "--out", j("owner"))[0])
@@ -68,27 +61,27 @@ def main():
     results.append(run("commit", "--weights", j("other.safetensors"), "--layer", LAYER, "--owner", j("owner"),
                        "--out", j("other"))[0])
     for who in ["honest", "other"]:
-        results.append(run("prove", "--contrib", j(who), "--owner", j("owner"), "--x", j("x.npy"),
+        results.append(run("prove", "--contrib", j(who), "--owner", j("owner"), "--x", j("x.safetensors"),
                            "--out", j(f"{who}-answer"))[0])
     published = j("honest", "commitment.json")
     answer = lambda who, f: j(f"{who}-answer", f)
     # The delta is B·A·x.
-    delta = np.load(answer("honest", "delta.npy"))
+    delta = zklora.read_tensor(answer("honest", "delta.safetensors"), "delta")
     err = float(np.abs(delta - x @ a.T @ b.T).max())
     print(f"  {'ok  ' if err < 1e-2 else 'FAIL'} delta vs float32: max |error| {err:.2e}")
     results.append(err < 1e-2)
     verify = lambda proof, d_file, x_file, expect: run(
         "verify", "--owner", j("owner"), "--commitment", published, "--x", x_file, "--delta", d_file,
         "--proof", proof, expect=expect)[0]
-    results.append(verify(answer("honest", "proof.json"), answer("honest", "delta.npy"), j("x.npy"), 0))
+    results.append(verify(answer("honest", "proof.json"), answer("honest", "delta.safetensors"), j("x.safetensors"), 0))
     # Proved with other weights than the published commitments: refused (this is what the swap binds).
-    results.append(verify(answer("other", "proof.json"), answer("other", "delta.npy"), j("x.npy"), 1))
+    results.append(verify(answer("other", "proof.json"), answer("other", "delta.safetensors"), j("x.safetensors"), 1))
     # An honest proof with a changed delta, or checked against another query: refused.
     bad = delta.copy()
     bad[0, 0] += 0.05
-    np.save(j("bad-delta.npy"), bad)
-    results.append(verify(answer("honest", "proof.json"), j("bad-delta.npy"), j("x.npy"), 1))
-    results.append(verify(answer("honest", "proof.json"), answer("honest", "delta.npy"), j("x2.npy"), 1))
+    zklora.write_safetensors(j("bad-delta.safetensors"), {"delta": bad})
+    results.append(verify(answer("honest", "proof.json"), j("bad-delta.safetensors"), j("x.safetensors"), 1))
+    results.append(verify(answer("honest", "proof.json"), answer("honest", "delta.safetensors"), j("x2.safetensors"), 1))
     # A changed byte in the second half of the proof (the first bytes hold the commitments the swap replaces):
     # refused.
     proof = json.load(open(answer("honest", "proof.json")))
@@ -96,7 +89,7 @@ def main():
     proof["proof"][i] ^= 1
     proof["hex_proof"] = "0x" + bytes(proof["proof"]).hex()
     json.dump(proof, open(j("tampered-proof.json"), "w"))
-    results.append(verify(j("tampered-proof.json"), answer("honest", "delta.npy"), j("x.npy"), 1))
+    results.append(verify(j("tampered-proof.json"), answer("honest", "delta.safetensors"), j("x.safetensors"), 1))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     print(f"zklora: {sum(results)} of {len(results)} checks behaved")

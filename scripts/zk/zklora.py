@@ -11,12 +11,15 @@ lora_B; the α/r scaling is applied by the caller, outside the proof). Roles and
   contr. commit  --weights adapter_model.safetensors --layer PATH --owner OWNER --out CONTRIB
          Builds the graph with the real A and B of layer PATH and writes commitment.json: the KZG commitments of the
          weights, published (signed) before the first query.
-  contr. prove   --contrib CONTRIB --owner OWNER --x x.npy --out ANSWER
-         delta.npy and proof.json for the query x.
-  owner  verify  --owner OWNER --commitment commitment.json --x x.npy --delta delta.npy --proof proof.json
+  contr. prove   --contrib CONTRIB --owner OWNER --x x.safetensors --out ANSWER
+         delta.safetensors and proof.json for the query x.
+  owner  verify  --owner OWNER --commitment commitment.json --x x.safetensors --delta delta.safetensors --proof proof.json
          Swaps the published commitments into the proof (without this, a proof made with other weights verifies:
          the binding is the swap), verifies it, and checks that the proof's public input is x and its public output
          is the returned delta (within the quantisation step). Prints a JSON verdict; exit status 0 = valid.
+
+x (tensor "x", [rows, d_in]) and delta (tensor "delta", [rows, d_out]) are float32 safetensors files, the format of
+the LoRA wire (`paris serve lora`).
 
 What a valid proof establishes: for this query x, delta = B·A·x (quantised to the settings' scale) for the A and B
 whose commitments were published. Not: anything about the base model's activations (the owner computes those), or
@@ -56,6 +59,28 @@ def read_safetensors(path):
             arr = np.frombuffer(raw, dtype=DTYPES[info["dtype"]])
         out[name] = arr.reshape(info["shape"]).astype(np.float32)
     return out
+
+
+def write_safetensors(path, tensors):
+    """name → array as a float32 safetensors file (x and delta travel this way, as on the wire)."""
+    header, offset, blobs = {}, 0, []
+    for name, t in tensors.items():
+        raw = np.ascontiguousarray(t, dtype=np.float32).tobytes()
+        header[name] = {"dtype": "F32", "shape": list(np.shape(t)), "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        blobs.append(raw)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path + ".partial", "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    os.replace(path + ".partial", path)
+
+
+def read_tensor(path, name):
+    tensors = read_safetensors(path)
+    if name not in tensors or tensors[name].ndim != 2:
+        sys.exit(f"{path} must hold a 2-D tensor '{name}' (it has {', '.join(tensors) or 'nothing'})")
+    return tensors[name]
 
 
 def write_graph(a, b, rows, path):
@@ -133,14 +158,14 @@ def prove(args):
     c = lambda name: os.path.join(args.contrib, name)
     os.makedirs(args.out, exist_ok=True)
     p = lambda name: os.path.join(args.out, name)
-    x = np.load(args.x)
+    x = read_tensor(args.x, "x")
     input_json(x, p("input.json"))
     t0 = time.time()
     ezkl.gen_witness(p("input.json"), c("model.compiled"), p("witness.json"), o("vk.key"), o("kzg.srs"))
     ezkl.prove(p("witness.json"), c("model.compiled"), o("pk.key"), p("proof.json"), o("kzg.srs"))
     witness = json.load(open(p("witness.json")))
     delta = np.array([float(v) for v in witness["pretty_elements"]["rescaled_outputs"][0]], dtype=np.float32)
-    np.save(p("delta.npy"), delta.reshape(x.shape[0], -1))
+    write_safetensors(p("delta.safetensors"), {"delta": delta.reshape(x.shape[0], -1)})
     os.remove(p("witness.json"))  # the witness holds the weights: it never leaves the contributor
     print(json.dumps({"prove_s": time.time() - t0, "proof_bytes": os.path.getsize(p("proof.json"))}))
 
@@ -150,7 +175,7 @@ def verify(args):
     work = args.proof + ".verify"
     os.makedirs(work, exist_ok=True)
     w = lambda name: os.path.join(work, name)
-    x, delta = np.load(args.x), np.load(args.delta)
+    x, delta = read_tensor(args.x, "x"), read_tensor(args.delta, "delta")
     verdict = {"valid": False}
     t0 = time.time()
     try:

@@ -11,9 +11,10 @@ public final class Linear: Layer {
     /// [outFeatures], or nil when made with `bias: false`.
     public let bias: Tensor?
     public var isTraining = true
-    /// A low-rank adapter whose delta the forward pass adds (`LoRA.inject` attaches it, `LoRA.merge` folds it in).
-    /// It is not a child: the layer's state dict stays `weight`, `bias`.
-    public var adapter: LoRAAdapter?
+    /// An adapter whose delta the forward pass adds: a `LoRAAdapter` (`LoRA.inject` attaches it, `LoRA.merge`
+    /// folds it in) or another `LinearAdapter` (a remote LoRA). It is not a child: the layer's state dict stays
+    /// `weight`, `bias`.
+    public var adapter: (any LinearAdapter)?
 
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, dtype: DType = .float32,
                 device: Device = .cpu) throws {

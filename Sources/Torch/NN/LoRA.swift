@@ -1,5 +1,11 @@
 import Foundation
 
+/// What a `Linear` adds to its output: `y = W·x + b + adapter.delta(x)`.
+public protocol LinearAdapter: AnyObject {
+    /// x: [..., in] → [..., out]
+    func delta(_ x: Tensor, training: Bool) throws -> Tensor
+}
+
 /// A low-rank adapter on one `Linear`, as PEFT's `lora.Linear` (LoRA, Hu et al. 2021):
 ///
 ///     y = W·x + b + (α / r) · B·A·dropout(x)        A: [r, in], B: [out, r]
@@ -8,7 +14,7 @@ import Foundation
 /// adapted layer starts out equal to its base. Merging folds the product into the base weight:
 /// W ← W + (α / r)·B·A. The adapter is attached to the `Linear` (`Linear.adapter`) and is not one of its children,
 /// so the base model's state dict keeps its keys; `LoRA` collects the adapters under PEFT's names.
-public final class LoRAAdapter: Module {
+public final class LoRAAdapter: Module, LinearAdapter {
     /// The rank r.
     public let rank: Int
     /// α / r (PEFT's `scaling`; α / √r with rsLoRA, which is not used here).
@@ -95,7 +101,7 @@ public enum LoRA {
     /// The adapters attached to `model`'s layers, by path.
     public static func adapters(in model: any Module) -> [(String, LoRAAdapter)] {
         model.namedModules().compactMap { path, module in
-            guard let adapter = (module as? Linear)?.adapter else { return nil }
+            guard let adapter = (module as? Linear)?.adapter as? LoRAAdapter else { return nil }
             return (path, adapter)
         }
     }
@@ -134,7 +140,7 @@ public enum LoRA {
     /// Folds every adapter into its base weight (W ← W + (α / r)·B·A, PEFT's `merge_and_unload`) and detaches it.
     public static func merge(_ model: any Module) throws {
         for case let linear as Linear in model.namedModules().map(\.1) {
-            guard let adapter = linear.adapter else { continue }
+            guard let adapter = linear.adapter as? LoRAAdapter else { continue }
             try withNoGrad { try linear.weight.add_(try adapter.deltaWeight()) }
             linear.adapter = nil
         }

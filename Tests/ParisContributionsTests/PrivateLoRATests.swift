@@ -1,0 +1,193 @@
+import Foundation
+import ParisContributions
+import ParisData
+import ParisEnsemble
+import ParisRun
+import ParisRunTestSupport
+import ParisServe
+import ParisTraining
+import ParisZK
+import Torch
+import XCTest
+
+/// A private LoRA end to end, with real processes and a real server: the owner's `paris zk setup`, the
+/// contributor's commitments in the signed manifest, `paris serve lora` on loopback with zklora.py proving, and
+/// admission measuring base + remote deltas and verifying the proofs. Every cheat is refused, the run unchanged.
+/// The zero-knowledge venv is scripts/setup.sh's `.zk-venv`; without it these tests fail (CI installs it).
+final class PrivateLoRATests: XCTestCase {
+    static let layer = "layers.0.mlp.0"
+    var tasks: [Task<Void, Error>] = []
+
+    override func setUp() { Runtime.threads = 1 }
+    override func tearDown() async throws { for t in tasks { t.cancel() } }
+
+    static var clone: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    static func tool() throws -> ZKLoRATool {
+        try ZKLoRATool(python: clone.appendingPathComponent(".zk-venv/bin/python"),
+                       script: clone.appendingPathComponent("scripts/zk/zklora.py"))
+    }
+
+    struct World {
+        let root: URL, run: URL, alice: ContributorKey, trust: TrustList, lora: URL, other: URL, owner: URL
+    }
+
+    /// A run with two trained experts and held-out shards; Alice's LoRA of layer 0's first MLP Linear of expert 0
+    /// (64 → 256, r = 2) and a second one trained differently (the weights a cheat would use; far enough from the
+    /// first that its deltas differ by more than the proofs' quantisation tolerance); the owner's keys.
+    func world() throws -> World {
+        let root = try TinyRun.temporaryFolder(self)
+        let run = try TinyRun.make(root.appendingPathComponent("run"), k: 2)
+        for k in 0..<2 {
+            try FileManager.default.copyItem(at: run.appendingPathComponent("partition/shard_\(k)"),
+                                             to: run.appendingPathComponent("partition/held_out/shard_\(k)"))
+            _ = try ExpertTrainer.train(run: run, expert: k)
+        }
+        let data = root.appendingPathComponent("alice/shard_0")
+        try TinyRun.shard(0, of: 2).write(to: data)
+        func train(_ name: String, seed: UInt64, learningRate: Double) throws -> URL {
+            var request = LoRAJobRequest(run: run, expert: 0, data: data,
+                                         lora: LoRAConfig(r: 2, loraAlpha: 4, targetModules: [Self.layer]),
+                                         out: root.appendingPathComponent("alice/\(name)"))
+            request.steps = 4
+            request.learningRate = learningRate
+            request.seed = seed
+            _ = try LoRATrainer.train(request)
+            return request.out!
+        }
+        let alice = try ContributorKey(name: "alice")
+        let owner = root.appendingPathComponent("owner-keys")
+        let shapes = try PrivateLoRA.ownerSetup(run: run, expert: 0, targets: [Self.layer], rank: 2,
+                                                tool: try Self.tool(), out: owner)
+        XCTAssertEqual(shapes, [ZKLoRATool.Shape(dIn: 64, dOut: 256, rank: 2)])
+        return World(root: root, run: run, alice: alice, trust: TrustList(keys: [alice.publicKey]),
+                     lora: try train("lora", seed: 1, learningRate: 1e-3),
+                     other: try train("other", seed: 2, learningRate: 2e-2), owner: owner)
+    }
+
+    /// Commits `lora` under the owner's keys into `<root>/<name>-zk/` and packs a private bundle `<root>/<name>`.
+    func packPrivately(_ w: World, _ lora: URL, name: String) throws -> (bundle: URL, circuits: URL) {
+        let circuits = w.root.appendingPathComponent("\(name)-zk")
+        let hidden = try PrivateLoRA.commit(lora: lora, owner: w.owner, tool: try Self.tool(), contributor: circuits)
+        let bundle = w.root.appendingPathComponent(name)
+        try ContributionBundle.pack(source: lora, cluster: 0, key: w.alice, description: "tiny squares",
+                                    privately: hidden, out: bundle)
+        return (bundle, circuits)
+    }
+
+    /// `paris serve lora` in process on a free port, serving the deltas of `lora` and proving with `circuits`.
+    func serve(_ w: World, _ lora: URL, circuits: URL?) async throws -> (LoRAServer, String, Task<Void, Error>) {
+        let proving = try circuits.map { LoRAServer.Proving(tool: try Self.tool(), owner: w.owner, contributor: $0) }
+        let server = try LoRAServer(lora: lora, proving: proving, token: nil, port: 0)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let task = Task { try await server.run { port in continuation.yield(port); continuation.finish() } }
+        tasks.append(task)
+        var port = 0
+        for await p in ports { port = p }
+        return (server, "http://127.0.0.1:\(port)", task)
+    }
+
+    func policy(_ w: World, url: String, proofRate: Double) throws -> AdmissionPolicy {
+        var policy = AdmissionPolicy()
+        policy.times = [0.3, 0.7]
+        policy.maxImages = 8
+        policy.maxRegression = 1
+        var remote = RemoteLoRA.Options(url: url)
+        remote.proofRate = proofRate
+        remote.zk = (try Self.tool(), w.owner)
+        remote.timeoutSeconds = 60
+        policy.remote = remote
+        return policy
+    }
+
+    /// Admission refuses (a thrown error or a refused report naming `expected`) and leaves the run as it was.
+    func assertRefused(_ w: World, _ bundle: URL, _ policy: AdmissionPolicy, _ expected: String,
+                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let before = TinyRun.listing(w.run)
+        do {
+            let report = try Admission.admit(run: w.run, bundle: bundle, trust: w.trust, policy: policy)
+            XCTFail("admitted (\(report.accepted)), expected a refusal: \(expected)", file: file, line: line)
+        } catch {
+            print("refused as expected: \(error)")
+            XCTAssertTrue("\(error)".contains(expected), "\(error)", file: file, line: line)
+        }
+        XCTAssertEqual(TinyRun.listing(w.run), before, "a refusal changed the run", file: file, line: line)
+    }
+
+    func testAnHonestPrivateLoRAIsMeasuredRemotelyAndEveryCheatIsCaught() async throws {
+        let w = try world()
+        let (bundle, circuits) = try packPrivately(w, w.lora, name: "private-bundle")
+        // The weights never enter the bundle; the manifest publishes one commitment per adapted layer, signed.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: bundle.appendingPathComponent("files").path),
+                       [LoRACheckpoint.configName])
+        let (manifest, _) = try ContributionBundle.verify(bundle, trust: w.trust)
+        XCTAssertEqual(manifest.privateLoRA?.layers.map(\.path), [Self.layer])
+
+        // Honest: the held-out loss of base + remote deltas equals that of the LoRA held locally, and every query's
+        // challenged row verifies.
+        let (server, url, _) = try await serve(w, w.lora, circuits: circuits)
+        let report = try Admission.admit(run: w.run, bundle: bundle, trust: w.trust, policy: try policy(w, url: url, proofRate: 1))
+        XCTAssertTrue(report.accepted, "\(report.reasons)")
+        let v = try XCTUnwrap(report.verification)
+        print("honest private LoRA: \(v)")
+        XCTAssertGreaterThan(v.deltas, 0)
+        XCTAssertEqual(v.proofs, v.deltas, "proof rate 1 challenges every query")
+        XCTAssertEqual(server.counts.proofs, v.proofs)
+        let local = try ContributionBundle.pack(source: w.lora, cluster: 0, key: w.alice, description: "same, public",
+                                                out: w.root.appendingPathComponent("public-bundle"))
+        XCTAssertEqual(local.kind, .lora)
+        var open = try policy(w, url: url, proofRate: 0)
+        open.remote = nil
+        let reference = try Admission.admit(run: w.run, bundle: w.root.appendingPathComponent("public-bundle"),
+                                            trust: w.trust, policy: open)
+        for (a, b) in zip(try XCTUnwrap(report.losses.perT["candidate"]), try XCTUnwrap(reference.losses.perT["candidate"])) {
+            XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, b), "remote deltas give another held-out loss than local weights")
+        }
+        // The same LoRA's bundle was admitted once; a second admission is refused by name.
+        try assertRefused(w, bundle, try policy(w, url: url, proofRate: 0), "already admitted")
+
+        // A contributor that answers with other weights than it committed to, proving with the committed circuit:
+        // the proved delta differs from the one returned.
+        let (cheat1, _) = try packPrivately(w, w.lora, name: "cheat-1")
+        let (_, url1, _) = try await serve(w, w.other, circuits: circuits)
+        try assertRefused(w, cheat1, try policy(w, url: url1, proofRate: 1), "differs from the proved one")
+
+        // A proof made with other weights than the published commitment: it does not verify once swapped.
+        let (cheat2, _) = try packPrivately(w, w.lora, name: "cheat-2")
+        let otherCircuits = w.root.appendingPathComponent("other-zk")
+        _ = try PrivateLoRA.commit(lora: w.other, owner: w.owner, tool: try Self.tool(), contributor: otherCircuits)
+        let (_, url2, _) = try await serve(w, w.other, circuits: otherCircuits)
+        try assertRefused(w, cheat2, try policy(w, url: url2, proofRate: 1), "does not verify")
+
+        // A contributor that stops answering mid-check: named as such, the run unchanged.
+        let (cheat3, _) = try packPrivately(w, w.lora, name: "cheat-3")
+        let (quitter, url3, task) = try await serve(w, w.lora, circuits: nil)
+        let watcher = Thread {
+            while quitter.counts.deltas < 1 { usleep(1000) }
+            task.cancel()
+        }
+        watcher.start()
+        var many = try policy(w, url: url3, proofRate: 0)
+        many.times = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+        many.remote?.timeoutSeconds = 5
+        try assertRefused(w, cheat3, many, "stopped answering")
+    }
+
+    /// zklora.py's own checks, as separate processes: the honest proof verifies; other weights, a changed delta,
+    /// another query and a changed proof byte are each refused.
+    func testTheZKModuleRefusesEveryForgery() throws {
+        let tool = try Self.tool()
+        let p = Process()
+        p.executableURL = tool.python
+        p.arguments = [Self.clone.appendingPathComponent("scripts/zk/test_zklora.py").path, "--d", "32", "--rank", "2"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+    }
+}
