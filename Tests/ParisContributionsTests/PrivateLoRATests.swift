@@ -4,6 +4,7 @@ import ParisData
 import ParisEnsemble
 import ParisRun
 import ParisRunTestSupport
+import ParisTestSupport
 import ParisServe
 import ParisTraining
 import ParisZK
@@ -37,7 +38,7 @@ final class PrivateLoRATests: XCTestCase {
     /// A run with two trained experts and held-out shards; Alice's LoRA of layer 0's first MLP Linear of expert 0
     /// (64 → 256, r = 2) and a second one trained differently (the weights a cheat would use; far enough from the
     /// first that its deltas differ by more than the proofs' quantisation tolerance); the owner's keys.
-    func world() throws -> World {
+    func world(ownerKeys: Bool = true) throws -> World {
         let root = try TinyRun.temporaryFolder(self)
         let run = try TinyRun.make(root.appendingPathComponent("run"), k: 2)
         for k in 0..<2 {
@@ -59,9 +60,11 @@ final class PrivateLoRATests: XCTestCase {
         }
         let alice = try ContributorKey(name: "alice")
         let owner = root.appendingPathComponent("owner-keys")
-        let shapes = try PrivateLoRA.ownerSetup(run: run, expert: 0, targets: [Self.layer], rank: 2,
-                                                tool: try Self.tool(), out: owner)
-        XCTAssertEqual(shapes, [ZKLoRATool.Shape(dIn: 64, dOut: 256, rank: 2)])
+        if ownerKeys {
+            let shapes = try PrivateLoRA.ownerSetup(run: run, expert: 0, targets: [Self.layer], rank: 2,
+                                                    tool: try Self.tool(), out: owner)
+            XCTAssertEqual(shapes, [ZKLoRATool.Shape(dIn: 64, dOut: 256, rank: 2)])
+        }
         return World(root: root, run: run, alice: alice, trust: TrustList(keys: [alice.publicKey]),
                      lora: try train("lora", seed: 1, learningRate: 1e-3),
                      other: try train("other", seed: 2, learningRate: 2e-2), owner: owner)
@@ -173,6 +176,47 @@ final class PrivateLoRATests: XCTestCase {
         many.times = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
         many.remote?.timeoutSeconds = 5
         try assertRefused(w, cheat3, many, "stopped answering")
+    }
+
+    /// The same protocol through the commands, each party a separate `paris` process: `zk setup`, `keys new`,
+    /// `contribute pack --private`, `serve lora`, `admit --lora-url`.
+    func testTheCommandsRunThePrivateProtocol() async throws {
+        let paris = try parisBinary(self)
+        let w = try world(ownerKeys: false)
+        func run(_ args: [String]) throws -> String {
+            let (status, output) = try runProcess(paris, args)
+            XCTAssertEqual(status, 0, "paris \(args.joined(separator: " ")): \(output)")
+            return output
+        }
+        let p = { (name: String) in w.root.appendingPathComponent(name).path }
+        _ = try run(["zk", "setup", "--run", w.run.path, "--expert", "0", "--targets", Self.layer, "--rank", "2",
+                     "--out", p("owner-keys")])
+        _ = try run(["keys", "new", "--name", "bob", "--out", p("keys")])
+        _ = try run(["contribute", "pack", "--key", p("keys/bob.key"), "--source", w.lora.path, "--cluster", "0",
+                     "--description", "tiny squares", "--out", p("bundle"), "--private", "--zk-owner", p("owner-keys"),
+                     "--zk-out", p("bob-zk")])
+        let log = w.root.appendingPathComponent("serve-lora.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let server = Process()
+        server.executableURL = paris
+        server.arguments = ["serve", "lora", "--lora", w.lora.path, "--zk-owner", p("owner-keys"), "--zk", p("bob-zk"),
+                            "--port", "0"]
+        server.standardOutput = try FileHandle(forWritingTo: log)
+        server.standardError = server.standardOutput
+        try server.run()
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        var url: String? = nil
+        let deadline = Date().addingTimeInterval(60)
+        while url == nil && Date() < deadline && server.isRunning {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if let range = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) { url = String(text[range]) }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        let base = try XCTUnwrap(url, "paris serve lora did not say where it listens: "
+            + ((try? String(contentsOf: log, encoding: .utf8)) ?? ""))
+        let output = try run(["admit", "--run", w.run.path, p("bundle"), "--trust", p("keys/bob.pub"), "--lora-url", base,
+                              "--zk-owner", p("owner-keys"), "--proof-rate", "1", "--max-regression", "1"])
+        XCTAssertTrue(output.contains("proofs verified") && output.contains("admitted as"), output)
     }
 
     /// zklora.py's own checks, as separate processes: the honest proof verifies; other weights, a changed delta,
