@@ -219,6 +219,53 @@ final class PrivateLoRATests: XCTestCase {
         XCTAssertTrue(output.contains("proofs verified") && output.contains("admitted as"), output)
     }
 
+    /// `paris serve lora`'s bad input: 4xx naming what is wrong, and the next good request is still answered, with
+    /// the delta B·A·x of the LoRA's own weights.
+    func testTheLoRAServerRefusesBadRequestsAndKeepsServing() async throws {
+        let w = try world(ownerKeys: false)
+        let server = try LoRAServer(lora: w.lora, proving: nil, token: "s3cret", port: 0)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        tasks.append(Task { try await server.run { port in continuation.yield(port); continuation.finish() } })
+        var port = 0
+        for await p in ports { port = p }
+        let base = URL(string: "http://127.0.0.1:\(port)")!
+        let anonymous = HTTPExchange(base: base, token: nil, timeoutSeconds: 10)
+        let owner = HTTPExchange(base: base, token: "s3cret", timeoutSeconds: 10)
+        XCTAssertEqual(try anonymous.call("GET", "/v1/info", body: nil).status, 401)
+        XCTAssertEqual(try HTTPExchange(base: base, token: "guess", timeoutSeconds: 10).call("GET", "/v1/info", body: nil).status, 401)
+        let info = try JSONDecoder().decode(LoRAWire.Info.self, from: Data(try owner.call("GET", "/v1/info", body: nil).body))
+        XCTAssertEqual(info.layers, [LoRAWire.Layer(path: Self.layer, dIn: 64, dOut: 256, rank: 2)])
+        XCTAssertNil(info.proofRows)
+        Runtime.manualSeed(3)
+        let x = try Tensor.randn([5, 64])
+        let good = try LoRAWire.encode(LoRAWire.x, x)
+        func refused(_ query: [String: String], _ body: [UInt8], _ path: String = "/v1/delta") throws -> (Int, String) {
+            let (status, answer) = try owner.call("POST", path, query: query, body: body)
+            return (status, String(decoding: answer, as: UTF8.self))
+        }
+        XCTAssertEqual(try refused([:], good).0, 400)
+        let unknown = try refused(["layer": "layers.9.mlp.0"], good)
+        XCTAssertEqual(unknown.0, 404)
+        XCTAssertTrue(unknown.1.contains("layers.9.mlp.0"), unknown.1)
+        let narrow = try refused(["layer": Self.layer], try LoRAWire.encode(LoRAWire.x, try Tensor.zeros([5, 63])))
+        XCTAssertEqual(narrow.0, 400)
+        XCTAssertTrue(narrow.1.contains("[N, 64]"), narrow.1)
+        XCTAssertEqual(try refused(["layer": Self.layer], Array("not safetensors".utf8)).0, 400)
+        XCTAssertEqual(try refused(["layer": Self.layer], try LoRAWire.encode("y", x)).0, 400)
+        XCTAssertEqual(try refused(["layer": Self.layer], good, "/v1/prove").0, 404, "no proofs without --zk")
+        // Still serving, and the answer is B·A·x for the LoRA's A and B.
+        let (status, body) = try owner.call("POST", "/v1/delta", query: ["layer": Self.layer], body: good)
+        XCTAssertEqual(status, 200)
+        let delta = try LoRAWire.decode(body, LoRAWire.delta, columns: 256)
+        let weights = try SafeTensors.load(w.lora.appendingPathComponent(LoRACheckpoint.weightsName)).tensors
+        let a = try XCTUnwrap(weights[LoRA.keyPrefix + Self.layer + ".lora_A.weight"])
+        let b = try XCTUnwrap(weights[LoRA.keyPrefix + Self.layer + ".lora_B.weight"])
+        let expected = try x.matmul(a.transpose(0, 1)).matmul(b.transpose(0, 1))
+        XCTAssertLessThan(try (delta - expected).abs().amax().item(), 1e-5)
+        XCTAssertEqual(server.counts.deltas, 1)
+        XCTAssertEqual(server.counts.refused, 2)
+    }
+
     /// zklora.py's own checks, as separate processes: the honest proof verifies; other weights, a changed delta,
     /// another query and a changed proof byte are each refused.
     func testTheZKModuleRefusesEveryForgery() throws {
