@@ -75,14 +75,17 @@ public struct PartitionManifest: Codable, Sendable, Equatable {
     public var clusters: [Cluster]
     /// The held-out images of each cluster (`held_out/shard_<k>/`), nil when none were held out.
     public var heldOut: [Cluster]?
-    /// nil when some image has no label.
+    /// nil when some image has no label (or once a cluster was added).
     public var metrics: Metrics?
+    /// Clusters added after partitioning (`paris run add-expert`), in order; nil when none.
+    public var additions: [PartitionAddition.Addition]? = nil
 
     enum CodingKeys: String, CodingKey {
         case format, numClusters = "num_clusters", method, features, seed, dataset, numImages = "num_images"
         case numSkipped = "num_skipped", skipped, imageSize = "image_size", channels, textLength = "text_length"
         case textDim = "text_dim", imageModel = "image_model", textModel = "text_model"
         case captionEncoder = "caption_encoder", config, clustering, clusters, heldOut = "held_out", metrics
+        case additions
     }
 
     /// Cluster sizes in index order.

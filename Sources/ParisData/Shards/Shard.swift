@@ -58,7 +58,8 @@ public struct Shard {
     public static let imagesName = "images.safetensors"
     public static let textName = "text.safetensors"
     public static let itemsName = "items.jsonl"
-    static let dataFiles = [imagesName, textName, itemsName]
+    /// The data files, which `shard.json` checksums.
+    public static let dataFiles = [imagesName, textName, itemsName]
 
     /// One image's provenance.
     public struct Item: Codable, Sendable, Equatable {
