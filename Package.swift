@@ -108,7 +108,7 @@ let package = Package(
         .target(name: "ParisZK", dependencies: ["Torch"]),
         // Contributions: contributor keys (Ed25519), signed bundles, admission after the held-out check.
         .target(name: "ParisContributions",
-                dependencies: ["Torch", "ParisModels", "ParisData", "ParisRun", "ParisTraining", "ParisEnsemble",
+                dependencies: ["Torch", "ParisModels", "ParisDiffusion", "ParisData", "ParisRun", "ParisTraining", "ParisEnsemble",
                                "ParisEval", "ParisZK", .product(name: "Crypto", package: "swift-crypto")]),
         // The small diagnostic commands: doctor's runtime report, inspect's checkpoint summary.
         .target(name: "ParisTools", dependencies: ["Torch"]),
@@ -129,7 +129,7 @@ let package = Package(
         .executableTarget(name: "paris-bench", dependencies: ["Torch", "ParisModels", "ParisDiffusion"], path: "bench/swift"),
         .target(name: "ParisTestSupport", dependencies: ["Torch"], path: "Tests/ParisTestSupport"),
         // Tiny runs written through the real writers, shared by the tests of every stage above ParisRun.
-        .target(name: "ParisRunTestSupport", dependencies: ["ParisRun", "ParisData", "ParisModels", "ParisDiffusion", "Torch"],
+        .target(name: "ParisRunTestSupport", dependencies: ["ParisRun", "ParisData", "ParisImage", "ParisModels", "ParisDiffusion", "Torch"],
                 path: "Tests/ParisRunTestSupport"),
         .testTarget(
             name: "TorchTests",
@@ -175,7 +175,7 @@ let package = Package(
         .testTarget(name: "ParisToolsTests", dependencies: ["ParisTools", "Torch"]),
         .testTarget(
             name: "ParisContributionsTests",
-            dependencies: ["ParisContributions", "ParisServe", "ParisZK", "ParisEnsemble", "ParisTraining", "ParisRun", "ParisData", "ParisModels", "Torch",
+            dependencies: ["ParisContributions", "ParisServe", "ParisZK", "ParisDiffusion", "ParisEnsemble", "ParisTraining", "ParisRun", "ParisData", "ParisModels", "Torch",
                            "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(

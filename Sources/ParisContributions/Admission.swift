@@ -1,5 +1,6 @@
 import Foundation
 import ParisData
+import ParisDiffusion
 import ParisEnsemble
 import ParisEval
 import ParisModels
@@ -21,6 +22,13 @@ public struct AdmissionPolicy: Sendable {
     public var use = false
     /// For a private LoRA: its contributor's `paris serve lora` and how often to ask for proofs.
     public var remote: RemoteLoRA.Options? = nil
+    /// For an expert of a new cluster: that cluster's data, a one-cluster partition with held-out images
+    /// (`paris partition --k 1 --held-out N`), on which the router is retrained and the expert scored.
+    public var data: URL? = nil
+    /// The flow times at which the retrained router must choose the new expert on its held-out images.
+    public var routerTimes: [Double] = [0.1, 0.3, 0.5]
+    /// The least share of those images (at each of `routerTimes`) the router must give to the new expert.
+    public var minRouterShare: Double = 0.5
 
     public init() {}
 }
@@ -54,10 +62,12 @@ public struct AdmissionReport: Codable, Sendable {
     public var date: String
     /// For a private LoRA: the remote deltas used and the proofs verified.
     public var verification: RemoteLoRA.Stats? = nil
+    /// For an expert of a new cluster: the retrained router on that cluster's held-out images, per t.
+    public var router: [RouterPoint]? = nil
 
     enum CodingKeys: String, CodingKey {
         case accepted, reasons, kind, cluster, signer, losses, maxRegression = "max_regression"
-        case admittedAs = "admitted_as", date, verification
+        case admittedAs = "admitted_as", date, verification, router
     }
 }
 
@@ -75,12 +85,12 @@ public enum Admission {
         let (manifest, signer) = try ContributionBundle.verify(bundle, trust: trust)
         log("signature of \"\(signer.name)\" and \(manifest.files.count) file hashes verified")
         let k = manifest.cluster
-        guard k < config.numExperts else {
+        guard k < config.numExperts || manifest.kind == .expert else {
             throw ContributionError("the bundle is for cluster \(k), but the run has \(config.numExperts) experts")
         }
-        guard manifest.kind == .lora else {
-            throw ContributionError("admitting a full expert needs `paris run add-expert` (K + 1 experts and a "
-                + "retrained router), which is not built yet; a LoRA of an existing expert can be admitted")
+        if manifest.kind == .expert {
+            return try admitExpert(layout, config: config, manifest: manifest, signer: signer, bundle: bundle,
+                                   trust: trust, policy: policy, log: log)
         }
         let baseFolder = layout.expert(k)
         let base = try ExpertCheckpoint.checkWeights(in: baseFolder)
@@ -117,25 +127,10 @@ public enum Admission {
                                      admittedAs: nil, date: ISO8601DateFormatter().string(from: Date()),
                                      verification: verification)
         guard report.accepted else { return report }
-        let digest = Checksum.sha256(try Data(contentsOf: bundle.appendingPathComponent(ContributionBundle.manifestName)))
-        let id = "\(manifest.kind.rawValue)-\(k)-\(digest.prefix(12))"
-        let root = layout.root.appendingPathComponent(folderName)
-        let target = root.appendingPathComponent(id)
-        guard !FileManager.default.fileExists(atPath: target.path) else {
-            throw ContributionError("this bundle was already admitted as \(target.path)")
-        }
-        report.admittedAs = "\(folderName)/\(id)"
-        let staging = root.appendingPathComponent(".\(id).partial-\(UUID().uuidString.prefix(8))")
-        let fm = FileManager.default
-        try fm.createDirectory(at: root, withIntermediateDirectories: true)
-        defer { try? fm.removeItem(at: staging) }
-        try fm.copyItem(at: bundle, to: staging)
-        // Re-verify the copy: what lands in the run is what was checked.
-        _ = try ContributionBundle.verify(staging, trust: trust)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write([UInt8](try encoder.encode(report)), to: staging.appendingPathComponent("admission.json"))
-        try fm.moveItem(at: staging, to: target)
+        let (staging, target) = try stage(bundle, manifest: manifest, report: &report, layout: layout, trust: trust)
+        defer { try? FileManager.default.removeItem(at: staging) }
+        try FileManager.default.moveItem(at: staging, to: target)
+        let id = target.lastPathComponent
         if policy.use {
             var mixture = try MixtureFile.read(layout.mixtureJSON)
             mixture.loras.removeAll { $0.expert == k }
@@ -144,6 +139,34 @@ public enum Admission {
             log("mixture.json: expert \(k) now samples with this LoRA")
         }
         return report
+    }
+
+    /// Copies a verified bundle to `<run>/contributions/.<id>.partial-…/` with its admission.json (the report, which
+    /// gets `admitted_as`) and verifies the copy; the caller renames it to the returned target, the last step.
+    static func stage(_ bundle: URL, manifest: ContributionManifest, report: inout AdmissionReport, layout: RunLayout,
+                      trust: TrustList) throws -> (staging: URL, target: URL) {
+        let digest = Checksum.sha256(try Data(contentsOf: bundle.appendingPathComponent(ContributionBundle.manifestName)))
+        let id = "\(manifest.kind.rawValue)-\(manifest.cluster)-\(digest.prefix(12))"
+        let root = layout.root.appendingPathComponent(folderName)
+        let target = root.appendingPathComponent(id)
+        guard !FileManager.default.fileExists(atPath: target.path) else {
+            throw ContributionError("this bundle was already admitted as \(target.path)")
+        }
+        report.admittedAs = "\(folderName)/\(id)"
+        let staging = root.appendingPathComponent(".\(id).partial-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.copyItem(at: bundle, to: staging)
+            // Re-verify the copy: what lands in the run is what was checked.
+            _ = try ContributionBundle.verify(staging, trust: trust)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            try AtomicFile.write([UInt8](try encoder.encode(report)), to: staging.appendingPathComponent("admission.json"))
+        } catch {
+            try? FileManager.default.removeItem(at: staging)
+            throw error
+        }
+        return (staging, target)
     }
 
     /// The flow-matching loss per t on cluster k's held-out images of the candidate (base + LoRA) and of every
@@ -178,7 +201,15 @@ public enum Admission {
             (adapted, info, _) = try LoRAMerge.adapted(base: layout.expert(k), lora: files)
             remote = nil
         }
-        var members: [(String, MixtureMember)] = [("candidate", try .expert(adapted, objective: info.objective,
+        let losses = try score(adapted, objective: info.objective, layout: layout, config: config, data: data,
+                               cluster: k, policy: policy)
+        return (losses, remote?.counts)
+    }
+
+    /// The candidate's and every trained expert's held-out loss per t on `data`'s images of cluster k.
+    static func score(_ candidate: ParisExpert, objective: Objective, layout: RunLayout, config: RunConfig,
+                      data: EvalData, cluster k: Int, policy: AdmissionPolicy) throws -> HeldOutLosses {
+        var members: [(String, MixtureMember)] = [("candidate", try .expert(candidate, objective: objective,
                                                                              name: "candidate"))]
         for e in 0..<config.numExperts where ExpertCheckpoint.exists(in: layout.expert(e)) {
             let (model, ckpt) = try ExpertCheckpoint.load(from: layout.expert(e))
@@ -192,7 +223,7 @@ public enum Admission {
                 perT[name, default: []].append((m.errors[i][k] ?? .nan) / (t * t))
             }
         }
-        return (HeldOutLosses(times: policy.times, images: rows.count, perT: perT), remote?.counts)
+        return HeldOutLosses(times: policy.times, images: data.clusters.filter { $0 == k }.count, perT: perT)
     }
 
     static func fmt(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "–" }

@@ -104,8 +104,13 @@ struct Admit: ParsableCommand {
             Checks the signature against --trust (a .pub file or {"keys": [...]}), every file's SHA-256, that a \
             LoRA adapts exactly the run's expert (weights hash and architecture), and its flow-matching loss on the \
             cluster's held-out images at t = 0.1 … 0.9 against the base and the other experts. Accepted: copied to \
-            <run>/contributions/<id>/ with admission.json (with --use, also into mixture.json). Refused: the run is left exactly as it was, and the \
-            exit status is 1.
+            <run>/contributions/<id>/ with admission.json (with --use, also into mixture.json). A private LoRA is \
+            scored through its contributor's `paris serve lora` (--lora-url), with --proof-rate of the queries \
+            proved and verified (--zk-owner). An expert is admitted as the new expert K with --data (that cluster's \
+            one-cluster partition, with held-out images): it must do at least as well on the cluster's held-out \
+            images as every existing expert, and the router, retrained for K + 1, must give it --min-router-share \
+            of them at t = 0.1, 0.3, 0.5; then it is added as `paris run add-expert` adds one. Refused: the run is \
+            left exactly as it was, and the exit status is 1.
             """)
 
     @Option(name: .customLong("run"), help: "The run folder.")
@@ -117,7 +122,7 @@ struct Admit: ParsableCommand {
     @Option(help: "The trusted public keys.")
     var trust: String
 
-    @Option(name: .customLong("max-regression"), number: "Refuse a LoRA whose held-out loss exceeds its base's by more than this fraction.")
+    @Option(name: .customLong("max-regression"), number: "Refuse a LoRA whose held-out loss exceeds its base's (an expert: the best existing expert's) by more than this fraction.")
     var maxRegression: Double = 0.02
 
     @Flag(help: "Once admitted, add the LoRA to <run>/mixture.json: `paris sample` and `paris serve` then use it for its expert.")
@@ -135,9 +140,20 @@ struct Admit: ParsableCommand {
     @Option(name: .customLong("proof-rate"), number: "The fraction of delta queries challenged for a proof (1: every one, 0: none).")
     var proofRate: Double = 1
 
+    @Option(help: "For an expert: its cluster's data, a one-cluster partition with held-out images.")
+    var data: String?
+
+    @Option(name: .customLong("min-router-share"), number: "For an expert: the least share of its cluster's held-out images the retrained router must give it.")
+    var minRouterShare: Double = 0.5
+
     @OptionGroup var zk: ZKToolOptions
 
+    @OptionGroup var threads: ThreadsOption
+
     func validate() throws {
+        guard (0...1).contains(minRouterShare) else {
+            throw ValidationError("--min-router-share must be within 0…1, not \(minRouterShare)")
+        }
         guard maxRegression >= 0, maxRegression.isFinite else {
             throw ValidationError("--max-regression must be ≥ 0, not \(maxRegression)")
         }
@@ -148,9 +164,12 @@ struct Admit: ParsableCommand {
     }
 
     func run() throws {
+        try threads.apply()
         var policy = AdmissionPolicy()
         policy.maxRegression = maxRegression
         policy.use = use
+        policy.data = data.map { URL(fileURLWithPath: $0) }
+        policy.minRouterShare = minRouterShare
         if let loraUrl {
             var remote = RemoteLoRA.Options(url: loraUrl)
             remote.tokenFile = loraTokenFile.map { URL(fileURLWithPath: $0) }

@@ -1,9 +1,9 @@
 import Foundation
 import ParisData
-import ParisImage
 import ParisModels
 import ParisRun
 import ParisRunTestSupport
+import ParisTestSupport
 import ParisTraining
 import Torch
 import XCTest
@@ -15,70 +15,22 @@ import XCTest
 final class ExpertAdditionTests: XCTestCase {
     override func setUp() { Runtime.threads = 1 }
 
-    static let colours: [(String, [UInt8])] = [
-        ("red", [220, 30, 30]), ("green", [30, 200, 40]), ("blue", [20, 40, 230]), ("yellow", [240, 230, 20]),
-    ]
-
-    /// An imagefolder of 8-px squares, `count` per colour, captioned "a <colour> square".
-    func dataset(_ folder: URL, colours: [Int], count: Int = 14) throws {
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("train"), withIntermediateDirectories: true)
-        var lines: [String] = [], rng = SplitMix64(seed: UInt64(colours.first ?? 0))
-        for i in 0..<(count * colours.count) {
-            let (name, rgb) = Self.colours[colours[i % colours.count]]
-            var px: [UInt8] = []
-            for _ in 0..<64 { for ch in 0..<3 { px.append(UInt8(clamping: Int(rgb[ch]) + Int(rng.next() % 21) - 10)) } }
-            let file = "train/\(name)-\(i).png"
-            try Image(width: 8, height: 8, channels: 3, pixels: px).writePNG(to: folder.appendingPathComponent(file))
-            lines.append(#"{"file_name": "\#(file)", "text": "a \#(name) square", "label": "\#(name)"}"#)
-        }
-        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("metadata.jsonl"))
-    }
-
-    /// Letter-count sentence embeddings and hashed caption tokens (5 tokens of 8 dims), named `captionEncoder`.
-    func encoders(captionEncoder: String = "fake-tokens") -> PartitionEncoders {
-        PartitionEncoders(
-            sentences: .init(name: "letter-counts") { captions in
-                let rows = captions.map { c in (0..<26).map { i in Float(c.utf8.filter { $0 == UInt8(97 + i) }.count) } }
-                return try Tensor(rows.flatMap { $0 }, shape: [captions.count, 26])
-            },
-            captions: .init(name: captionEncoder) { captions, _ in
-                let values = captions.flatMap { c in (0..<40).map { Float((c.utf8.count * 31 + $0) % 17) / 17 } }
-                let mask = try Tensor.arange(0, 5).lt(3.0).unsqueeze(0).expand([captions.count, 5]).contiguous()
-                return (try Tensor(values, shape: [captions.count, 5, 8]), mask)
-            })
-    }
+    func dataset(_ folder: URL, colours: [Int]) throws { try ColourPartitions.dataset(folder, colours: colours) }
 
     func partition(_ data: URL, _ out: URL, k: Int, heldOut: Int, captionEncoder: String = "fake-tokens") throws {
-        var c = PartitionConfig.tiny
-        c.numClusters = k
-        c.features = .text
-        c.imageSize = 8
-        c.heldOut = heldOut
-        c.seed = 5
-        try Partitioner.run(dataset: data, output: out, config: c, encoders: encoders(captionEncoder: captionEncoder))
+        try ColourPartitions.partition(data, out, k: k, heldOut: heldOut, captionEncoder: captionEncoder)
     }
 
     /// A run of K = 2 (red, green | blue split by k-means on captions) with both experts and the router trained,
     /// and the new data: yellow squares as a one-cluster partition with 4 held out.
     func world() throws -> (run: URL, data: URL, root: URL) {
         let root = try TinyRun.temporaryFolder(self)
-        try dataset(root.appendingPathComponent("colours"), colours: [0, 1, 2])
-        let run = root.appendingPathComponent("run")
-        var config = RunConfig(name: "grow", dataset: root.appendingPathComponent("colours").path, numExperts: 2,
-                               experts: (0..<2).map { TinyRun.job(seed: UInt64(10 + $0)) },
-                               router: TrainJobConfig(model: "router-T/4", batchSize: 8, steps: 6, checkpointEvery: 2,
-                                                      logEvery: 2, seed: 2000),
-                               monolith: nil)
-        config.router.warmupSteps = 2
-        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
-        try config.write(to: run.appendingPathComponent("run.json"))
-        try partition(root.appendingPathComponent("colours"), run.appendingPathComponent("partition"), k: 2, heldOut: 6)
+        let run = try ColourPartitions.run(in: root)
         for k in 0..<2 { _ = try ExpertTrainer.train(run: run, expert: k) }
         _ = try RouterTrainer.train(run: run, options: .init())
-        try dataset(root.appendingPathComponent("yellow"), colours: [3])
-        try partition(root.appendingPathComponent("yellow"), root.appendingPathComponent("yellow-partition"), k: 1, heldOut: 4)
-        return (run, root.appendingPathComponent("yellow-partition"), root)
+        return (run, try ColourPartitions.newCluster(in: root), root)
     }
+
 
     func digest(_ url: URL) throws -> String { try Checksum.sha256(file: url) }
 
@@ -133,6 +85,19 @@ final class ExpertAdditionTests: XCTestCase {
         let centroids = try CaptionCentroids.load(partition: layout.partition(config), embeddingDim: 26)
         XCTAssertEqual(centroids.numClusters, 3)
         XCTAssertTrue(centroids.clusterOf.contains(2))
+    }
+
+    /// `paris run add-expert` as a process: the same addition, from the command line.
+    func testTheCommandAddsAnExpert() throws {
+        let paris = try parisBinary(self)
+        let (run, data, _) = try world()
+        let (status, output) = try runProcess(paris, ["run", "add-expert", "--run", run.path, "--data", data.path,
+                                                      "--threads", "1"])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("expert 2 added"), output)
+        XCTAssertEqual(try RunLayout(run).config().numExperts, 3)
+        let again = try runProcess(paris, ["run", "add-expert", "--run", run.path, "--data", data.path])
+        XCTAssertNotEqual(again.status, 0, "the same data added twice: \(again.output)")
     }
 
     func testBadNewDataIsRefusedAndTheRunIsUnchanged() throws {

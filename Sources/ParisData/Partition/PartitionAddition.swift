@@ -34,6 +34,9 @@ public enum PartitionAddition {
         let new: PartitionManifest
         do { new = try PartitionManifest.load(from: data) } catch { throw PartitionError("--data: \(error)") }
         let k = old.numClusters
+        if let earlier = old.additions?.first(where: { $0.from == data.path }) {
+            throw PartitionError("--data \(data.path) was already added as cluster \(earlier.cluster) (\(earlier.date))")
+        }
         guard new.numClusters == 1 else {
             throw PartitionError("--data \(data.path) is a partition into \(new.numClusters) clusters; the new expert's "
                 + "data must be one cluster (`paris partition --data D --out OUT --k 1 --held-out N`)")

@@ -53,11 +53,16 @@ public enum ExpertAddition {
         let config = try layout.config()
         let staging = RunLayout(layout.root.appendingPathComponent(stagingName))
         let planURL = staging.root.appendingPathComponent("addition.json")
+        let note: String
+        switch source {
+        case .train: note = "trained here"
+        case .files(_, let n): note = n
+        }
         if let bytes = FileManager.default.contents(atPath: planURL.path) {
             let plan = try JSONDecoder().decode(Plan.self, from: bytes)
-            guard plan.data == data.path, plan.cluster == config.numExperts else {
-                throw RunError("\(staging.root.path) holds an unfinished addition of \(plan.data) as expert \(plan.cluster); "
-                    + "run that again to finish it, or remove the folder to start another")
+            guard plan.data == data.path, plan.cluster == config.numExperts, plan.note == note else {
+                throw RunError("\(staging.root.path) holds an unfinished addition of \(plan.data) as expert \(plan.cluster) "
+                    + "(\(plan.note)); run that again to finish it, or remove the folder to start another")
             }
             log("resuming the addition of expert \(plan.cluster) in \(staging.root.path)")
             return Staged(run: layout, staging: staging, plan: plan)
@@ -68,11 +73,6 @@ public enum ExpertAddition {
         }
         let hashes = try expertHashes(layout, config)
         try? FileManager.default.removeItem(at: staging.root)  // an earlier attempt that never got to its plan
-        let note: String
-        switch source {
-        case .train: note = "trained here"
-        case .files(_, let n): note = n
-        }
         var notes: [String] = []
         try PartitionAddition.stage(partition: layout.partition(config), adding: data,
                                     into: staging.partition(config), note: note, notes: &notes)
