@@ -102,7 +102,7 @@ public enum ExpertAddition {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try AtomicFile.write([UInt8](try encoder.encode(plan)), to: planURL)
-        log("staged expert \(k) in \(staging.root.path): \(notes.joined(separator: "; "))")
+        log("staged expert \(k) in \(staging.root.path)" + (notes.isEmpty ? "" : ": " + notes.joined(separator: "; ")))
         return Staged(run: layout, staging: staging, plan: plan)
     }
 
