@@ -50,16 +50,7 @@ final class ExpertAdmissionTests: XCTestCase {
         return p
     }
 
-    func snapshot(_ run: URL) throws -> [String: String] {
-        var out: [String: String] = [:]
-        for path in TinyRun.listing(run) {
-            let url = run.appendingPathComponent(path)
-            var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
-            out[path] = isDir.boolValue ? "dir" : try Checksum.sha256(file: url)
-        }
-        return out
-    }
+    func snapshot(_ run: URL) throws -> [String: String] { try TinyRun.fileHashes(run) }
 
     func assertRefused(_ w: World, _ bundle: URL, _ policy: AdmissionPolicy, _ expected: String,
                        file: StaticString = #filePath, line: UInt = #line) throws {

@@ -195,25 +195,10 @@ final class PrivateLoRATests: XCTestCase {
         _ = try run(["contribute", "pack", "--key", p("keys/bob.key"), "--source", w.lora.path, "--cluster", "0",
                      "--description", "tiny squares", "--out", p("bundle"), "--private", "--zk-owner", p("owner-keys"),
                      "--zk-out", p("bob-zk")])
-        let log = w.root.appendingPathComponent("serve-lora.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let server = Process()
-        server.executableURL = paris
-        server.arguments = ["serve", "lora", "--lora", w.lora.path, "--zk-owner", p("owner-keys"), "--zk", p("bob-zk"),
-                            "--port", "0"]
-        server.standardOutput = try FileHandle(forWritingTo: log)
-        server.standardError = server.standardOutput
-        try server.run()
+        let (server, base) = try await startServer(paris, ["serve", "lora", "--lora", w.lora.path, "--zk-owner",
+                                                           p("owner-keys"), "--zk", p("bob-zk"), "--port", "0"],
+                                                   log: w.root.appendingPathComponent("serve-lora.log"))
         defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        var url: String? = nil
-        let deadline = Date().addingTimeInterval(60)
-        while url == nil && Date() < deadline && server.isRunning {
-            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            if let range = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) { url = String(text[range]) }
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
-        let base = try XCTUnwrap(url, "paris serve lora did not say where it listens: "
-            + ((try? String(contentsOf: log, encoding: .utf8)) ?? ""))
         let output = try run(["admit", "--run", w.run.path, p("bundle"), "--trust", p("keys/bob.pub"), "--lora-url", base,
                               "--zk-owner", p("owner-keys"), "--proof-rate", "1", "--max-regression", "1"])
         XCTAssertTrue(output.contains("proofs verified") && output.contains("admitted as"), output)

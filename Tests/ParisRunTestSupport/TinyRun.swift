@@ -99,6 +99,18 @@ public enum TinyRun {
         }
     }
 
+    /// Every file under `folder` with its SHA-256 (folders as "dir"): what "the run is unchanged" means.
+    public static func fileHashes(_ folder: URL) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for path in listing(folder) {
+            let url = folder.appendingPathComponent(path)
+            var isDir: ObjCBool = false
+            FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
+            out[path] = isDir.boolValue ? "dir" : try Checksum.sha256(file: url)
+        }
+        return out
+    }
+
     /// The files and folders under `folder`, relative, sorted.
     public static func listing(_ folder: URL) -> [String] {
         guard let e = FileManager.default.enumerator(atPath: folder.path) else { return [] }

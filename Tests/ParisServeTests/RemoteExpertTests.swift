@@ -162,25 +162,10 @@ final class RemoteExpertTests: XCTestCase {
     func testAKilledRemoteExpertIsDroppedAndTheImageStillComes() async throws {
         let paris = try parisBinary(self)
         let root = try TinyRun.temporaryFolder(self, "process")
-        let log = root.appendingPathComponent("expert.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        let process = Process()
-        process.executableURL = paris
-        process.arguments = ["serve", "expert", "--run", run.root.path, "--expert", "1", "--port", "0", "--device", "cpu"]
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let (process, base) = try await startServer(paris, ["serve", "expert", "--run", run.root.path, "--expert", "1",
+                                                            "--port", "0", "--device", "cpu"],
+                                                    log: root.appendingPathComponent("expert.log"))
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        var url: String? = nil
-        let deadline = Date().addingTimeInterval(120)
-        while url == nil && Date() < deadline && process.isRunning {
-            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            if let range = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) { url = String(text[range]) }
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
-        let base = try XCTUnwrap(url, "paris serve expert did not say where it listens: "
-            + ((try? String(contentsOf: log, encoding: .utf8)) ?? ""))
         let remote = RemoteExpertConfig(expert: 1, url: base, timeoutSeconds: 5, retries: 0)
         XCTAssertEqual(try sample("process", remote: remote), try sample("local"), "the process's images differ")
 
@@ -230,7 +215,6 @@ final class RemoteExpertTests: XCTestCase {
                       metrics)
         let listed = try await live.get("/v1/experts").json()["experts"] as? [[String: Any]] ?? []
         XCTAssertEqual(listed.last?["health"] as? String, "failing", "\(listed)")
-        try handle.close()
     }
 }
 

@@ -34,3 +34,30 @@ public func runProcess(_ executable: URL, _ arguments: [String], file: StaticStr
                    file: file, line: line)
     return (p.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
 }
+
+/// Starts `executable` with `arguments`, its output going to `log`, and waits (up to `timeout` seconds) until the
+/// log names a loopback URL (`http://127.0.0.1:PORT`, what `paris serve …` prints once it listens). Returns the
+/// process, which the caller kills, and the URL; fails with the log when the process says none.
+public func startServer(_ executable: URL, _ arguments: [String], log: URL,
+                        timeout: TimeInterval = 120) async throws -> (process: Process, url: String) {
+    _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: log)
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline && process.isRunning {
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        if let range = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
+            return (process, String(text[range]))
+        }
+        try await Task.sleep(nanoseconds: 50_000_000)
+    }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+    struct NoURL: Error, CustomStringConvertible { let description: String }
+    throw NoURL(description: "\(executable.lastPathComponent) \(arguments.first ?? "") did not say where it listens: \(text)")
+}
