@@ -37,7 +37,8 @@ final class ShardTests: XCTestCase {
         XCTAssertTrue(try back.captionIndex.equal(shard.captionIndex))
         XCTAssertTrue(try back.textEmbeddings.equal(shard.textEmbeddings))
         XCTAssertTrue(try back.textMask.equal(shard.textMask))
-        XCTAssertEqual(back.info.checksums.keys.sorted(), ["images.safetensors", "items.jsonl", "text.safetensors"])
+        XCTAssertEqual(back.info.checksums.keys.sorted(), ["part-00000.jsonl", "part-00000.safetensors"])
+        XCTAssertEqual(back.info.format, ShardInfo.currentFormat)
         assertThrows({ try shard.write(to: folder) }, contains: "already holds a shard")
         XCTAssertNoThrow(try shard.write(to: folder, overwrite: true))
     }
@@ -47,7 +48,7 @@ final class ShardTests: XCTestCase {
         try makeShard().write(to: folder)
         assertThrows({ try Shard.load(from: folder, expectedCluster: 2) },
                      contains: "holds the shard of cluster 1, not of cluster 2")
-        let file = folder.appendingPathComponent(Shard.imagesName)
+        let file = folder.appendingPathComponent("part-00000.safetensors")
         var bytes = [UInt8](try Data(contentsOf: file))
         bytes[bytes.count - 3] ^= 0x40
         try Data(bytes).write(to: file)

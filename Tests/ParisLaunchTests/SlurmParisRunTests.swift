@@ -103,7 +103,7 @@ final class SlurmParisRunTests: SlurmTestCase {
         let paris = try parisBinary()
         let run = try makeRun()
         let config = try run.config()
-        let images = run.shard(1, config).appendingPathComponent(Shard.imagesName)
+        let images = run.shard(1, config).appendingPathComponent("part-00000.safetensors")
         let good = try Data(contentsOf: images)
         var bad = good
         bad[bad.count - 1] ^= 0xFF

@@ -39,7 +39,7 @@ final class ExpertAdditionTests: XCTestCase {
         let layout = RunLayout(run)
         let before = try (0..<2).map { try digest(layout.expert($0).appendingPathComponent(ExpertCheckpoint.weightsName)) }
         let shardData = try (0..<2).map { k in
-            try Shard.dataFiles.map { try digest(layout.shard(k, try layout.config()).appendingPathComponent($0)) }
+            try Shard.info(at: layout.shard(k, try layout.config())).dataFiles.map { try digest(layout.shard(k, try layout.config()).appendingPathComponent($0)) }
         }
         let oldRouter = try digest(layout.router.appendingPathComponent(RouterCheckpoint.weightsName))
 
@@ -60,7 +60,7 @@ final class ExpertAdditionTests: XCTestCase {
         // The existing experts and their shards' data: untouched; their shard.json now says 3 clusters.
         XCTAssertEqual(try (0..<2).map { try digest(layout.expert($0).appendingPathComponent(ExpertCheckpoint.weightsName)) }, before)
         for k in 0..<2 {
-            XCTAssertEqual(try Shard.dataFiles.map { try digest(layout.shard(k, config).appendingPathComponent($0)) }, shardData[k])
+            XCTAssertEqual(try Shard.info(at: layout.shard(k, config)).dataFiles.map { try digest(layout.shard(k, config).appendingPathComponent($0)) }, shardData[k])
             XCTAssertEqual(try Shard.info(at: layout.shard(k, config)).numClusters, 3)
             XCTAssertNil(ShardIdentity.staleness(of: "expert \(k)", recorded: try ExpertCheckpoint.read(from: layout.expert(k)).shards,
                                                  partition: layout.partition(config), clusters: [k], retrain: ""))

@@ -92,6 +92,45 @@ final class ExpertTrainerTests: XCTestCase {
         XCTAssertEqual(try ExpertTrainer.train(run: b, expert: 1).outcome, .alreadyFinished)
     }
 
+    /// The same shard as one v2 part, as five parts and as the v1 single-file layout trains the same expert: the
+    /// same losses and bit-identical weights for the same seed.
+    func testPartsAndSingleFileShardsTrainTheSameCurve() throws {
+        let root = try TinyRun.temporaryFolder(self)
+        let runs = try ["one-part", "parts", "single-file"].map { try TinyRun.make(root.appendingPathComponent($0), k: 2) }
+        let shard = try TinyRun.shard(0, of: 2)
+        try shard.write(to: runs[1].appendingPathComponent("partition/shard_0"), overwrite: true, partSize: 5)
+        try Self.writeSingleFile(shard, to: runs[2].appendingPathComponent("partition/shard_0"))
+        XCTAssertEqual(try Shard.info(at: runs[1].appendingPathComponent("partition/shard_0")).parts?.count, 5)
+        XCTAssertEqual(try Shard.info(at: runs[2].appendingPathComponent("partition/shard_0")).format, "paris-shard-v1")
+        for run in runs { XCTAssertEqual(try ExpertTrainer.train(run: run, expert: 0).outcome, .finished) }
+        let logs = try runs.map { try MetricsLog.read($0.appendingPathComponent("expert_0/metrics.jsonl")) }
+        XCTAssertFalse(logs[0].isEmpty)
+        for log in logs.dropFirst() { XCTAssertEqual(log.map(\.loss), logs[0].map(\.loss)) }
+        for run in runs.dropFirst() {
+            try TinyRun.assertIdentical(runs[0].appendingPathComponent("expert_0/diffusion_pytorch_model.safetensors"),
+                                        run.appendingPathComponent("expert_0/diffusion_pytorch_model.safetensors"))
+        }
+    }
+
+    /// `shard` in the v1 layout (images.safetensors, text.safetensors, items.jsonl, shard.json last).
+    static func writeSingleFile(_ shard: Shard, to folder: URL) throws {
+        let fm = FileManager.default
+        try? fm.removeItem(at: folder)
+        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+        try SafeTensors.save(["images": shard.images, "caption_index": shard.captionIndex],
+                             to: folder.appendingPathComponent(Shard.imagesName))
+        try SafeTensors.save(["text_embeddings": shard.textEmbeddings, "text_mask": shard.textMask],
+                             to: folder.appendingPathComponent(Shard.textName))
+        let lines = try shard.items.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) + "\n" }.joined()
+        try Data(lines.utf8).write(to: folder.appendingPathComponent(Shard.itemsName))
+        var info = shard.info
+        info.format = ShardInfo.singleFileFormat
+        for name in Shard.singleFileNames { info.checksums[name] = try Checksum.sha256(file: folder.appendingPathComponent(name)) }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        try encoder.encode(info).write(to: folder.appendingPathComponent(Shard.infoName))
+    }
+
     func testCorruptNewestCheckpointIsSkippedAndResumeStaysExact() throws {
         let root = try TinyRun.temporaryFolder(self)
         let a = try TinyRun.make(root.appendingPathComponent("a"), k: 1, steps: 6)
@@ -151,12 +190,22 @@ final class ExpertTrainerTests: XCTestCase {
                      contains: "shard 0 is missing")
     }
 
-    func testConcatenatedShardsShiftCaptionIndices() throws {
-        let joined = try TrainingData.concatenate([try TinyRun.shard(0, of: 2), try TinyRun.shard(1, of: 2)])
-        XCTAssertEqual(joined.info.count, 2 * TinyRun.perShard)
-        XCTAssertEqual(joined.info.captionCount, 2 * TinyRun.captions)
+    func testShardsReadOneAfterAnotherShiftCaptionIndices() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paris-join-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let folders = try (0..<2).map { k -> (folder: URL, cluster: Int) in
+            let folder = dir.appendingPathComponent("shard_\(k)")
+            try TinyRun.shard(k, of: 2).write(to: folder)
+            return (folder, k)
+        }
+        let reader = try TrainingData.openShards(folders, numClusters: 2)
+        let joined = try reader.readAll()
+        XCTAssertEqual(joined.count, 2 * TinyRun.perShard)
+        XCTAssertEqual(joined.captions, 2 * TinyRun.captions)
         let rows = try joined.captionIndex.toArray(as: Int64.self)
         XCTAssertEqual(rows[TinyRun.perShard], Int64(TinyRun.captions + 1))  // shard 1's first image: caption 1, shifted
         XCTAssertEqual(joined.items[TinyRun.perShard].text, "square 1 of cluster 1")
+        assertThrows({ try TrainingData.openShards([(folders[0].folder, 1), (folders[1].folder, 0)], numClusters: 2) }, contains: "holds the shard of cluster")
+        assertThrows({ try TrainingData.openShards(folders, numClusters: 3) }, contains: "has num_experts 3")
     }
 }

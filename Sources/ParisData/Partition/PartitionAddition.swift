@@ -67,16 +67,20 @@ public enum PartitionAddition {
             for c in 0..<k { try link(shard: from.appendingPathComponent(Shard.folderName(cluster: c)),
                                       to: to.appendingPathComponent(Shard.folderName(cluster: c)), clusters: k + 1) }
             let source = (sub.isEmpty ? data : data.appendingPathComponent(sub)).appendingPathComponent(Shard.folderName(cluster: 0))
-            var shard: Shard
-            do { shard = try Shard.load(from: source, expectedCluster: 0) } catch { throw PartitionError("--data: \(error)") }
-            shard.info.cluster = k
-            shard.info.numClusters = k + 1
-            shard.info.checksums = [:]
+            let reader: ShardReader
+            do { reader = try ShardReader(folder: source, expectedCluster: 0) } catch { throw PartitionError("--data: \(error)") }
+            var info = reader.info
+            (info.cluster, info.numClusters) = (k, k + 1)
             let target = to.appendingPathComponent(Shard.folderName(cluster: k))
-            try shard.write(to: target)
-            let written = try Shard.info(at: target)
+            let writer = try ShardWriter(folder: target, info: info, partSize: reader.parts.map(\.count).max() ?? 1)
             var labels: [String: Int] = [:]
-            for item in shard.items { if let l = item.label { labels[l, default: 0] += 1 } }
+            for i in reader.parts.indices {  // part by part, each verified as it is read
+                let part: ShardPart
+                do { part = try reader.part(i) } catch { throw PartitionError("--data: \(error)") }
+                for item in part.items { if let l = item.label { labels[l, default: 0] += 1 } }
+                try writer.append(part)
+            }
+            let written = try writer.finish()
             let cluster = PartitionManifest.Cluster(index: k, size: written.count, shard: Shard.folderName(cluster: k),
                                                     labels: labels, checksums: written.checksums)
             if sub.isEmpty { manifest.clusters.append(cluster) } else { manifest.heldOut?.append(cluster) }
@@ -92,7 +96,7 @@ public enum PartitionAddition {
     static func link(shard: URL, to target: URL, clusters: Int) throws {
         var info = try Shard.info(at: shard)
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
-        for name in Shard.dataFiles {
+        for name in info.dataFiles {
             try FileManager.default.createSymbolicLink(at: target.appendingPathComponent(name),
                                                        withDestinationURL: shard.appendingPathComponent(name).resolvingSymlinksInPath())
         }

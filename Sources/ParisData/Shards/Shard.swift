@@ -1,65 +1,24 @@
 import Foundation
 import Torch
 
-/// `shard.json`: what one cluster's shard holds. Written last, so its presence means the shard is complete.
-public struct ShardInfo: Codable, Sendable, Equatable {
-    public static let currentFormat = "paris-shard-v1"
-    public var format: String
-    /// This shard's cluster index k, in 0..<numClusters.
-    public var cluster: Int
-    public var numClusters: Int
-    /// Number of images N.
-    public var count: Int
-    public var channels: Int
-    public var imageSize: Int
-    /// Number of distinct captions U (captions are stored once and indexed).
-    public var captionCount: Int
-    /// The text encoder that made the caption token embeddings, e.g. `all-MiniLM-L6-v2`.
-    public var textEncoder: String
-    /// Tokens per caption T (padded) and embedding width D.
-    public var textLength: Int
-    public var textDim: Int
-    /// The dataset folder's name and the partition method that assigned these images to cluster k.
-    public var dataset: String
-    public var partitionMethod: String
-    /// sha256 of each data file in the folder, by file name.
-    public var checksums: [String: String]
-
-    public init(cluster: Int, numClusters: Int, count: Int, channels: Int, imageSize: Int, captionCount: Int,
-                textEncoder: String, textLength: Int, textDim: Int, dataset: String, partitionMethod: String,
-                checksums: [String: String] = [:]) {
-        self.format = Self.currentFormat
-        self.cluster = cluster
-        self.numClusters = numClusters
-        self.count = count
-        self.channels = channels
-        self.imageSize = imageSize
-        self.captionCount = captionCount
-        self.textEncoder = textEncoder
-        self.textLength = textLength
-        self.textDim = textDim
-        self.dataset = dataset
-        self.partitionMethod = partitionMethod
-        self.checksums = checksums
-    }
-}
-
-/// One cluster's shard: a folder holding everything an expert needs and nothing else.
+/// One cluster's shard held in memory: everything an expert needs and nothing else. On disk a shard is a folder of
+/// parts (`ShardInfo`, `ShardPart`), written by `ShardWriter` and read part by part by `ShardReader`; this type is
+/// the whole shard at once, for the small consumers (tests, the router's data, evaluation, a LoRA's shard).
 ///
 /// ```
 /// shard_<k>/
-///   images.safetensors   images [N, C, H, W] uint8 (training resolution), caption_index [N] int64
-///   text.safetensors     text_embeddings [U, T, D] float16, text_mask [U, T] bool (true = real token)
-///   items.jsonl          one line per image: {"file_name", "text", "label"} (label: the dataset's known class)
-///   shard.json           ShardInfo, written last
+///   part-00000.safetensors   images, caption_index, text_embeddings, text_mask (ShardPart)
+///   part-00000.jsonl         one line per image: {"file_name", "text", "label"} (label: the dataset's known class)
+///   part-00001.…             parts of `ShardWriter.defaultPartSize` images, the last one shorter
+///   shard.json               ShardInfo (the parts, every file's sha256), written last
 /// ```
 public struct Shard {
     public static let infoName = "shard.json"
+    /// The v1 single-file layout's files (still read, as one part).
     public static let imagesName = "images.safetensors"
     public static let textName = "text.safetensors"
     public static let itemsName = "items.jsonl"
-    /// The data files, which `shard.json` checksums.
-    public static let dataFiles = [imagesName, textName, itemsName]
+    public static let singleFileNames = [imagesName, textName, itemsName]
 
     /// One image's provenance.
     public struct Item: Codable, Sendable, Equatable {
@@ -101,57 +60,27 @@ public struct Shard {
 
     /// Checks that the tensors agree with the info and with each other.
     public func validate(origin: String) throws {
-        let n = info.count, u = info.captionCount
-        func fail(_ why: String) -> DatasetImportError { DatasetImportError("\(origin): \(why)") }
-        guard info.format == ShardInfo.currentFormat else {
-            throw fail("format '\(info.format)', expected '\(ShardInfo.currentFormat)'")
+        try info.validate(origin: origin)
+        guard info.count == items.count, info.captionCount == textEmbeddings.size(0) else {
+            throw DatasetImportError("\(origin): images are \(images.dtype) \(images.shape) with \(items.count) items "
+                + "and \(textEmbeddings.size(0)) captions, but the info says \(info.count) images, \(info.captionCount) captions")
         }
-        guard info.numClusters > 0, (0..<info.numClusters).contains(info.cluster) else {
-            throw fail("cluster \(info.cluster) is not in 0..<\(info.numClusters)")
-        }
-        guard images.shape == [n, info.channels, info.imageSize, info.imageSize], images.dtype == .uint8 else {
-            throw fail("images are \(images.dtype) \(images.shape), expected uint8 "
-                + "\([n, info.channels, info.imageSize, info.imageSize])")
-        }
-        guard captionIndex.shape == [n], captionIndex.dtype == .int64 else {
-            throw fail("caption_index is \(captionIndex.dtype) \(captionIndex.shape), expected int64 [\(n)]")
-        }
-        guard textEmbeddings.shape == [u, info.textLength, info.textDim] else {
-            throw fail("text_embeddings are \(textEmbeddings.shape), expected \([u, info.textLength, info.textDim])")
-        }
-        guard textMask.shape == [u, info.textLength], textMask.dtype == .bool else {
-            throw fail("text_mask is \(textMask.dtype) \(textMask.shape), expected bool \([u, info.textLength])")
-        }
-        guard items.count == n else { throw fail("items.jsonl has \(items.count) lines for \(n) images") }
-        if n > 0 {
-            let lo = try captionIndex.amin().itemInt(), hi = try captionIndex.amax().itemInt()
-            guard lo >= 0, hi < u else { throw fail("caption_index spans \(lo)...\(hi), outside 0..<\(u)") }
-        }
+        try part.validate(channels: info.channels, imageSize: info.imageSize, textLength: info.textLength,
+                          textDim: info.textDim, origin: origin)
     }
 
-    /// Writes the shard into `folder` (created; must not hold another shard unless `overwrite`). Data files are
-    /// written atomically; `shard.json` with their checksums comes last.
-    public func write(to folder: URL, overwrite: Bool = false) throws {
-        let fm = FileManager.default
-        let infoURL = folder.appendingPathComponent(Self.infoName)
-        if fm.fileExists(atPath: infoURL.path) && !overwrite {
-            throw DatasetImportError("\(folder.path) already holds a shard; remove it or pass overwrite")
-        }
-        try? fm.removeItem(at: infoURL)
-        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
-        let meta = ["cluster": String(info.cluster)]
-        try SafeTensors.save(["images": images, "caption_index": captionIndex],
-                             to: folder.appendingPathComponent(Self.imagesName), metadata: meta)
-        try SafeTensors.save(["text_embeddings": textEmbeddings, "text_mask": textMask],
-                             to: folder.appendingPathComponent(Self.textName), metadata: meta)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var lines = [UInt8]()
-        for item in items { lines += try encoder.encode(item); lines.append(10) }
-        try AtomicFile.write(lines, to: folder.appendingPathComponent(Self.itemsName))
-        var info = self.info
-        for name in Self.dataFiles { info.checksums[name] = try Checksum.sha256(file: folder.appendingPathComponent(name)) }
-        try AtomicFile.write(try Self.encode(info), to: infoURL)
+    /// The tensors and items as one part.
+    public var part: ShardPart {
+        ShardPart(images: images, captionIndex: captionIndex, textEmbeddings: textEmbeddings, textMask: textMask,
+                  items: items)
+    }
+
+    /// Writes the shard into `folder` as parts of `partSize` images (`ShardWriter`; the folder must not hold another
+    /// shard unless `overwrite`). Parts are written atomically; `shard.json` with their checksums comes last.
+    public func write(to folder: URL, overwrite: Bool = false, partSize: Int = ShardWriter.defaultPartSize) throws {
+        let writer = try ShardWriter(folder: folder, info: info, partSize: partSize, overwrite: overwrite)
+        try writer.append(part)
+        try writer.finish()
     }
 
     /// Reads only `shard.json` (no checksum check).
@@ -165,57 +94,13 @@ public struct Shard {
         }
     }
 
-    /// Loads and checks a shard. `expectedCluster`: refuse a shard that belongs to another cluster.
-    /// `verifyChecksums`: hash every data file against `shard.json` first (catches corruption and tampering).
+    /// Loads and checks a whole shard (every part, joined). `expectedCluster`: refuse a shard that belongs to another
+    /// cluster. `verifyChecksums`: hash every data file against `shard.json` first (catches corruption and tampering).
     public static func load(from folder: URL, expectedCluster: Int? = nil, verifyChecksums: Bool = true) throws -> Shard {
-        let info = try info(at: folder)
-        if let k = expectedCluster, info.cluster != k {
-            throw DatasetImportError("\(folder.path) holds the shard of cluster \(info.cluster), not of cluster \(k)")
-        }
-        if verifyChecksums {
-            for name in dataFiles {
-                let url = folder.appendingPathComponent(name)
-                guard FileManager.default.fileExists(atPath: url.path) else {
-                    throw DatasetImportError("\(folder.path): \(name) is missing")
-                }
-                guard let want = info.checksums[name] else {
-                    throw DatasetImportError("\(folder.path): \(infoName) has no checksum for \(name)")
-                }
-                let got = try Checksum.sha256(file: url)
-                guard got == want else {
-                    throw DatasetImportError("\(url.path): checksum mismatch (sha256 \(got.prefix(12))…, "
-                        + "\(infoName) says \(want.prefix(12))…); the file is corrupt or was changed")
-                }
-            }
-        }
-        let imagesFile = try SafeTensors.load(folder.appendingPathComponent(imagesName))
-        let textFile = try SafeTensors.load(folder.appendingPathComponent(textName))
-        let itemsURL = folder.appendingPathComponent(itemsName)
-        guard let itemsData = FileManager.default.contents(atPath: itemsURL.path) else {
-            throw DatasetImportError("\(itemsURL.path): cannot read")
-        }
-        var items: [Item] = []
-        for (i, line) in itemsData.split(separator: 10).enumerated() where !line.isEmpty {
-            do { items.append(try JSONDecoder().decode(Item.self, from: Data(line))) } catch {
-                throw DatasetImportError("\(itemsURL.path): line \(i + 1) is not a valid item (\(error))")
-            }
-        }
-        let shard = Shard(unchecked: info, images: try imagesFile.tensor("images"),
-                          captionIndex: try imagesFile.tensor("caption_index"),
-                          textEmbeddings: try textFile.tensor("text_embeddings"),
-                          textMask: try textFile.tensor("text_mask"), items: items)
-        try shard.validate(origin: folder.path)
-        return shard
-    }
-
-    private init(unchecked info: ShardInfo, images: Tensor, captionIndex: Tensor, textEmbeddings: Tensor,
-                 textMask: Tensor, items: [Item]) {
-        self.info = info
-        self.images = images
-        self.captionIndex = captionIndex
-        self.textEmbeddings = textEmbeddings
-        self.textMask = textMask
-        self.items = items
+        let reader = try ShardReader(folder: folder, expectedCluster: expectedCluster, verifyChecksums: verifyChecksums)
+        let all = try reader.readAll()
+        return try Shard(info: reader.info, images: all.images, captionIndex: all.captionIndex,
+                         textEmbeddings: all.textEmbeddings, textMask: all.textMask, items: all.items)
     }
 
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {

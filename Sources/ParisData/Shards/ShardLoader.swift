@@ -26,37 +26,99 @@ public struct ShardBatch {
     public let cursor: LoaderCursor
 }
 
-/// Shuffles, batches and prefetches a shard on a background thread.
+/// Shuffles, batches and prefetches a shard on a background thread, reading it part by part.
 ///
-/// Each epoch is a permutation of the shard drawn from (seed, epoch) with a SplitMix64 generator of its own, so the
-/// order never depends on, nor disturbs, libtorch's random state. Only whole batches are served (the epoch's last
-/// `N mod B` images wait for a later epoch's permutation).
+/// The order of epoch e is drawn from (seed, e) with SplitMix64 generators of its own, so it never depends on, nor
+/// disturbs, libtorch's random state:
+/// - a shard that fits in one window (N ≤ `window` images) is one global permutation of its N rows, whatever its
+///   parts: the order a v1 single-file shard always had, so the same data in one file or in many parts gives the
+///   same batches;
+/// - a larger shard is streamed: its parts are permuted, grouped in that order into windows of at most `window`
+///   images (at least one part each), and each window's rows are permuted; the epoch is the windows one after
+///   another. Only the parts of the window being read (and the next, near its end) are open.
+/// Only whole batches are served (the epoch's last `N mod B` images wait for a later epoch). A cursor (epoch,
+/// position) fully determines what follows, so a resumed job reads exactly the batches an uninterrupted one would.
 public final class ShardLoader: @unchecked Sendable {
+    /// The default window: as many images as fit in 512 MiB of pixels.
+    public static let defaultWindowBytes = 512 << 20
+
     public let batchSize: Int
     public let seed: UInt64
+    /// Images per window.
+    public let window: Int
     /// The cursor after the last batch `next()` returned.
     public private(set) var cursor: LoaderCursor
 
-    private let shard: Shard
+    private let source: Source
     private let capacity: Int
     private let lock = NSCondition()
     private var queue: [Result<ShardBatch, Error>] = []
     private var stopped = false
     private var thread: Thread?
+    // Used only by the thread that makes batches.
+    private var plan: (epoch: Int, windows: [Window])?
+    private var openParts: [Int: ShardPart] = [:]
 
-    /// `prefetch`: batches prepared ahead (0 prepares each batch on the caller's thread).
-    public init(shard: Shard, batchSize: Int, seed: UInt64, start: LoaderCursor = .init(), prefetch: Int = 2) throws {
+    /// Where rows come from: a reader's parts, or one shard held in memory.
+    enum Source {
+        case reader(ShardReader)
+        case memory(ShardPart)
+        var counts: [Int] {
+            switch self {
+            case .reader(let r): return r.parts.map(\.count)
+            case .memory(let p): return p.count > 0 ? [p.count] : []
+            }
+        }
+        func part(_ i: Int) throws -> ShardPart {
+            switch self {
+            case .reader(let r): return try r.part(i)
+            case .memory(let p): return p
+            }
+        }
+    }
+
+    /// One window of an epoch: its parts (in order), their first global rows, and the permutation of its rows.
+    struct Window {
+        let parts: [Int]
+        let starts: [Int]
+        let counts: [Int]
+        /// Position of the window's first row in the epoch's order.
+        let offset: Int
+        let order: [Int]
+    }
+
+    /// `prefetch`: batches prepared ahead (0 prepares each batch on the caller's thread). `window`: images per
+    /// window (nil: `defaultWindowBytes` of the shard's pixels).
+    public convenience init(reader: ShardReader, batchSize: Int, seed: UInt64, start: LoaderCursor = .init(), prefetch: Int = 2,
+                window: Int? = nil) throws {
+        let i = reader.info
+        try self.init(source: .reader(reader), count: reader.count, cluster: i.cluster, batchSize: batchSize,
+                      seed: seed, start: start, prefetch: prefetch,
+                      window: window ?? max(1, Self.defaultWindowBytes / (i.channels * i.imageSize * i.imageSize)))
+    }
+
+    /// A loader over a shard held in memory (one window).
+    public convenience init(shard: Shard, batchSize: Int, seed: UInt64, start: LoaderCursor = .init(),
+                            prefetch: Int = 2) throws {
+        try self.init(source: .memory(shard.part), count: shard.info.count, cluster: shard.info.cluster,
+                      batchSize: batchSize, seed: seed, start: start, prefetch: prefetch, window: max(1, shard.info.count))
+    }
+
+    private init(source: Source, count: Int, cluster: Int, batchSize: Int, seed: UInt64, start: LoaderCursor,
+                 prefetch: Int, window: Int) throws {
         guard batchSize > 0 else { throw DatasetImportError("batch size must be positive, not \(batchSize)") }
-        guard shard.info.count >= batchSize else {
-            throw DatasetImportError("shard \(shard.info.cluster) holds \(shard.info.count) images, fewer than one batch "
-                + "of \(batchSize); lower the batch size")
+        guard window > 0 else { throw DatasetImportError("the loader window must be positive, not \(window)") }
+        guard count >= batchSize else {
+            throw DatasetImportError("shard \(cluster) holds \(count) images, fewer than one batch of \(batchSize); "
+                + "lower the batch size")
         }
-        guard start.epoch >= 0, start.position >= 0, start.position + batchSize <= shard.info.count else {
-            throw DatasetImportError("loader cursor \(start) does not fit a shard of \(shard.info.count) images")
+        guard start.epoch >= 0, start.position >= 0, start.position + batchSize <= count else {
+            throw DatasetImportError("loader cursor \(start) does not fit a shard of \(count) images")
         }
-        self.shard = shard
+        self.source = source
         self.batchSize = batchSize
         self.seed = seed
+        self.window = window
         self.cursor = start
         self.capacity = max(0, prefetch)
         if capacity > 0 {
@@ -81,7 +143,7 @@ public final class ShardLoader: @unchecked Sendable {
     public func next() throws -> ShardBatch {
         let batch: ShardBatch
         if capacity == 0 {
-            batch = try Self.make(shard: shard, batchSize: batchSize, seed: seed, at: cursor)
+            batch = try make(at: cursor)
         } else {
             lock.lock()
             while queue.isEmpty && !stopped { lock.wait() }
@@ -102,7 +164,7 @@ public final class ShardLoader: @unchecked Sendable {
             while queue.count >= capacity && !stopped { lock.wait() }
             if stopped { lock.unlock(); return }
             lock.unlock()
-            let r = Result { try Self.make(shard: shard, batchSize: batchSize, seed: seed, at: at) }
+            let r = Result { try make(at: at) }
             lock.lock()
             queue.append(r)
             lock.broadcast()
@@ -122,19 +184,86 @@ public final class ShardLoader: @unchecked Sendable {
         return p
     }
 
-    static func make(shard: Shard, batchSize: Int, seed: UInt64, at cursor: LoaderCursor) throws -> ShardBatch {
-        let n = shard.info.count
-        let perm = permutation(count: n, seed: seed, epoch: cursor.epoch)
-        let rows = Array(perm[cursor.position..<(cursor.position + batchSize)])
+    /// The windows of epoch `epoch` for parts of `counts` images (see the type's comment).
+    static func windows(counts: [Int], window: Int, seed: UInt64, epoch: Int) -> [Window] {
+        var starts: [Int] = [], n = 0
+        for c in counts { starts.append(n); n += c }
+        if n <= window {
+            return [Window(parts: Array(counts.indices), starts: starts, counts: counts, offset: 0,
+                           order: permutation(count: n, seed: seed, epoch: epoch))]
+        }
+        let partOrder = permutation(count: counts.count, seed: seed ^ 0x5041_5254, epoch: epoch)  // "PART"
+        var groups: [[Int]] = [], current: [Int] = [], size = 0
+        for p in partOrder {
+            if !current.isEmpty && size + counts[p] > window { groups.append(current); current = []; size = 0 }
+            current.append(p)
+            size += counts[p]
+        }
+        if !current.isEmpty { groups.append(current) }
+        var out: [Window] = [], offset = 0
+        for (w, group) in groups.enumerated() {
+            let sizes = group.map { counts[$0] }, total = sizes.reduce(0, +)
+            let order = permutation(count: total, seed: seed &+ 0xC2B2_AE3D_27D4_EB4F &* UInt64(w + 1), epoch: epoch)
+            out.append(Window(parts: group, starts: group.map { starts[$0] }, counts: sizes, offset: offset, order: order))
+            offset += total
+        }
+        return out
+    }
+
+    /// The batch at `cursor`, read from the parts its rows live in.
+    private func make(at cursor: LoaderCursor) throws -> ShardBatch {
+        let counts = source.counts, n = counts.reduce(0, +)
+        if plan?.epoch != cursor.epoch {
+            plan = (cursor.epoch, Self.windows(counts: counts, window: window, seed: seed, epoch: cursor.epoch))
+        }
+        let windows = plan!.windows
+        // (part, row in part, global row) of each batch position.
+        var picks: [(part: Int, row: Int, global: Int)] = []
+        var w = windows.lastIndex { $0.offset <= cursor.position }!
+        for position in cursor.position..<(cursor.position + batchSize) {
+            while position >= windows[w].offset + windows[w].order.count { w += 1 }
+            let win = windows[w]
+            var r = win.order[position - win.offset], j = 0
+            while r >= win.counts[j] { r -= win.counts[j]; j += 1 }
+            picks.append((win.parts[j], r, win.starts[j] + r))
+        }
+        // Keep open only the parts of the windows this batch touches.
+        let needed = Set(picks.map(\.part))
+        let touched = Set(windows.filter { win in win.parts.contains { needed.contains($0) } }.flatMap(\.parts))
+        openParts = openParts.filter { touched.contains($0.key) }
+        var pieces: [(images: Tensor, text: Tensor, mask: Tensor)] = [], slot = [Int](repeating: 0, count: batchSize)
+        var done = 0
+        for p in picks.map(\.part).uniqued() {
+            if openParts[p] == nil { openParts[p] = try source.part(p) }
+            let part = openParts[p]!
+            let positions = picks.indices.filter { picks[$0].part == p }
+            let rows = try Tensor(positions.map { Int64(picks[$0].row) })
+            let captions = try part.captionIndex.indexSelect(dim: 0, index: rows)
+            pieces.append((try part.images.indexSelect(dim: 0, index: rows),
+                           try part.textEmbeddings.indexSelect(dim: 0, index: captions),
+                           try part.textMask.indexSelect(dim: 0, index: captions)))
+            for (k, i) in positions.enumerated() { slot[i] = done + k }
+            done += positions.count
+        }
+        let order = try Tensor(slot.map { Int64($0) })
         var after = LoaderCursor(epoch: cursor.epoch, position: cursor.position + batchSize)
         if after.position + batchSize > n { after = LoaderCursor(epoch: cursor.epoch + 1, position: 0) }
-        let index = try Tensor(rows.map { Int64($0) })
-        // images: [B, C, H, W] uint8 -> float32 in [-1, 1]
-        let images = try shard.images.indexSelect(dim: 0, index: index).to(dtype: .float32) / 127.5 - 1
-        let captions = try shard.captionIndex.indexSelect(dim: 0, index: index)
-        // text: [B, T, D], mask: [B, T]
-        let text = try shard.textEmbeddings.indexSelect(dim: 0, index: captions).to(dtype: .float32)
-        let mask = try shard.textMask.indexSelect(dim: 0, index: captions)
-        return ShardBatch(images: images, text: text, textMask: mask, indices: rows, cursor: after)
+        // images: [B, C, H, W] uint8 -> float32 in [-1, 1]; text: [B, T, D]; mask: [B, T]
+        let images = try Tensor.cat(pieces.map(\.images), dim: 0).indexSelect(dim: 0, index: order)
+            .to(dtype: .float32) / 127.5 - 1
+        let text = try Tensor.cat(pieces.map(\.text), dim: 0).indexSelect(dim: 0, index: order).to(dtype: .float32)
+        let mask = try Tensor.cat(pieces.map(\.mask), dim: 0).indexSelect(dim: 0, index: order)
+        return ShardBatch(images: images, text: text, textMask: mask, indices: picks.map(\.global), cursor: after)
+    }
+
+    /// The parts open now (for tests of the memory bound).
+    var openPartCount: Int { openParts.count }
+}
+
+extension Sequence where Element: Hashable {
+    /// The elements in order of first appearance, each once.
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
     }
 }

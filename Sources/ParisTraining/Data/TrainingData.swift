@@ -3,57 +3,47 @@ import ParisRun
 import ParisData
 import Torch
 
-/// The data a diffusion job reads: one shard (an expert) or all of them concatenated (the monolith).
+/// The data a diffusion job reads: one shard (an expert) or all of them one after another (the monolith).
 public enum TrainingData {
-    /// Loads cluster k's shard from `folder` (checksums verified), refusing a shard of another cluster or of a
-    /// partition with a different K.
-    public static func loadShard(_ folder: URL, cluster k: Int, numClusters: Int) throws -> Shard {
-        guard FileManager.default.fileExists(atPath: folder.path) else {
+    /// Opens cluster k's shard in `folder` for streaming (checksums verified part by part as they are read),
+    /// refusing a shard of another cluster or of a partition with a different K.
+    public static func openShard(_ folder: URL, cluster k: Int, numClusters: Int) throws -> ShardReader {
+        try openShards([(folder, k)], numClusters: numClusters)
+    }
+
+    /// The shards `(folder, cluster)` read one after another as one (the monolith's data: every shard in cluster
+    /// order). They must agree in image and text shape.
+    public static func openShards(_ shards: [(folder: URL, cluster: Int)], numClusters: Int) throws -> ShardReader {
+        for (folder, k) in shards where !FileManager.default.fileExists(atPath: folder.path) {
             throw RunError("shard \(k) is missing: \(folder.path) does not exist; partition the data first "
                 + "(`paris partition --data D --out <run>/partition --k \(numClusters)`)")
         }
-        let shard: Shard
-        do { shard = try Shard.load(from: folder, expectedCluster: k) } catch { throw RunError("shard \(k): \(error)") }
-        guard shard.info.numClusters == numClusters else {
-            throw RunError("\(folder.path) belongs to a partition into \(shard.info.numClusters) clusters, but "
+        let reader: ShardReader
+        do { reader = try ShardReader(folders: shards.map(\.folder), expectedClusters: shards.map(\.cluster)) } catch {
+            throw RunError(shards.count == 1 ? "shard \(shards[0].cluster): \(error)" : "\(error)")
+        }
+        for (info, (folder, _)) in zip(reader.infos, shards) where info.numClusters != numClusters {
+            throw RunError("\(folder.path) belongs to a partition into \(info.numClusters) clusters, but "
                 + "run.json has num_experts \(numClusters)")
         }
-        return shard
+        return reader
     }
 
-    /// Every shard of the partition joined into one (images, caption rows and items appended in cluster order;
-    /// caption indices shifted). The result claims cluster 0 of 1. The shards must agree in image and text shape.
-    public static func concatenate(_ shards: [Shard]) throws -> Shard {
-        guard let first = shards.first else { throw RunError("no shards to concatenate") }
-        for s in shards.dropFirst() {
-            let a = first.info, b = s.info
-            guard (a.channels, a.imageSize, a.textLength, a.textDim) == (b.channels, b.imageSize, b.textLength, b.textDim),
-                  a.textEncoder == b.textEncoder else {
-                throw RunError("shards \(a.cluster) and \(b.cluster) differ in image or text shape "
-                    + "(\(a.channels)×\(a.imageSize)², \(a.textLength)×\(a.textDim) \(a.textEncoder) vs "
-                    + "\(b.channels)×\(b.imageSize)², \(b.textLength)×\(b.textDim) \(b.textEncoder))")
-            }
-        }
-        if shards.count == 1 { return shards[0] }
-        var offsets: [Int] = [], offset = 0
-        for s in shards { offsets.append(offset); offset += s.info.captionCount }
-        // caption_index: [N_k] per shard, shifted by the captions before it → [ΣN_k]
-        let captionIndex = try Tensor.cat(zip(shards, offsets).map { try $0.0.captionIndex + $0.1 }, dim: 0)
-        let f = first.info
-        let info = ShardInfo(cluster: 0, numClusters: 1, count: shards.reduce(0) { $0 + $1.info.count },
-                             channels: f.channels, imageSize: f.imageSize, captionCount: offset,
-                             textEncoder: f.textEncoder, textLength: f.textLength, textDim: f.textDim,
-                             dataset: f.dataset, partitionMethod: "all \(shards.count) shards of " + f.partitionMethod)
-        return try Shard(info: info, images: try Tensor.cat(shards.map(\.images), dim: 0),  // [N, C, H, W] uint8
-                         captionIndex: captionIndex,
-                         textEmbeddings: try Tensor.cat(shards.map(\.textEmbeddings), dim: 0),  // [U, T, D]
-                         textMask: try Tensor.cat(shards.map(\.textMask), dim: 0),  // [U, T]
-                         items: shards.flatMap(\.items))
+    /// Rows to draw sample-grid captions from: the whole shard when it is one part, else the first `count` rows of
+    /// up to `count` parts spread over it (so the monolith's grid shows every cluster's captions).
+    public static func captionSource(_ reader: ShardReader, count: Int) throws -> ShardPart {
+        let p = reader.parts.count
+        guard p > 1 else { return try reader.readAll() }
+        let picked = Array(Set((0..<min(count, p)).map { $0 * p / min(count, p) })).sorted()
+        return try ShardPart.concatenated(try picked.map { i in
+            let part = try reader.part(i)
+            return try part.rows(Array(0..<min(count, part.count)))
+        })
     }
 
     /// Up to `count` distinct captions of a shard, spread over it: (caption text, caption row) pairs, for sample
     /// grids.
-    public static func sampleCaptions(_ shard: Shard, count: Int) throws -> [(text: String, row: Int)] {
+    public static func sampleCaptions(_ shard: ShardPart, count: Int) throws -> [(text: String, row: Int)] {
         let rows = try shard.captionIndex.toArray(as: Int64.self)
         var seen = Set<Int>(), out: [(text: String, row: Int)] = []
         let n = rows.count

@@ -13,8 +13,9 @@ struct DiffusionJob {
     let config: TrainJobConfig
     /// The cluster the model learns (nil for the monolith).
     let cluster: Int?
-    let data: Shard
-    /// The shards behind `data` (the monolith's `data` is their concatenation, which has no checksums).
+    /// The shard (or, for the monolith, every shard), read part by part.
+    let data: ShardReader
+    /// The shards behind `data`.
     let shards: ShardIdentity
     let folder: URL
 }
@@ -35,7 +36,7 @@ final class DiffusionTrainer: TrainingJob {
     var folder: URL { job.folder }
     var settings: TrainJobConfig { job.config }
     var summary: String {
-        "\(job.config.model) (\(modelConfig.parameterCount) parameters), \(job.data.info.count) images"
+        "\(job.config.model) (\(modelConfig.parameterCount) parameters), \(job.data.count) images"
     }
     var outputs: [String] { [Self.samplesName, ExpertCheckpoint.configName, ExpertCheckpoint.weightsName] }
     static let samplesName = "samples"
@@ -66,7 +67,8 @@ final class DiffusionTrainer: TrainingJob {
         model.train(true)
         ema = try EMA(model, decay: cfg.emaDecay)
         optimizer = try AdamW(model, lr: cfg.learningRate, weightDecay: cfg.weightDecay)
-        grid = try SampleGrid(config: modelConfig, objective: cfg.objective, shard: job.data, device: device,
+        grid = try SampleGrid(config: modelConfig, objective: cfg.objective,
+                              shard: try TrainingData.captionSource(job.data, count: 8), device: device,
                               seed: cfg.seed)
         dropout = try ConditionDropout(probability: cfg.captionDropout)
     }
@@ -162,12 +164,12 @@ extension StepMetrics {
 extension ShardLoader {
     /// `current` when it stands at `cursor`, else a new loader there (the old one stopped): how a session's
     /// loader follows the session's cursor.
-    static func reopened(_ current: ShardLoader?, at cursor: LoaderCursor, shard: Shard, config: TrainJobConfig,
+    static func reopened(_ current: ShardLoader?, at cursor: LoaderCursor, shard: ShardReader, config: TrainJobConfig,
                          prefetch: Int, job: String) throws -> ShardLoader {
         if let current, current.cursor == cursor { return current }
         current?.stop()
         do {
-            return try ShardLoader(shard: shard, batchSize: config.batchSize, seed: config.seed, start: cursor,
+            return try ShardLoader(reader: shard, batchSize: config.batchSize, seed: config.seed, start: cursor,
                                    prefetch: prefetch)
         } catch { throw RunError("\(job): \(error)") }
     }

@@ -19,7 +19,7 @@ public enum ExpertTrainer {
         let layout = RunLayout(run)
         let config = try layout.config()
         let job = try config.expert(k)
-        let shard = try TrainingData.loadShard(layout.shard(k, config), cluster: k, numClusters: config.numExperts)
+        let shard = try TrainingData.openShard(layout.shard(k, config), cluster: k, numClusters: config.numExperts)
         let trainer = try DiffusionTrainer(DiffusionJob(name: "expert \(k)", config: job, cluster: k, data: shard,
                                                         shards: ShardIdentity([shard.info]), folder: layout.expert(k)),
                                            prefetch: options.prefetch)
@@ -38,12 +38,10 @@ public enum MonolithTrainer {
             throw RunError("\(layout.runJSON.path) has no \"monolith\" entry; add one (e.g. the experts' settings with "
                 + "batch_size × num_experts) or recreate the run with `paris run init`")
         }
-        let shards = try (0..<config.numExperts).map {
-            try TrainingData.loadShard(layout.shard($0, config), cluster: $0, numClusters: config.numExperts)
-        }
-        let data = try TrainingData.concatenate(shards)
+        let data = try TrainingData.openShards((0..<config.numExperts).map { (layout.shard($0, config), $0) },
+                                               numClusters: config.numExperts)
         let trainer = try DiffusionTrainer(DiffusionJob(name: "monolith", config: job, cluster: nil, data: data,
-                                                        shards: ShardIdentity(shards.map(\.info)),
+                                                        shards: ShardIdentity(data.infos),
                                                         folder: layout.monolith), prefetch: options.prefetch)
         return try TrainingSession(trainer, options: options).run()
     }

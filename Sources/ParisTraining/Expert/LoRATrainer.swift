@@ -84,8 +84,11 @@ public enum LoRATrainer {
                 + "(`paris train expert --run \(request.run.path) --expert \(request.expert)`)")
         }
         let base = try ExpertCheckpoint.checkWeights(in: baseFolder)
-        let shard: Shard
-        do { shard = try Shard.load(from: request.data) } catch {
+        let shard: ShardReader
+        do {
+            shard = try ShardReader(folder: request.data)
+            for i in shard.parts.indices { _ = try shard.part(i) }  // every part verified before training starts
+        } catch {
             throw RunError("--data \(request.data.path) is not a readable shard (\(error)); make one from an image "
                 + "folder with `paris partition --data D --out OUT --k 1 --features text` and pass OUT/shard_0")
         }
@@ -131,7 +134,7 @@ struct LoRAJob {
     let baseFolder: URL
     let lora: LoRAConfig
     let config: TrainJobConfig
-    let data: Shard
+    let data: ShardReader
     let folder: URL
 }
 
@@ -151,7 +154,7 @@ final class LoRATrainerJob: TrainingJob {
     var summary: String {
         "LoRA r = \(job.lora.r), α = \(job.lora.loraAlpha) on \(job.lora.targetModules.joined(separator: ", ")) of "
             + "\(job.baseFolder.lastPathComponent) (\(job.base.model.parameterCount) frozen parameters), "
-            + "\(job.data.info.count) images"
+            + "\(job.data.count) images"
     }
     var outputs: [String] { ["samples", LoRACheckpoint.configName, LoRACheckpoint.weightsName] }
 
@@ -187,7 +190,8 @@ final class LoRATrainerJob: TrainingJob {
         self.model = model
         optimizer = try AdamW(adapters.flatMap { $0.1.parameters() }, lr: job.config.learningRate,
                               weightDecay: job.config.weightDecay)
-        grid = try SampleGrid(config: job.base.model, objective: job.base.objective, shard: job.data, device: device,
+        grid = try SampleGrid(config: job.base.model, objective: job.base.objective,
+                              shard: try TrainingData.captionSource(job.data, count: 8), device: device,
                               seed: job.config.seed)
         dropout = try ConditionDropout(probability: job.config.captionDropout)
     }

@@ -24,7 +24,7 @@ public final class SampleGrid {
     private let textMask: Tensor  // [n, T] bool on device
     private var model: ParisExpert?
 
-    public init(config: ParisExpertConfig, objective: Objective, shard: Shard, device: Device, seed: UInt64,
+    public init(config: ParisExpertConfig, objective: Objective, shard: ShardPart, device: Device, seed: UInt64,
                 count: Int = 8, sampler: SamplerConfig? = nil) throws {
         self.config = config
         self.objective = objective

@@ -1,0 +1,107 @@
+import Foundation
+import Torch
+
+/// Reads a shard (or several, one after another, as the monolith does) part by part, never all of it at once.
+///
+/// Opening reads only the `shard.json` files. `part(i)` maps part i's files (safetensors are memory-mapped, so only
+/// the rows a batch touches are paged in) and, the first time this reader reads that part, checks every file of it
+/// against its checksum, naming the file that fails. A reader only opens files inside the folders it was given, so
+/// a job reads its own shard's folder and nothing else.
+public final class ShardReader: @unchecked Sendable {
+    /// Where each part lives: its shard folder and stem (nil: a v1 shard's single-file layout).
+    public struct PartRef: Sendable, Equatable {
+        public let folder: URL
+        public let name: String?
+        public let count: Int
+        /// Index of its shard in `infos`.
+        public let shard: Int
+    }
+
+    /// One `shard.json` per folder, in the order given.
+    public let infos: [ShardInfo]
+    /// Every part of every shard, in row order.
+    public let parts: [PartRef]
+    /// Rows of all parts, N.
+    public let count: Int
+    public let verifyChecksums: Bool
+
+    private let lock = NSLock()
+    private var verified = Set<Int>()
+
+    /// Opens the shards in `folders`. `expectedClusters`: refuse a folder that holds another cluster's shard.
+    public init(folders: [URL], expectedClusters: [Int]? = nil, verifyChecksums: Bool = true) throws {
+        guard !folders.isEmpty else { throw DatasetImportError("no shard folders to read") }
+        var infos: [ShardInfo] = [], parts: [PartRef] = []
+        for (s, folder) in folders.enumerated() {
+            let info = try Shard.info(at: folder)
+            try info.validate(origin: folder.path)
+            if info.format == ShardInfo.currentFormat && info.parts == nil {
+                throw DatasetImportError("\(folder.path): a \(info.format) \(Shard.infoName) lists no parts")
+            }
+            if let want = expectedClusters?[s], info.cluster != want {
+                throw DatasetImportError("\(folder.path) holds the shard of cluster \(info.cluster), not of cluster \(want)")
+            }
+            if let first = infos.first {
+                guard (first.channels, first.imageSize, first.textLength, first.textDim)
+                        == (info.channels, info.imageSize, info.textLength, info.textDim),
+                      first.textEncoder == info.textEncoder else {
+                    throw DatasetImportError("shards \(first.cluster) and \(info.cluster) differ in image or text shape "
+                        + "(\(first.channels)×\(first.imageSize)², \(first.textLength)×\(first.textDim) "
+                        + "\(first.textEncoder) vs \(info.channels)×\(info.imageSize)², \(info.textLength)×"
+                        + "\(info.textDim) \(info.textEncoder))")
+                }
+            }
+            if let list = info.parts {
+                parts += list.map { PartRef(folder: folder, name: $0.name, count: $0.count, shard: s) }
+            } else if info.count > 0 {
+                parts.append(PartRef(folder: folder, name: nil, count: info.count, shard: s))
+            }
+            infos.append(info)
+        }
+        self.infos = infos
+        self.parts = parts
+        self.count = parts.reduce(0) { $0 + $1.count }
+        self.verifyChecksums = verifyChecksums
+    }
+
+    public convenience init(folder: URL, expectedCluster: Int? = nil, verifyChecksums: Bool = true) throws {
+        try self.init(folders: [folder], expectedClusters: expectedCluster.map { [$0] }, verifyChecksums: verifyChecksums)
+    }
+
+    /// The first shard's info (channels, image size, text shape and encoder are the same for all).
+    public var info: ShardInfo { infos[0] }
+
+    /// Part i, checked against its checksums the first time this reader reads it, and against the shard's shapes.
+    public func part(_ i: Int) throws -> ShardPart {
+        let ref = parts[i], info = infos[ref.shard]
+        lock.lock()
+        let check = verifyChecksums && !verified.contains(i)
+        lock.unlock()
+        let part = try ShardPart.read(folder: ref.folder, name: ref.name, checksums: check ? info.checksums : nil)
+        let origin = ref.folder.appendingPathComponent(ref.name.map(ShardPart.tensorsName) ?? Shard.imagesName).path
+        guard part.count == ref.count else {
+            throw DatasetImportError("\(origin): holds \(part.count) images, \(Shard.infoName) says \(ref.count)")
+        }
+        try part.validate(channels: info.channels, imageSize: info.imageSize, textLength: info.textLength,
+                          textDim: info.textDim, origin: origin)
+        if check {
+            lock.lock()
+            verified.insert(i)
+            lock.unlock()
+        }
+        return part
+    }
+
+    /// Every part joined into one (for the small consumers that hold a shard in memory: the router's data, the
+    /// evaluation, a LoRA's shard).
+    public func readAll() throws -> ShardPart {
+        guard !parts.isEmpty else {
+            let i = info
+            return ShardPart(images: try Tensor.zeros([0, i.channels, i.imageSize, i.imageSize], dtype: .uint8),
+                             captionIndex: try Tensor.zeros([0], dtype: .int64),
+                             textEmbeddings: try Tensor.zeros([0, i.textLength, i.textDim], dtype: .float16),
+                             textMask: try Tensor.zeros([0, i.textLength], dtype: .bool), items: [])
+        }
+        return try ShardPart.concatenated(try parts.indices.map { try part($0) })
+    }
+}
