@@ -41,7 +41,8 @@ final class AutoencoderKLTests: XCTestCase {
         let sd = try decoder.decode(AutoencoderKLConfig.self, from: sdJSON)
         XCTAssertEqual(sd, .sdVAEFtMSE)
         XCTAssertEqual(try AutoencoderKLConfig.load(from: Self.url("autoencoder_tiny_config", "json")), .tiny)
-        // stabilityai/sd-vae-ft-mse's own config.json (written by diffusers 0.4.2): the missing keys take defaults.
+        // The keys stabilityai/sd-vae-ft-mse's published config.json sets (written from memory; the file cannot be
+        // fetched here): the missing keys take diffusers' defaults.
         let original = """
             {"_class_name": "AutoencoderKL", "_diffusers_version": "0.4.2", "act_fn": "silu",
              "block_out_channels": [128, 256, 512, 512],
