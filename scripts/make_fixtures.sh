@@ -25,6 +25,10 @@ fi
 if ! "$venv/bin/python" -c "import peft" 2>/dev/null; then
     "$venv/bin/pip" install --quiet "torch==2.11.0" "peft==0.21.2"
 fi
+# diffusers (autoencoder.py: AutoencoderKL), pinned; torch pinned so pip keeps 2.11.0.
+if ! "$venv/bin/python" -c "import diffusers; assert diffusers.__version__ == '0.42.1'" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet "torch==2.11.0" "diffusers==0.42.1"
+fi
 scripts=("$@")
 [ ${#scripts[@]} -gt 0 ] || scripts=($(cd scripts/fixtures && ls *.py | grep -v '^common' | sed 's/\.py$//'))
 for s in "${scripts[@]}"; do

@@ -36,6 +36,10 @@ public enum ModelCatalog {
             ModelCatalogEntry(family: "Paris router (adaLN-Zero, CLS)", name: $0.name, description: $0.description,
                               parameterCount: $0.config.stateDictCount)
         }
+        + AutoencoderKLConfig.presets.map {
+            ModelCatalogEntry(family: "AutoencoderKL (SD VAE)", name: $0.name, description: $0.description,
+                              parameterCount: $0.config.parameterCount)
+        }
 
     /// The catalogue as a text table: family, name, parameters (exact and in millions), description.
     public static func render(_ entries: [ModelCatalogEntry] = entries) -> String {
