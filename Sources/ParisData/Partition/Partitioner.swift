@@ -15,7 +15,7 @@ import Torch
 ///                            fine_to_coarse [F], assignments [N] (int64; row order = the manifest's images;
 ///                            fine_assignments covers the rows not in held_out_rows [H], which is absent when
 ///                            nothing is held out)
-///   shard_<k>/               Shard.write: images, caption_index, text tokens + mask, items.jsonl, shard.json
+///   shard_<k>/               Shard.write: parts of images, caption_index, text tokens + mask and items, shard.json last
 ///   held_out/shard_<k>/      the held-out images of cluster k (only with config.heldOut > 0; see `HeldOut`)
 ///   grid_<k>.png             up to 64 images of cluster k (8 per row)
 ///   grids.png                one row of up to 16 images per cluster
