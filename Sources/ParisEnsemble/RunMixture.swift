@@ -1,4 +1,5 @@
 import Foundation
+import ParisData
 import ParisDiffusion
 import ParisModels
 import ParisRun
@@ -174,27 +175,35 @@ public struct RunMixture {
     }
 }
 
-/// The oracle: which cluster each training caption belongs to, read from the shards' `items.jsonl`.
+/// The oracle: which cluster each training caption belongs to, read from the shards' items (`part-<i>.jsonl`, or a
+/// v1 shard's `items.jsonl`).
 public struct CaptionClusters: Sendable {
     /// caption → the clusters whose shard holds it (a caption may occur in several shards).
     public let clusters: [String: [Int]]
 
     public init(clusters: [String: [Int]]) { self.clusters = clusters }
 
-    /// Reads `shard_<k>/items.jsonl` for k < K in `partition`.
+    /// Reads the items of `shard_<k>` for k < K in `partition`.
     public static func read(partition: URL, numClusters k: Int) throws -> CaptionClusters {
         var map: [String: [Int]] = [:]
         for c in 0..<k {
-            let url = partition.appendingPathComponent("shard_\(c)/items.jsonl")
-            guard let data = FileManager.default.contents(atPath: url.path) else {
-                throw EnsembleError("\(url.path): not found; the oracle strategy needs the run's shards")
+            let folder = partition.appendingPathComponent(Shard.folderName(cluster: c))
+            let info: ShardInfo
+            do { info = try Shard.info(at: folder) } catch {
+                throw EnsembleError("\(error); the oracle strategy needs the run's shards")
             }
-            for line in data.split(separator: 10) where !line.isEmpty {
-                guard let obj = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
-                      let text = obj["text"] as? String else {
-                    throw EnsembleError("\(url.path): a line is not an item with a \"text\" field")
+            for name in info.dataFiles where name.hasSuffix(".jsonl") {
+                let url = folder.appendingPathComponent(name)
+                guard let data = FileManager.default.contents(atPath: url.path) else {
+                    throw EnsembleError("\(url.path): not found; the oracle strategy needs the run's shards")
                 }
-                if map[text]?.last != c { map[text, default: []].append(c) }
+                for line in data.split(separator: 10) where !line.isEmpty {
+                    guard let obj = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
+                          let text = obj["text"] as? String else {
+                        throw EnsembleError("\(url.path): a line is not an item with a \"text\" field")
+                    }
+                    if map[text]?.last != c { map[text, default: []].append(c) }
+                }
             }
         }
         return CaptionClusters(clusters: map)

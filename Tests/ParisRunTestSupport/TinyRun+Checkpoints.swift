@@ -34,7 +34,15 @@ extension TinyRun {
                 let folder = run.shard(c, config)
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 let lines = captions.map { "{\"file_name\":\"x.png\",\"label\":null,\"text\":\"\($0)\"}\n" }.joined()
-                try Data(lines.utf8).write(to: folder.appendingPathComponent("items.jsonl"))
+                try Data(lines.utf8).write(to: folder.appendingPathComponent(Shard.itemsName))
+                // A v1 shard.json naming the items (the only file the oracle reads).
+                var info = ShardInfo(cluster: c, numClusters: shards.count, count: captions.count, channels: 3,
+                                     imageSize: 8, captionCount: captions.count, textEncoder: "stub", textLength: 4,
+                                     textDim: 8, dataset: "stub", partitionMethod: "stub")
+                info.format = ShardInfo.singleFileFormat
+                let encoder = JSONEncoder()
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                try encoder.encode(info).write(to: folder.appendingPathComponent(Shard.infoName))
             }
         }
         return run
