@@ -154,8 +154,8 @@ let package = Package(
         .testTarget(name: "ParisLaunchTests", dependencies: ["ParisLaunch", "ParisRun", "ParisTraining", "ParisData", "Torch"]),
         .testTarget(
             name: "ParisEnsembleTests",
-            dependencies: ["ParisEnsemble", "ParisRun", "ParisImage", "ParisPackages", "ParisData", "ParisModels",
-                           "ParisDiffusion", "Torch", "ParisTestSupport", "ParisRunTestSupport"]
+            dependencies: ["ParisEnsemble", "ParisEval", "ParisRun", "ParisImage", "ParisPackages", "ParisData",
+                           "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(
             name: "ParisEvalTests",
