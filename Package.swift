@@ -70,7 +70,8 @@ let package = Package(
         ),
         .target(name: "Torch", dependencies: ["CTorch"]),
         // ParisDiffusion: the guidance, objectives and ε → v conversion behind `ExpertVelocity`.
-        .target(name: "ParisModels", dependencies: ["Torch", "ParisDiffusion"]),
+        // CZlib: CLIP's BPE vocabulary ships as a .txt.gz.
+        .target(name: "ParisModels", dependencies: ["Torch", "ParisDiffusion", "CZlib"]),
         .target(name: "ParisDiffusion", dependencies: ["Torch"]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
