@@ -70,7 +70,8 @@ let package = Package(
         ),
         .target(name: "Torch", dependencies: ["CTorch"]),
         // ParisDiffusion: the guidance, objectives and ε → v conversion behind `ExpertVelocity`.
-        .target(name: "ParisModels", dependencies: ["Torch", "ParisDiffusion"]),
+        // CZlib: CLIP's BPE vocabulary ships as a .txt.gz.
+        .target(name: "ParisModels", dependencies: ["Torch", "ParisDiffusion", "CZlib"]),
         .target(name: "ParisDiffusion", dependencies: ["Torch"]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
@@ -154,8 +155,8 @@ let package = Package(
         .testTarget(name: "ParisLaunchTests", dependencies: ["ParisLaunch", "ParisRun", "ParisTraining", "ParisData", "Torch"]),
         .testTarget(
             name: "ParisEnsembleTests",
-            dependencies: ["ParisEnsemble", "ParisRun", "ParisImage", "ParisPackages", "ParisData", "ParisModels",
-                           "ParisDiffusion", "Torch", "ParisTestSupport", "ParisRunTestSupport"]
+            dependencies: ["ParisEnsemble", "ParisEval", "ParisRun", "ParisImage", "ParisPackages", "ParisData",
+                           "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport", "ParisRunTestSupport"]
         ),
         .testTarget(
             name: "ParisEvalTests",

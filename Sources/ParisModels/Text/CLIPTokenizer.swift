@@ -18,8 +18,12 @@ public struct CLIPTokenizer: Sendable {
     public let vocabulary: [String: Int]
     /// Merge ranks: "a b" → rank (the line number among the merges, from 0).
     let ranks: [String: Int]
+    /// Tokens per text, `<|startoftext|>` and `<|endoftext|>` included: longer texts are truncated to
+    /// `<|startoftext|>`, their first `maxLength − 2` tokens, `<|endoftext|>` (as transformers' `truncation=True`).
     public let maxLength: Int
     public let startID: Int, endID: Int, padID: Int, unknownID: Int
+    /// The largest id in the vocabulary (a model needs `vocab_size` above it).
+    public let highestID: Int
 
     /// A tokenizer from a vocabulary and merges ("a b" pairs, in priority order).
     public init(vocabulary: [String: Int], merges: [String], maxLength: Int = 77, startToken: String = "<|startoftext|>",
@@ -33,6 +37,7 @@ public struct CLIPTokenizer: Sendable {
             return id
         }
         self.vocabulary = vocabulary
+        highestID = vocabulary.values.max() ?? -1
         var ranks: [String: Int] = [:]
         for (i, merge) in merges.enumerated() where ranks[merge] == nil { ranks[merge] = i }
         self.ranks = ranks
@@ -192,18 +197,27 @@ public struct CLIPTokenizer: Sendable {
         return out
     }
 
-    /// GPT-2's `bytes_to_unicode`: printable bytes map to themselves, the others to U+0100 onwards.
+    /// GPT-2's `bytes_to_unicode`, indexed by byte: printable bytes map to themselves, the others to U+0100 onwards.
     static let byteCharacters: [Character] = {
-        var printable = Array(33...126) + Array(161...172) + Array(174...255)
-        var codes = printable
+        var table = [Character](repeating: " ", count: 256)
+        for (b, c) in byteTable { table[b] = c }
+        return table
+    }()
+
+    /// The 256 byte characters in `bytes_to_unicode`'s order (printable bytes first, then the remapped ones), which is
+    /// the order of the first 256 ids of CLIP's vocabulary.
+    static let byteCharacterOrder: [Character] = byteTable.map(\.character)
+
+    /// (byte, character) in `bytes_to_unicode`'s order.
+    static let byteTable: [(byte: Int, character: Character)] = {
+        var bytes = Array(33...126) + Array(161...172) + Array(174...255)
+        var codes = bytes
         var n = 0
-        for b in 0..<256 where !printable.contains(b) {
-            printable.append(b)
+        for b in 0..<256 where !bytes.contains(b) {
+            bytes.append(b)
             codes.append(256 + n)
             n += 1
         }
-        var table = [Character](repeating: " ", count: 256)
-        for (b, c) in zip(printable, codes) { table[b] = Character(Unicode.Scalar(UInt32(c))!) }
-        return table
+        return zip(bytes, codes).map { ($0, Character(Unicode.Scalar(UInt32($1))!)) }
     }()
 }
