@@ -1,4 +1,5 @@
 // Errors, lifetime, properties, creation, copies, random numbers, autograd and autocast.
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/generated/variable_factories.h>
@@ -79,6 +80,9 @@ ct_tensor ct_linspace(double start, double end, int64_t steps, int dt, int dev) 
     CT_TENSOR(torch::linspace(start, end, steps, checked_options(dt, dev)))
 }
 ct_tensor ct_randn(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::randn(dims(s, n), checked_options(dt, dev))) }
+ct_tensor ct_randn_seeded(const int64_t *s, int64_t n, int dt, uint64_t seed) {
+    CT_TENSOR(torch::randn(dims(s, n), at::detail::createCPUGenerator(seed), checked_options(dt, -1)))
+}
 ct_tensor ct_rand(const int64_t *s, int64_t n, int dt, int dev) { CT_TENSOR(torch::rand(dims(s, n), checked_options(dt, dev))) }
 ct_tensor ct_randint(int64_t low, int64_t high, const int64_t *s, int64_t n, int dt, int dev) {
     CT_TENSOR(torch::randint(low, high, dims(s, n), checked_options(dt, dev)))

@@ -111,12 +111,14 @@ public struct FlowSampler {
         self.config = config
     }
 
-    /// Initial noise x_1 ~ N(0, I): `Runtime.manualSeed(seed)` then `Tensor.randn(shape)`, the numbers
-    /// `torch.manual_seed(seed); torch.randn(shape)` gives.
+    /// Initial noise x_1 ~ N(0, I): the numbers `torch.manual_seed(seed); torch.randn(shape)` gives on the CPU,
+    /// drawn from a generator of their own (`Tensor.randn(_:seed:)`) and then moved to `device`, so that the same
+    /// seed gives the same noise on every device, and concurrent samplers (two jobs, a server's requests) never
+    /// mix their draws through libtorch's global generator.
     public static func initialNoise(shape: [Int], seed: UInt64, dtype: DType = .float32,
                                     device: Device = .cpu) throws -> Tensor {
-        Runtime.manualSeed(seed)
-        return try Tensor.randn(shape, dtype: dtype, device: device)
+        let x = try Tensor.randn(shape, seed: seed, dtype: dtype)
+        return device == .cpu ? x : try x.to(device: device)
     }
 
     /// The guided velocity at flow time t for the batch x: one conditional (or unconditional) call with s = 1 or

@@ -46,6 +46,14 @@ extension Tensor {
         return try make(shape) { ct_randn($0, $1, dtype.rawValue, dev) }
     }
 
+    /// Standard normal samples on the CPU from a generator of their own seeded with `seed`: the numbers
+    /// `torch.randn(shape, generator=torch.Generator().manual_seed(seed))` gives, which are those of
+    /// `torch.manual_seed(seed); torch.randn(shape)`. libtorch's global generator is neither read nor changed, so
+    /// callers on different threads cannot disturb each other's draws (or a trainer's random state).
+    public static func randn(_ shape: [Int], seed: UInt64, dtype: DType = .float32) throws -> Tensor {
+        try make(shape) { ct_randn_seeded($0, $1, dtype.rawValue, seed) }
+    }
+
     /// Uniform samples in [0, 1), like `torch.rand`.
     public static func rand(_ shape: [Int], dtype: DType = .float32, device: Device = .cpu) throws -> Tensor {
         let dev = device.code

@@ -99,6 +99,20 @@ final class DTypeOpsParityTests: XCTestCase {
         XCTAssertEqual(try a.matmul(b).dtype, .float32)
     }
 
+    /// `Tensor.randn(_:seed:)` draws the numbers of `torch.manual_seed(seed); torch.randn(shape)` (the global path,
+    /// which the diffusion fixtures check against PyTorch) from a generator of its own: the global state is unchanged.
+    func testSeededRandnEqualsManualSeedAndLeavesTheGlobalGeneratorAlone() throws {
+        for (shape, seed) in [([3], UInt64(0)), ([2, 3, 8, 8], 7), ([1, 4, 32, 32], 123_456_789)] {
+            Runtime.manualSeed(99)
+            let before = try Runtime.rngState()
+            let own = try Tensor.randn(shape, seed: seed)
+            XCTAssertEqual(try Runtime.rngState(), before, "the global generator is untouched")
+            Runtime.manualSeed(seed)
+            XCTAssertTrue(try own.equal(try Tensor.randn(shape)), "\(shape) seed \(seed)")
+        }
+        XCTAssertFalse(try Tensor.randn([16], seed: 1).equal(try Tensor.randn([16], seed: 2)))
+    }
+
     func testCUDAWhenAvailable() throws {
         guard Runtime.cudaIsAvailable else { throw XCTSkip("no CUDA device") }
         let x = try Tensor([1, 2, 3, 4] as [Float], shape: [2, 2])

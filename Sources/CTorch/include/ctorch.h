@@ -47,6 +47,8 @@ ct_tensor ct_full(const int64_t *shape, int64_t n, double value, int dtype, int 
 ct_tensor ct_arange(double start, double end, double step, int dtype, int device);
 ct_tensor ct_linspace(double start, double end, int64_t steps, int dtype, int device);
 ct_tensor ct_randn(const int64_t *shape, int64_t n, int dtype, int device);
+/// Standard normal samples on the CPU from a generator of their own seeded with `seed` (the global one is untouched).
+ct_tensor ct_randn_seeded(const int64_t *shape, int64_t n, int dtype, uint64_t seed);
 ct_tensor ct_rand(const int64_t *shape, int64_t n, int dtype, int device);
 ct_tensor ct_randint(int64_t low, int64_t high, const int64_t *shape, int64_t n, int dtype, int device);
 ct_tensor ct_randperm(int64_t n, int device);
