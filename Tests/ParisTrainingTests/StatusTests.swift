@@ -20,7 +20,7 @@ final class StatusTests: XCTestCase {
                        .stopped)
         // expert_2 is being trained: a session stopped after 2 steps, and a process holds its lock again.
         _ = try ExpertTrainer.train(run: run, expert: 2, options: TrainOptions(stopAfterSteps: 2))
-        let live = try JobLock(layout.expert(2).appendingPathComponent(JobLock.fileName), job: "expert 2")
+        let live = try FileLock(layout.expert(2).appendingPathComponent(FileLock.trainingName), busy: "expert 2 is being trained")
         try JobStatusFile(state: .running, step: 2, totalSteps: 6).write(to: layout.expert(2))  // as a trainer starts
         // The router fails: a session, then a changed setting that the resumed session refuses.
         _ = try RouterTrainer.train(run: run, options: TrainOptions(stopAfterSteps: 5))

@@ -12,7 +12,7 @@ import Torch
 /// - `both`, cosine: x·c = (î·c_img + ê·c_text)/√2, and with î unknown the cluster maximising ê·c_text is chosen;
 /// - `both`, euclidean: the nearest c_text to ê in squared L2 (the image term of the distance is dropped).
 ///
-/// Like `HeldOut.nearestClusters`, a prompt gets the coarse cluster of its nearest fine centroid when the partition
+/// Like `PartitionClustering.nearest`, a prompt gets the coarse cluster of its nearest fine centroid when the partition
 /// has two stages, else the nearest coarse centroid. Only available clusters can be chosen.
 public struct CaptionCentroids {
     /// The partitions that support caption routing, for error messages.

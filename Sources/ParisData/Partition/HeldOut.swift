@@ -64,19 +64,4 @@ public enum HeldOut {
             return c
         }
     }
-
-    /// k-means: the nearest fine centroid mapped to its coarse cluster (the nearest coarse centroid for a single
-    /// stage), as a training image would have been assigned. x: [H, D] features prepared like the training ones.
-    public static func nearestClusters(_ x: Tensor, result: HierarchicalKMeans.Result,
-                                       metric: KMeans.Metric) throws -> [Int] {
-        guard x.size(0) > 0 else { return [] }
-        let labels: Tensor
-        if let fine = result.fine, let map = result.fineToCoarse {
-            let nearest = try KMeans.assign(x, centroids: fine.centroids, metric: metric).labels  // [H]
-            labels = try map.indexSelect(dim: 0, index: nearest)
-        } else {
-            labels = try KMeans.assign(x, centroids: result.coarse.centroids, metric: metric).labels
-        }
-        return try labels.to(device: .cpu).toArray(as: Int64.self).map { Int($0) }
-    }
 }

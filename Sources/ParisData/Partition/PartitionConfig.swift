@@ -47,11 +47,18 @@ public struct PartitionConfig: Codable, Sendable, Equatable {
     /// cluster it would join (nearest centroid, label group, or a random shard). They are chosen by a fixed seed,
     /// not `seed`, so every partition of the same images holds out the same ones (shared evaluation data).
     public var heldOut: Int
+    /// Images per chunk of the partition's work (decoded images and features on disk; rounded up to a multiple of
+    /// batch_size). Memory holds about one chunk; a killed partition resumes at the first unfinished chunk.
+    public var chunkSize: Int
+    /// k-means is fitted on at most this many training images (a seeded sample), and every image is then assigned
+    /// to the nearest centroids chunk by chunk. With no more training images than this, the fit is over all of them.
+    public var kmeansSample: Int
 
     public init(numClusters: Int, method: Method = .kmeans, features: Features = .image,
                 metric: KMeans.Metric = .cosine, fineClusters: Int? = nil, maxIterations: Int = 100, seed: UInt64 = 0,
                 imageSize: Int = 32, channels: Int = 3, textLength: Int = 16, split: String? = nil,
-                limit: Int? = nil, skipBadImages: Bool = true, batchSize: Int = 64, heldOut: Int = 0) {
+                limit: Int? = nil, skipBadImages: Bool = true, batchSize: Int = 64, heldOut: Int = 0,
+                chunkSize: Int = 4096, kmeansSample: Int = 100_000) {
         self.numClusters = numClusters
         self.method = method
         self.features = features
@@ -67,13 +74,15 @@ public struct PartitionConfig: Codable, Sendable, Equatable {
         self.skipBadImages = skipBadImages
         self.batchSize = batchSize
         self.heldOut = heldOut
+        self.chunkSize = chunkSize
+        self.kmeansSample = kmeansSample
     }
 
     enum CodingKeys: String, CodingKey {
         case numClusters = "num_clusters", method, features, metric, fineClusters = "fine_clusters"
         case maxIterations = "max_iterations", seed, imageSize = "image_size", channels, textLength = "text_length"
         case split, limit, skipBadImages = "skip_bad_images", batchSize = "batch_size"
-        case heldOut = "held_out"
+        case heldOut = "held_out", chunkSize = "chunk_size", kmeansSample = "kmeans_sample"
     }
 
     public init(from decoder: Decoder) throws {
@@ -94,6 +103,8 @@ public struct PartitionConfig: Codable, Sendable, Equatable {
         skipBadImages = try c.decodeIfPresent(Bool.self, forKey: .skipBadImages) ?? d.skipBadImages
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
         heldOut = try c.decodeIfPresent(Int.self, forKey: .heldOut) ?? d.heldOut
+        chunkSize = try c.decodeIfPresent(Int.self, forKey: .chunkSize) ?? d.chunkSize
+        kmeansSample = try c.decodeIfPresent(Int.self, forKey: .kmeansSample) ?? d.kmeansSample
     }
 
     /// Emoji (twemoji/openmoji/noto, 72 px RGBA): 8 experts at 32 px RGB, both features.
@@ -135,5 +146,9 @@ public struct PartitionConfig: Codable, Sendable, Equatable {
         if let limit, limit < 1 { throw PartitionError("limit must be positive, not \(limit)") }
         if let f = fineClusters, f < 1 { throw PartitionError("fine_clusters must be positive, not \(f)") }
         guard heldOut >= 0 else { throw PartitionError("held_out must be ≥ 0, not \(heldOut)") }
+        guard chunkSize >= 1 else { throw PartitionError("chunk_size must be positive, not \(chunkSize)") }
+        guard kmeansSample >= numClusters else {
+            throw PartitionError("kmeans_sample must be at least num_clusters (\(numClusters)), not \(kmeansSample)")
+        }
     }
 }

@@ -58,8 +58,7 @@ public struct PartitionEncoders {
     }
 
     /// Caption tokens of `captions` in batches, as float16 [U, T, D] and bool [U, T] on the CPU.
-    func encodeCaptions(_ captions: [String], length t: Int, batchSize: Int,
-                        log: (String) -> Void) throws -> (tokens: Tensor, mask: Tensor) {
+    func encodeCaptions(_ captions: [String], length t: Int, batchSize: Int) throws -> (tokens: Tensor, mask: Tensor) {
         var tokens: [Tensor] = [], masks: [Tensor] = []
         var start = 0
         while start < captions.count {
@@ -83,15 +82,12 @@ public struct PartitionEncoders {
             tokens.append(try xt.to(dtype: .float16).contiguous())
             masks.append(try mt.contiguous())
             start = end
-            if start == captions.count || (start / batchSize) % 20 == 0 {
-                log("caption tokens: \(start)/\(captions.count)")
-            }
         }
         return (try Tensor.cat(tokens), try Tensor.cat(masks))
     }
 
     /// One embedding per caption in batches, [U, E] float32 on the CPU.
-    func sentenceEmbeddings(_ captions: [String], batchSize: Int, log: (String) -> Void) throws -> (Tensor, String) {
+    func sentenceEmbeddings(_ captions: [String], batchSize: Int) throws -> (Tensor, String) {
         guard let sentences else {
             throw PartitionError("text features need a sentence encoder, but none was given")
         }
@@ -106,9 +102,6 @@ public struct PartitionEncoders {
             }
             out.append(try e.to(device: .cpu, dtype: .float32))
             start = end
-            if start == captions.count || (start / batchSize) % 20 == 0 {
-                log("text features: \(start)/\(captions.count)")
-            }
         }
         return (try Tensor.cat(out), sentences.name)
     }

@@ -43,10 +43,19 @@ public struct PartitionManifest: Codable, Sendable, Equatable {
         /// Empty clusters re-seeded at far points, both stages together.
         public var reseeded: Int
         public var inertia: Double
+        /// The training images the k-means was fitted on, when fewer than all of them (`kmeans_sample`); the others
+        /// were assigned to the nearest centroids afterwards. nil: fitted on every training image.
+        public var sample: Int?
+
+        public init(fineClusters: Int?, fineIterations: Int?, coarseIterations: Int, converged: Bool, reseeded: Int,
+                    inertia: Double, sample: Int? = nil) {
+            (self.fineClusters, self.fineIterations, self.coarseIterations) = (fineClusters, fineIterations, coarseIterations)
+            (self.converged, self.reseeded, self.inertia, self.sample) = (converged, reseeded, inertia, sample)
+        }
 
         enum CodingKeys: String, CodingKey {
             case fineClusters = "fine_clusters", fineIterations = "fine_iterations"
-            case coarseIterations = "coarse_iterations", converged, reseeded, inertia
+            case coarseIterations = "coarse_iterations", converged, reseeded, inertia, sample
         }
     }
 

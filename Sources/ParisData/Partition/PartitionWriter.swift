@@ -2,20 +2,21 @@ import Foundation
 import ParisImage
 import Torch
 
-/// Writes a partition's shards and grids into its (temporary) folder.
+/// Writes a partition's shards and grids from the decoded chunks, one cluster at a time: cluster k's images are cut
+/// into parts of `partSize` (in metadata order), and each part is gathered from the chunks with its captions' tokens
+/// and handed to a `ShardWriter`, so memory holds one shard part, never a whole cluster. A shard whose `shard.json` is already there
+/// (written by a partition that was killed later) is kept; an unfinished one is rewritten.
 struct PartitionWriter {
     var folder: URL
     let config: PartitionConfig
     let dataset: URL
+    /// The entry of each row (the kept images, in metadata order).
     let entries: [ImageFolder.Entry]
-    /// [N, C, S, S] uint8.
-    let images: Tensor
-    /// N rows of `tokens`.
-    let captionOf: [Int]
-    /// [U, T, D] float16 and [U, T] bool, one row per distinct caption.
-    let tokens: Tensor
-    let mask: Tensor
+    let chunks: OpenedChunks
+    let captions: CaptionTable
     let captionEncoder: String
+    let textDim: Int
+    var partSize = ShardWriter.defaultPartSize
 
     /// The rows of each cluster, in metadata order (rows assigned -1 are left out).
     func members(_ assignments: [Int]) -> [[Int]] {
@@ -25,43 +26,51 @@ struct PartitionWriter {
     }
 
     /// One `shard_<k>/` per cluster; returns the manifest's cluster entries (checksums read back from shard.json).
-    func writeShards(assignments: [Int], log: (String) -> Void) throws -> [PartitionManifest.Cluster] {
-        let k = config.numClusters
+    /// `written(k)` is called when shard k has been written (not when it was already there).
+    func writeShards(assignments: [Int], log: (String) -> Void,
+                     written: (Int) throws -> Void) throws -> [PartitionManifest.Cluster] {
         var clusters: [PartitionManifest.Cluster] = []
         for (cluster, rows) in members(assignments).enumerated() {
-            // The shard's own distinct captions, in order of first appearance.
-            var local: [Int: Int] = [:], globalRows: [Int64] = [], index: [Int64] = []
-            for r in rows {
-                let g = captionOf[r]
-                if local[g] == nil { local[g] = globalRows.count; globalRows.append(Int64(g)) }
-                index.append(Int64(local[g]!))
-            }
-            let rowTensor = try Tensor(rows.map { Int64($0) })
-            let captionRows = try Tensor(globalRows)
-            let info = ShardInfo(cluster: cluster, numClusters: k, count: rows.count, channels: config.channels,
-                                 imageSize: config.imageSize, captionCount: globalRows.count,
-                                 textEncoder: captionEncoder, textLength: tokens.size(1), textDim: tokens.size(2),
-                                 dataset: dataset.lastPathComponent, partitionMethod: config.method.rawValue)
-            var labels: [String: Int] = [:]
-            let items = rows.map { r -> Shard.Item in
-                let e = entries[r]
-                if let l = e.label { labels[l, default: 0] += 1 }
-                return Shard.Item(fileName: e.fileName, text: e.text, label: e.label)
-            }
-            let shard = try Shard(info: info, images: try images.indexSelect(dim: 0, index: rowTensor).contiguous(),
-                                  captionIndex: try Tensor(index),
-                                  textEmbeddings: try tokens.indexSelect(dim: 0, index: captionRows).contiguous(),
-                                  textMask: try mask.indexSelect(dim: 0, index: captionRows).contiguous(),
-                                  items: items)
             let name = Shard.folderName(cluster: cluster)
             let shardFolder = folder.appendingPathComponent(name)
-            try shard.write(to: shardFolder)
-            let written = try Shard.info(at: shardFolder)
+            var labels: [String: Int] = [:]
+            for r in rows { if let l = entries[r].label { labels[l, default: 0] += 1 } }
+            if let done = try? Shard.info(at: shardFolder), done.count == rows.count {
+                clusters.append(.init(index: cluster, size: rows.count, shard: name, labels: labels,
+                                      checksums: done.checksums))
+                log("shard \(cluster): already written (\(rows.count) images)")
+                continue
+            }
+            let blank = ShardInfo(cluster: cluster, numClusters: config.numClusters, count: 0, channels: config.channels,
+                                 imageSize: config.imageSize, captionCount: 0, textEncoder: captionEncoder,
+                                 textLength: config.textLength, textDim: textDim, dataset: dataset.lastPathComponent,
+                                 partitionMethod: config.method.rawValue)
+            let writer = try ShardWriter(folder: shardFolder, info: blank, partSize: partSize, overwrite: true)
+            for start in stride(from: 0, to: rows.count, by: partSize) {
+                try writer.append(try part(rows: Array(rows[start..<min(rows.count, start + partSize)])))
+            }
+            let info = try writer.finish()
             clusters.append(.init(index: cluster, size: rows.count, shard: name, labels: labels,
-                                  checksums: written.checksums))
-            log("shard \(cluster): \(rows.count) images, \(globalRows.count) captions")
+                                  checksums: info.checksums))
+            log("shard \(cluster): \(rows.count) images, \(info.captionCount) captions in \(info.parts?.count ?? 1) parts")
+            try written(cluster)
         }
         return clusters
+    }
+
+    /// The images `rows` with their own distinct captions, in order of first use: one shard part.
+    func part(rows: [Int]) throws -> ShardPart {
+        let images = try chunks.gather("images", rows: rows)  // [n, C, S, S]
+        var local: [Int: Int] = [:], ids: [Int] = [], index: [Int64] = []
+        for r in rows {
+            let g = captions.captionOf[r]
+            if local[g] == nil { local[g] = ids.count; ids.append(g) }
+            index.append(Int64(local[g]!))
+        }
+        let (tokens, mask) = try captions.tokens(of: ids)  // [u, T, D], [u, T]
+        return ShardPart(images: images, captionIndex: try Tensor(index), textEmbeddings: tokens, textMask: mask,
+                         items: rows.map { Shard.Item(fileName: entries[$0].fileName, text: entries[$0].text,
+                                                      label: entries[$0].label) })
     }
 
     /// `grid_<k>.png` (up to 64 images of cluster k, a seeded sample) and `grids.png` (16 per cluster, one row each).
@@ -69,8 +78,7 @@ struct PartitionWriter {
         var rowsSheet: [Tensor] = []
         for (cluster, rows) in members(assignments).enumerated() {
             let order = ShardLoader.permutation(count: rows.count, seed: config.seed &+ UInt64(cluster), epoch: 0)
-            let sample = order.prefix(64).map { Int64(rows[$0]) }
-            let picked = try images.indexSelect(dim: 0, index: try Tensor(sample))  // [≤64, C, S, S]
+            let picked = try chunks.gather("images", rows: order.prefix(64).map { rows[$0] })  // [≤64, C, S, S]
             let grid = try ImageGrid.grid(picked, columns: 8)
             try AtomicFile.write(try grid.pngData(), to: folder.appendingPathComponent(Partitioner.gridName(cluster: cluster)))
             rowsSheet.append(try picked.slice(0, 0, min(16, picked.size(0))))

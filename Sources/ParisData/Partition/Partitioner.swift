@@ -3,10 +3,13 @@ import Torch
 
 /// Splits an image folder into K shards, one per expert: `paris partition`.
 ///
-/// Steps: read and check metadata.jsonl → decode every image (RGB over white), computing image features batch by
-/// batch and keeping a copy at the training resolution → sentence embeddings of the distinct captions → features
-/// (image, text, or both L2-normalised and joined) → hierarchical k-means (or a random or label split) → the
-/// caption token embeddings of the distinct captions → the partition folder:
+/// Steps, each streamed in bounded chunks so that memory stays flat from thousands to millions of images: read and
+/// check metadata.jsonl → decode the images chunk by chunk (RGB over white), keeping each at the training resolution
+/// with its image features, on disk (`PartitionImages`) → the distinct captions' sentence embeddings and caption
+/// token embeddings, chunk by chunk (`CaptionTable`) → hierarchical k-means on the features (image, text, or both
+/// L2-normalised and joined) of at most `kmeans_sample` training images, then every image assigned to the nearest
+/// centroids chunk by chunk (`PartitionClustering`; or a random or label split) → the shards, cluster by cluster and
+/// part by part (`PartitionWriter`) → the partition folder:
 ///
 /// ```
 /// partition/
@@ -21,9 +24,11 @@ import Torch
 ///   grids.png                one row of up to 16 images per cluster
 /// ```
 ///
-/// The folder is built under a temporary sibling and renamed into place at the end, so a reader never sees a partial
-/// partition; an existing one is replaced only with `overwrite`. An empty cluster is an error (k-means re-seeds empty
-/// clusters while it iterates, so one that stays empty means the data has too few distinct points for K): lower K.
+/// All of it is built in a work folder beside the output (`PartitionWork`) and renamed into place at the end, so a
+/// reader never sees a partial partition, and a partition that stops resumes from its finished chunks, clustering
+/// and shards; an existing output is replaced only with `overwrite`. Each stage logs its time and peak memory. An
+/// empty cluster is an error (k-means re-seeds empty clusters while it iterates, so one that stays empty means the
+/// data has too few distinct points for K): lower K.
 public enum Partitioner {
     public static let centroidsName = "centroids.safetensors"
     public static let gridsName = "grids.png"
@@ -34,6 +39,15 @@ public enum Partitioner {
     public static func run(dataset: URL, output: URL, config: PartitionConfig, encoders: PartitionEncoders,
                            overwrite: Bool = false, device: Device = .cpu,
                            log: (String) -> Void = { _ in }) throws -> PartitionManifest {
+        try run(dataset: dataset, output: output, config: config, encoders: encoders, overwrite: overwrite,
+                device: device, log: log, after: { _ in })
+    }
+
+    /// `run`, calling `after(stage)` when each stage is done ("images", "captions", "clustering", "shard <k>",
+    /// "held-out shards", "grids"): tests throw from it to stop a partition there and resume it.
+    static func run(dataset: URL, output: URL, config: PartitionConfig, encoders: PartitionEncoders,
+                    overwrite: Bool, device: Device, log: (String) -> Void,
+                    after: (String) throws -> Void) throws -> PartitionManifest {
         try config.validate()
         let fm = FileManager.default
         if fm.fileExists(atPath: output.path) {
@@ -53,133 +67,102 @@ public enum Partitioner {
             throw PartitionError("features '\(config.features.rawValue)' need a sentence encoder, but none was given")
         }
 
+        var clock = StageClock()
         let folder = try ImageFolder.read(dataset, split: config.split, limit: config.limit)
         guard !folder.entries.isEmpty else {
             throw PartitionError("\(dataset.appendingPathComponent(ImageFolder.metadataName).path) lists no images"
                 + (config.split.map { " of split '\($0)'" } ?? "") + "; nothing to partition")
         }
-        try checkK(config.numClusters, images: folder.entries.count, dataset: dataset)
-        try HeldOut.check(count: config.heldOut, of: folder.entries.count, clusters: config.numClusters)
+        let k = config.numClusters
+        try checkK(k, images: folder.entries.count, dataset: dataset)
+        try HeldOut.check(count: config.heldOut, of: folder.entries.count, clusters: k)
+        let textModel = wantsText ? encoders.sentences?.name : nil
+        let work = try PartitionWork.open(output: output, identity: try .init(
+            dataset: dataset, config: config, imageModel: wantsImage ? encoders.image?.name : nil,
+            textModel: textModel, captionEncoder: encoders.captions.name), log: log)
+        clock.done("metadata", "\(folder.entries.count) images", log: log)
 
-        let loaded = try PartitionImages.load(folder, config: config,
-                                              features: wantsImage ? encoders.image : nil, log: log)
-        let entries = loaded.entries, n = entries.count
+        let decoded = try PartitionImages.decode(folder, config: config, features: wantsImage ? encoders.image : nil,
+                                                 into: work.chunks, log: log)
+        let entries = decoded.kept.map { folder.entries[$0] }, n = entries.count
         guard n > 0 else {
             throw PartitionError("\(dataset.path): none of the \(folder.entries.count) images could be read "
-                + "(first problem: \(loaded.skipped.first ?? "?"))")
+                + "(first problem: \(decoded.skipped.first ?? "?"))")
         }
-        try checkK(config.numClusters, images: n, dataset: dataset)
+        try checkK(k, images: n, dataset: dataset)
+        clock.done("images", "\(n) decoded\(wantsImage ? ", with image features" : "")", log: log)
+        try after("images")
 
-        // Distinct captions, in order of first appearance; captionOf: [N] rows of `captions`.
-        var captions: [String] = [], captionRow: [String: Int] = [:], captionOf: [Int] = []
-        for e in entries {
-            if captionRow[e.text] == nil { captionRow[e.text] = captions.count; captions.append(e.text) }
-            captionOf.append(captionRow[e.text]!)
-        }
-        let captionIndex = try Tensor(captionOf.map { Int64($0) })  // [N]
+        let captions = try CaptionTable.build(texts: entries.map(\.text), config: config, encoders: encoders,
+                                              sentences: wantsText, folder: work.captions, log: log)
+        clock.done("captions", "\(captions.captions.count) distinct", log: log)
+        try after("captions")
 
-        // Held-out rows (the same for every method and seed), then features and clustering of the rest.
-        let k = config.numClusters
+        // Held-out rows (the same for every method and seed), then the clustering of the rest.
         try HeldOut.check(count: config.heldOut, of: n, clusters: k)
         let heldRows = try HeldOut.rows(count: config.heldOut, of: n)
         let trainRows = HeldOut.complement(heldRows, of: n)
         try checkK(k, images: trainRows.count, dataset: dataset)
         if !heldRows.isEmpty { log("holding out \(heldRows.count) images; clustering the other \(trainRows.count)") }
-        var trainClusters: [Int], heldClusters: [Int]
-        var saved: [String: Tensor] = [:]
-        var clustering: PartitionManifest.Clustering? = nil
-        var textModel: String? = nil
-        switch config.method {
-        case .random:
-            trainClusters = try RandomSplit.balanced(count: trainRows.count, clusters: k, seed: config.seed)
-            heldClusters = HeldOut.randomClusters(count: heldRows.count, clusters: k, seed: config.seed)
-        case .label:
-            let split = try LabelSplit.split(labels: trainRows.map { entries[$0].label }, clusters: k)
-            trainClusters = split.assignments
-            heldClusters = try HeldOut.labelClusters(labels: heldRows.map { entries[$0].label }, groups: split.groups)
-        case .kmeans:
-            var parts: [Tensor] = []
-            if let image = loaded.features { parts.append(try KMeans.l2Normalized(image)) }  // [N, F]
-            if wantsText {
-                let (perCaption, name) = try encoders.sentenceEmbeddings(captions, batchSize: config.batchSize, log: log)
-                textModel = name
-                parts.append(try KMeans.l2Normalized(perCaption).indexSelect(dim: 0, index: captionIndex))  // [N, E]
+        let centroidsURL = work.result.appendingPathComponent(centroidsName)
+        let clustered: PartitionClustering
+        if let done = PartitionClustering.load(centroidsURL, config: config, rows: n) {
+            clustered = done
+            log("clustering: already done")
+        } else {
+            let features: PartitionClustering.Features = { rows in
+                var parts: [Tensor] = []
+                if wantsImage {
+                    parts.append(try KMeans.l2Normalized(try decoded.chunks.gather("features", rows: rows)))  // [R, F]
+                }
+                if wantsText { parts.append(try captions.sentenceFeatures(rows: rows)) }  // [R, E]
+                return parts.count == 1 ? parts[0] : try Tensor.cat(parts, dim: 1)  // [R, D]
             }
-            let x = try Tensor.cat(parts, dim: 1).to(device: device)  // [N, D]
-            log("features: \(x.shape) on \(device)")
-            let rowsOf = { (rows: [Int]) in try x.indexSelect(dim: 0, index: Tensor(rows.map { Int64($0) }).to(device: device)) }
-            let result = try HierarchicalKMeans.fit(heldRows.isEmpty ? x : rowsOf(trainRows), config: HierarchicalKMeans.Config(
-                clusters: k, fineClusters: config.fineClusters, metric: config.metric,
-                maxIterations: config.maxIterations, seed: config.seed), log: log)
-            trainClusters = try result.assignments.to(device: .cpu).toArray(as: Int64.self).map { Int($0) }
-            heldClusters = heldRows.isEmpty ? [] : try HeldOut.nearestClusters(rowsOf(heldRows), result: result,
-                                                                               metric: config.metric)
-            saved["coarse_centroids"] = try result.coarse.centroids.to(device: .cpu)
-            if let fine = result.fine, let map = result.fineToCoarse {
-                saved["fine_centroids"] = try fine.centroids.to(device: .cpu)
-                saved["fine_assignments"] = try fine.assignments.to(device: .cpu)
-                saved["fine_to_coarse"] = try map.to(device: .cpu)
-            }
-            clustering = .init(fineClusters: result.fine?.centroids.size(0), fineIterations: result.fine?.iterations,
-                               coarseIterations: result.coarse.iterations,
-                               converged: result.coarse.converged && (result.fine?.converged ?? true),
-                               reseeded: result.coarse.reseeded + (result.fine?.reseeded ?? 0),
-                               inertia: result.fine?.inertia ?? result.coarse.inertia)
+            clustered = try PartitionClustering.run(config: config, rows: n, held: heldRows, train: trainRows,
+                                                    labels: entries.map(\.label), features: features,
+                                                    chunks: decoded.chunks, device: device, log: log)
+            try clustered.save(to: centroidsURL, config: config)
         }
-        // The cluster of every row, and the training / held-out views (-1: not in that view).
-        var assignments = [Int](repeating: -1, count: n)
-        var trainView = assignments, heldView = assignments
-        for (i, r) in trainRows.enumerated() { assignments[r] = trainClusters[i]; trainView[r] = trainClusters[i] }
-        for (i, r) in heldRows.enumerated() { assignments[r] = heldClusters[i]; heldView[r] = heldClusters[i] }
-        saved["assignments"] = try Tensor(assignments.map { Int64($0) })
-        if !heldRows.isEmpty { saved["held_out_rows"] = try Tensor(heldRows.map { Int64($0) }) }
-
+        var trainView = [Int](repeating: -1, count: n), heldView = trainView
+        for r in trainRows { trainView[r] = clustered.assignments[r] }
+        for r in heldRows { heldView[r] = clustered.assignments[r] }
         var sizes = [Int](repeating: 0, count: k)
-        for a in trainClusters { sizes[a] += 1 }
+        for r in trainRows { sizes[clustered.assignments[r]] += 1 }
         if let empty = sizes.firstIndex(of: 0) {
             throw PartitionError("cluster \(empty) of \(k) is empty (sizes \(sizes)); the data has too few distinct "
                 + "points for K = \(k): use a smaller K")
         }
         log("cluster sizes: \(sizes)")
+        let metrics = try scores(entries: trainRows.map { entries[$0] }, assignments: trainRows.map { clustered.assignments[$0] },
+                                 sizes: sizes, seed: config.seed)
+        clock.done("clustering", clustered.clustering?.sample.map { "fitted on a sample of \($0)" } ?? "", log: log)
+        try after("clustering")
 
-        let (tokens, mask) = try encoders.encodeCaptions(captions, length: config.textLength,
-                                                         batchSize: config.batchSize, log: log)
-        let metrics = try scores(entries: trainRows.map { entries[$0] }, assignments: trainClusters, sizes: sizes,
-                                 seed: config.seed)
-
-        // Write everything under a temporary sibling, then move it into place.
-        let parent = output.deletingLastPathComponent()
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let work = parent.appendingPathComponent(".\(output.lastPathComponent).partial-\(getpid())")
-        try? fm.removeItem(at: work)
-        try fm.createDirectory(at: work, withIntermediateDirectories: true)
-        defer { try? fm.removeItem(at: work) }
-
-        let writer = PartitionWriter(folder: work, config: config, dataset: dataset, entries: entries,
-                                     images: loaded.images, captionOf: captionOf, tokens: tokens, mask: mask,
-                                     captionEncoder: encoders.captions.name)
-        let clusters = try writer.writeShards(assignments: trainView, log: log)
-        try writer.writeGrids(assignments: trainView)
+        let writer = PartitionWriter(folder: work.result, config: config, dataset: dataset, entries: entries,
+                                     chunks: decoded.chunks, captions: captions, captionEncoder: encoders.captions.name,
+                                     textDim: try captions.textDim())
+        let clusters = try writer.writeShards(assignments: trainView, log: log, written: { try after("shard \($0)") })
         var heldOut: [PartitionManifest.Cluster]? = nil
         if !heldRows.isEmpty {
             var heldWriter = writer
-            heldWriter.folder = work.appendingPathComponent(HeldOut.folderName)
-            heldOut = try heldWriter.writeShards(assignments: heldView, log: { log("held out: " + $0) })
+            heldWriter.folder = work.result.appendingPathComponent(HeldOut.folderName)
+            heldOut = try heldWriter.writeShards(assignments: heldView, log: { log("held out: " + $0) }, written: { _ in })
+            try after("held-out shards")
         }
-        try SafeTensors.save(saved, to: work.appendingPathComponent(centroidsName),
-                             metadata: ["method": config.method.rawValue, "num_clusters": String(k)])
+        clock.done("shards", "\(k) shards", log: log)
+        try writer.writeGrids(assignments: trainView)
+        try after("grids")
         let manifest = PartitionManifest(
             format: PartitionManifest.currentFormat, numClusters: k, method: config.method,
             features: needsFeatures ? config.features : nil, seed: config.seed, dataset: dataset.path,
-            numImages: n, numSkipped: loaded.skipped.count, skipped: Array(loaded.skipped.prefix(20)),
+            numImages: n, numSkipped: decoded.skipped.count, skipped: Array(decoded.skipped.prefix(20)),
             imageSize: config.imageSize, channels: config.channels, textLength: config.textLength,
-            textDim: tokens.size(2), imageModel: wantsImage ? encoders.image?.name : nil, textModel: textModel,
-            captionEncoder: encoders.captions.name, config: config, clustering: clustering, clusters: clusters,
-            heldOut: heldOut, metrics: metrics)
-        try AtomicFile.write(try manifest.encoded(), to: work.appendingPathComponent(PartitionManifest.fileName))
-
-        if fm.fileExists(atPath: output.path) { try fm.removeItem(at: output) }
-        try fm.moveItem(at: work, to: output)
+            textDim: try captions.textDim(), imageModel: wantsImage ? encoders.image?.name : nil, textModel: textModel,
+            captionEncoder: encoders.captions.name, config: config, clustering: clustered.clustering,
+            clusters: clusters, heldOut: heldOut, metrics: metrics)
+        try AtomicFile.write(try manifest.encoded(), to: work.result.appendingPathComponent(PartitionManifest.fileName))
+        try work.finish(into: output)
+        clock.done("grids and manifest", "", log: log)
         log("wrote \(output.path)")
         log(manifest.summary)
         return manifest
@@ -201,5 +184,21 @@ public enum Partitioner {
         let random = try ClusterMetrics.scores(
             assignments: try RandomSplit.withSizes(sizes, seed: seed &+ 0x5EED), labels: labels)
         return .init(purity: real.purity, nmi: real.nmi, randomPurity: random.purity, randomNMI: random.nmi)
+    }
+}
+
+/// Logs each stage's wall time and the peak resident memory during it: "stage images: 12.3 s, peak memory 412 MiB
+/// (1000000 decoded)", the lines `bench/scale.sh` reads.
+struct StageClock {
+    var start = Date()
+
+    init() { ProcessMemory.resetPeak() }
+
+    mutating func done(_ stage: String, _ detail: String, log: (String) -> Void) {
+        let seconds = String(format: "%.1f", Date().timeIntervalSince(start))
+        log("stage \(stage): \(seconds) s, peak memory \(ProcessMemory.describe(ProcessMemory.peakResident()))"
+            + (detail.isEmpty ? "" : " (\(detail))"))
+        ProcessMemory.resetPeak()
+        start = Date()
     }
 }

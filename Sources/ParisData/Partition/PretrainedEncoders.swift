@@ -17,7 +17,8 @@ extension PartitionEncoders {
         encoders.sentences = .init(name: TextEncoder.name) { try text.sentenceEmbeddings($0) }
         if config.method == .kmeans && config.features != .text {
             let extractor = try Pretrained.imageFeatures(cache: cache, resolution: featureSize, device: device, log: log)
-            encoders.image = .init(name: ImageFeatureExtractor.modelName) { try embed($0, with: extractor) }
+            let name = ImageFeatureExtractor.modelName + (featureSize == 224 ? "" : " at \(featureSize) px")
+            encoders.image = .init(name: name) { try embed($0, with: extractor) }
         }
         return encoders
     }

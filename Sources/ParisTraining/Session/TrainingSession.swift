@@ -38,7 +38,7 @@ final class TrainingSession {
 
     /// Trains (or resumes) the job to its `steps`, or until a stop; status.json says how it ended.
     func run() throws -> TrainResult {
-        let lock = try JobLock(folder.appendingPathComponent(JobLock.fileName), job: job.name)
+        let lock = try FileLock(folder.appendingPathComponent(FileLock.trainingName), busy: "\(job.name) is being trained")
         defer { lock.release() }
         defer {
             job.close()

@@ -1,11 +1,12 @@
 import Foundation
 import ParisRun
+import Torch
 import ParisTestSupport
 import XCTest
 
 /// The trainer lock (`<job>/train.lock`) is what `paris status` reads liveness from: held while a trainer lives,
 /// free the moment it dies, even by SIGKILL, with no timeout.
-final class JobLockTests: XCTestCase {
+final class FileLockTests: XCTestCase {
     var folder: URL!
 
     override func setUpWithError() throws {
@@ -15,19 +16,19 @@ final class JobLockTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
 
-    var url: URL { folder.appendingPathComponent(JobLock.fileName) }
+    var url: URL { folder.appendingPathComponent(FileLock.trainingName) }
 
     func testSecondLockIsRefusedNamingTheJobAndTheHolder() throws {
-        XCTAssertFalse(JobLock.isHeld(url))
+        XCTAssertFalse(FileLock.isHeld(url))
         XCTAssertFalse(FileManager.default.fileExists(atPath: url.path), "isHeld must never create the lock file")
-        let lock = try JobLock(url, job: "expert_3")
-        XCTAssertTrue(JobLock.isHeld(url))
+        let lock = try FileLock(url, busy: "expert_3 is being trained")
+        XCTAssertTrue(FileLock.isHeld(url))
         XCTAssertEqual(try String(contentsOf: url, encoding: .utf8), "\(getpid())\n")
-        assertThrows({ try JobLock(url, job: "expert_3") }, contains: "expert_3 is being trained by another process (pid \(getpid())")
+        assertThrows({ try FileLock(url, busy: "expert_3 is being trained") }, contains: "expert_3 is being trained by another process (pid \(getpid())")
         lock.release()
-        XCTAssertFalse(JobLock.isHeld(url))
-        let again = try JobLock(url, job: "expert_3")
-        XCTAssertTrue(JobLock.isHeld(url))
+        XCTAssertFalse(FileLock.isHeld(url))
+        let again = try FileLock(url, busy: "expert_3 is being trained")
+        XCTAssertTrue(FileLock.isHeld(url))
         again.release()
     }
 
@@ -41,14 +42,14 @@ final class JobLockTests: XCTestCase {
         try holder.run()
         defer { if holder.isRunning { holder.terminate() } }
         let deadline = Date().addingTimeInterval(10)
-        while !JobLock.isHeld(url) && Date() < deadline { usleep(20_000) }
-        XCTAssertTrue(JobLock.isHeld(url), "the holder should hold the lock")
-        XCTAssertThrowsError(try JobLock(url, job: "router"))
+        while !FileLock.isHeld(url) && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(FileLock.isHeld(url), "the holder should hold the lock")
+        XCTAssertThrowsError(try FileLock(url, busy: "router is being trained"))
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
         let killed = Date()
-        while JobLock.isHeld(url) && Date().timeIntervalSince(killed) < 1 { usleep(5_000) }
-        XCTAssertFalse(JobLock.isHeld(url), "a killed holder must free the lock at once, not after a timeout")
-        XCTAssertNoThrow(try JobLock(url, job: "router").release())
+        while FileLock.isHeld(url) && Date().timeIntervalSince(killed) < 1 { usleep(5_000) }
+        XCTAssertFalse(FileLock.isHeld(url), "a killed holder must free the lock at once, not after a timeout")
+        XCTAssertNoThrow(try FileLock(url, busy: "router is being trained").release())
     }
 }
