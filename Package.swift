@@ -156,7 +156,8 @@ let package = Package(
         .testTarget(
             name: "ParisEnsembleTests",
             dependencies: ["ParisEnsemble", "ParisEval", "ParisRun", "ParisImage", "ParisPackages", "ParisData",
-                           "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport", "ParisRunTestSupport"]
+                           "ParisModels", "ParisDiffusion", "Torch", "ParisTestSupport", "ParisRunTestSupport"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "ParisEvalTests",

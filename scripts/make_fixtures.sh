@@ -41,6 +41,8 @@ fi
 if ! "$venv/bin/python" -c "import diffusers; assert diffusers.__version__ == '0.42.1'" 2>/dev/null; then
     "$venv/bin/pip" install --quiet "torch==2.11.0" "diffusers==0.42.1"
 fi
+# paris_release.py (the synthetic Paris release and its reference pipeline) needs diffusers, transformers and the
+# clip-anytorch wheel installed above; it imports clip.py and paris.py from scripts/fixtures.
 scripts=("$@")
 [ ${#scripts[@]} -gt 0 ] || scripts=($(cd scripts/fixtures && ls *.py | grep -v '^common' | sed 's/\.py$//'))
 for s in "${scripts[@]}"; do
