@@ -51,7 +51,7 @@ struct Sample: ParsableCommand {
     var steps: Int = 50
 
     @Option(name: [.customLong("cfg"), .customLong("guidance")],
-            help: "Classifier-free guidance scale, applied per expert (1 = none; at most ±100; default 4, 7.5 with --release).")
+            number: "Classifier-free guidance scale, applied per expert (1 = none; at most ±100; default 4, 7.5 with --release).")
     var cfg: Double?
 
     @Option(help: "euler or heun.")
