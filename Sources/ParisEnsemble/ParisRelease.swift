@@ -122,11 +122,13 @@ public final class ParisRelease {
                 throw EnsembleError("\(url.path): expert_\(i) takes \(c.inChannels)×\(c.inputSize)² latents, but "
                     + "expert_0 takes \(first.inChannels)×\(first.inputSize)²; the mixture needs the same inputs")
             }
+            if let note = try ReleaseConfigs.unread(url, known: ReleaseConfigs.expertKeys) { notes.append(note) }
             configs.append(c)
         }
         let routerDir = try component(folder, "router")
         let routerURL = try file(routerDir, "config.json")
         let routerConfig = try ReleaseConfigs.router(routerURL, numExperts: k)
+        if let note = try ReleaseConfigs.unread(routerURL, known: ReleaseConfigs.routerKeys) { notes.append(note) }
         try ReleaseConfigs.checkHeader(routerConfig.stateDictEntries, depth: routerConfig.depth, config: routerConfig,
                                        configURL: routerURL, weights: routerDir.appendingPathComponent(routerWeights))
         let (channels, size) = (configs[0].inChannels, configs[0].inputSize)

@@ -53,6 +53,20 @@ public struct ParisReleaseIndex: Sendable, Equatable {
 /// takes the released model's value (`ParisExpertConfig.paris`, `RouterConfig.paris`), and other keys are ignored.
 /// Whatever the config says is then checked against the weights' header, tensor by tensor.
 enum ReleaseConfigs {
+    /// The keys read from an expert's and from the router's config.json; others are reported by `unread`.
+    static let expertKeys: Set<String> = ["input_size", "image_size", "in_channels", "num_channels", "out_channels",
+                                          "patch_size", "hidden_size", "depth", "num_heads", "mlp_ratio", "text_dim",
+                                          "text_length", "frequency_embedding_size", "norm_eps"]
+    static let routerKeys: Set<String> = ["input_size", "image_size", "in_channels", "num_channels", "patch_size",
+                                          "hidden_size", "depth", "num_heads", "mlp_ratio", "num_clusters",
+                                          "num_experts", "frequency_embedding_size", "norm_eps"]
+
+    /// A note naming the keys of `url` that are neither read (`known`) nor metadata (`_…`), nil when there are none.
+    static func unread(_ url: URL, known: Set<String>) throws -> String? {
+        let extra = try ReleaseJSON.object(url).keys.filter { !known.contains($0) && !$0.hasPrefix("_") }.sorted()
+        return extra.isEmpty ? nil : "\(url.path): keys not read (ignored): " + extra.joined(separator: ", ")
+    }
+
     /// An expert's config (the null condition is CLIP(""): `empty_prompt`). `textDim` and `textLength` default to
     /// the text encoder's width and the tokenizer's length.
     static func expert(_ url: URL, textDim: Int, textLength: Int) throws -> ParisExpertConfig {

@@ -114,6 +114,14 @@ final class ParisReleaseErrorTests: XCTestCase {
         assertLoadFails("release/config.json", "image_size is 64")
     }
 
+    /// Keys the loader does not read are reported, not refused (the released configs have not been seen here).
+    func testUnreadConfigKeysAreNoted() throws {
+        try editJSON("expert_1/config.json") { $0["learn_sigma"] = false; $0["_name_or_path"] = "x" }
+        let release = try ParisRelease.load(from: release)
+        XCTAssertEqual(release.notes.count, 1)
+        XCTAssert(release.notes[0].contains("expert_1/config.json: keys not read (ignored): learn_sigma"), release.notes[0])
+    }
+
     func testIndexErrors() throws {
         try editJSON("model_index.json") { $0["_class_name"] = "StableDiffusionPipeline" }
         assertLoadFails("model_index.json", "StableDiffusionPipeline", "DDMPipeline")
