@@ -58,7 +58,7 @@ public enum DatasetFolder {
                 }
                 if ours { log("\(out.path): partial import found (no completion marker); rebuilding") }
             }
-            for entry in [markerName, "metadata.jsonl", "LICENSE.md", "README.md"] + entries {
+            for entry in [markerName, "metadata.jsonl", MetadataStream.partialName, "LICENSE.md", "README.md"] + entries {
                 let u = out.appendingPathComponent(entry)
                 if fm.fileExists(atPath: u.path) { try fm.removeItem(at: u) }
             }
@@ -151,6 +151,19 @@ public enum DatasetFolder {
     public static func finish(_ out: URL, dataset: String, settings: [String: Any], images: Int, metadata: String,
                               license: String, readme: String) throws {
         try AtomicFile.write(Array(metadata.utf8), to: out.appendingPathComponent("metadata.jsonl"))
+        try finishCard(out, dataset: dataset, settings: settings, images: images, license: license, readme: readme)
+    }
+
+    /// `finish` for a metadata.jsonl written as a stream: commits `metadata` (renamed into place), then the card and
+    /// the completion marker.
+    public static func finish(_ out: URL, dataset: String, settings: [String: Any], images: Int,
+                              metadata: MetadataStream, license: String, readme: String) throws {
+        try metadata.commit()
+        try finishCard(out, dataset: dataset, settings: settings, images: images, license: license, readme: readme)
+    }
+
+    static func finishCard(_ out: URL, dataset: String, settings: [String: Any], images: Int, license: String,
+                           readme: String) throws {
         try AtomicFile.write(Array(license.utf8), to: out.appendingPathComponent("LICENSE.md"))
         try AtomicFile.write(Array(readme.utf8), to: out.appendingPathComponent("README.md"))
         let marker: [String: Any] = ["dataset": dataset, "settings": settings, "images": images, "format": "imagefolder"]
