@@ -162,6 +162,37 @@ final class ShapesImportTests: XCTestCase {
         XCTAssertEqual(try files(out), try files(tmp.appendingPathComponent("fresh")))
     }
 
+    /// A killed import of the same settings (its in-progress marker records them) keeps its images and rewrites them
+    /// in place; one of other settings is deleted first. Either way the result is byte-identical to a fresh import.
+    func testKilledImportWithTheSameSettingsIsResumedInPlace() throws {
+        let opts = options(count: 25, perFolder: 10)
+        try ShapesImport.importDataset(options("fresh", count: 25, perFolder: 10))
+        try ShapesImport.importDataset(opts)
+        let out = tmp.appendingPathComponent("out"), fm = FileManager.default
+        try fm.removeItem(at: out.appendingPathComponent(DatasetFolder.markerName))
+        try Data(DatasetFolder.inProgressMarker(dataset: ShapesImport.name, settings: ShapesImport.settings(opts)))
+            .write(to: out.appendingPathComponent(DatasetFolder.inProgressName))
+        try Data().write(to: out.appendingPathComponent("images/00001/13.png"))  // created, not yet written
+        try fm.removeItem(at: out.appendingPathComponent("images/00002/21.png"))
+        let kept = try fm.attributesOfItem(atPath: out.appendingPathComponent("images/00000").path)[.systemFileNumber]
+        var lines: [String] = []
+        XCTAssertEqual(try ShapesImport.importDataset(opts) { lines.append($0) }, ImportSummary(images: 25))
+        XCTAssert(lines.joined().contains("same settings found (no completion marker); resuming"), "\(lines)")
+        XCTAssertEqual(try fm.attributesOfItem(atPath: out.appendingPathComponent("images/00000").path)[.systemFileNumber]
+                       as? Int, kept as? Int, "the images folder was kept, not deleted and remade")
+        XCTAssertEqual(try files(out), try files(tmp.appendingPathComponent("fresh")))
+        // A partial import of another count: deleted (its extra images would otherwise stay), then rebuilt.
+        try ShapesImport.importDataset(options("more", count: 30, perFolder: 10))
+        let more = tmp.appendingPathComponent("more")
+        try fm.removeItem(at: more.appendingPathComponent(DatasetFolder.markerName))
+        try Data(DatasetFolder.inProgressMarker(dataset: ShapesImport.name, settings: ShapesImport.settings(
+            options("more", count: 30, perFolder: 10)))).write(to: more.appendingPathComponent(DatasetFolder.inProgressName))
+        lines = []
+        try ShapesImport.importDataset(options("more", count: 25, perFolder: 10)) { lines.append($0) }
+        XCTAssert(lines.joined().contains("partial import found (no completion marker); rebuilding"), "\(lines)")
+        XCTAssertEqual(try files(more), try files(tmp.appendingPathComponent("fresh")))
+    }
+
     /// 64 images on one sheet (8 × 8 tiles of 34 px); set PARIS_SHAPES_SHEET=/path.png to keep it and look at it.
     func testContactSheet() throws {
         let sheet = try SyntheticShapes.contactSheet(seed: 0, count: 64, side: 32)

@@ -13,8 +13,10 @@ import Darwin
 /// `{"file_name", "text", "label": <shape>, "shape", "size", "colour", "background"}`. It streams: images are drawn,
 /// encoded and written a block at a time by `workers` threads, and metadata.jsonl goes out line by line
 /// (`MetadataStream`), so memory stays flat whatever `count` is. It follows the `DatasetFolder` safe-rerun protocol:
-/// a complete folder with the same settings is left alone; a killed import (no completion marker) is rebuilt from
-/// scratch on the next run, which gives the same bytes, since every image is a pure function of (seed, index).
+/// a complete folder with the same settings is left alone; a killed import (no completion marker) made with the
+/// same settings is resumed on the next run: its images are kept and every one is rewritten in place (the same paths,
+/// the same bytes, since every image is a pure function of (seed, index)), and metadata.jsonl is written anew; one
+/// made with other settings is deleted and rebuilt.
 public enum ShapesImport {
     public static let name = "shapes"
     /// The image sides accepted, in pixels.
@@ -61,10 +63,9 @@ public enum ShapesImport {
             throw DatasetImportError("files per folder must be positive, not \(options.filesPerFolder)")
         }
         let out = options.output
-        let settings: [String: Any] = ["count": options.count, "size": options.size,
-                                       "seed": String(options.seed), "files_per_folder": options.filesPerFolder]
+        let settings = self.settings(options)
         let state = try DatasetFolder.prepare(out, sources: [], dataset: name, settings: settings, force: options.force,
-                                              entries: ["images"], log: log)
+                                              entries: ["images"], resumable: true, log: log)
         if case .complete(let n) = state { return ImportSummary(images: n, alreadyComplete: true) }
 
         let layout = BoundedFolders(filesPerFolder: options.filesPerFolder)
@@ -103,6 +104,13 @@ public enum ShapesImport {
                                  readme: ShapesDatasetCard.readme(options, perShape: perShape))
         log("\(out.path): \(options.count) images, metadata.jsonl, LICENSE.md, README.md")
         return ImportSummary(images: options.count)
+    }
+
+    /// The settings recorded in the markers: a rerun with the same ones leaves a complete folder alone and resumes a
+    /// partial one. (The seed as a string: JSON numbers do not hold every UInt64.)
+    public static func settings(_ options: Options) -> [String: Any] {
+        ["count": options.count, "size": options.size, "seed": String(options.seed),
+         "files_per_folder": options.filesPerFolder]
     }
 
     /// Draws, encodes and writes images `first..<first + count` on `workers` threads; returns their metadata lines
