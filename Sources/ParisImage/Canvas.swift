@@ -1,12 +1,13 @@
 import Foundation
 
 /// An RGB drawing surface for the project's small charts (loss curves, confusion matrices): pixels, lines,
-/// rectangles and text in a built-in 5×7 bitmap font. No anti-aliasing; everything is integer pixel work.
+/// rectangles and text in a built-in 5×7 bitmap font, with no anti-aliasing (integer pixel work); filled polygons and
+/// circles, antialiased or not, are in Canvas+Fill.swift.
 public struct Canvas: Sendable {
     public let width: Int
     public let height: Int
     /// Row-major RGB bytes, width × height × 3.
-    public private(set) var pixels: [UInt8]
+    public internal(set) var pixels: [UInt8]
 
     public init(width: Int, height: Int, background: Image.RGB = .white) throws {
         guard width > 0, height > 0, width <= 16384, height <= 16384 else {

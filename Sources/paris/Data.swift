@@ -10,7 +10,7 @@ struct DataCommand: ParsableCommand {
         subcommands: [DataImport.self])
 }
 
-/// `paris data import fashion-mnist|emoji|folder|webdataset [--out DIR] ...`
+/// `paris data import fashion-mnist|emoji|folder|webdataset|shapes [--out DIR] ...`
 struct DataImport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
@@ -20,14 +20,17 @@ struct DataImport: ParsableCommand {
             dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), which is installed with apt-get when missing. \
             emoji renders Twemoji, OpenMoji and Noto Color Emoji (installed from PyPI and Debian when missing). \
             folder imports --source DIR (an image folder with metadata.jsonl); webdataset imports --source \
-            SHARD.tar|DIR ... (WebDataset tar shards). A complete dataset at --out is left alone; a partial one is \
-            rebuilt; a different one is replaced only with --force. An --out that overlaps a --source (the same \
+            SHARD.tar|DIR ... (WebDataset tar shards). shapes draws --count N synthetic captioned shapes \
+            ("a large red triangle on a blue background") from --seed, for the scale benchmark. Images go into \
+            subfolders of at most 1,000 files (images/00012/...). A complete dataset at --out is left alone; a \
+            partial one is rebuilt; a different one is replaced only with --force. An --out that overlaps a --source (the same \
             folder, or one inside the other) is always refused, --force or not.
             """)
 
-    static let known = [FashionMNIST.name, EmojiImport.name, ImageFolderImport.name, WebDatasetImport.name]
+    static let known = [FashionMNIST.name, EmojiImport.name, ImageFolderImport.name, WebDatasetImport.name,
+                        ShapesImport.name]
 
-    @Argument(help: "The dataset: fashion-mnist, emoji, folder or webdataset.")
+    @Argument(help: "The dataset: fashion-mnist, emoji, folder, webdataset or shapes.")
     var dataset: String
 
     @Option(help: "The folder to write (default data/<dataset>).")
@@ -43,8 +46,14 @@ struct DataImport: ParsableCommand {
             help: "fashion-mnist: the IDX folder (never installs); folder: the image folder; webdataset: shards or folders.")
     var source: [String] = []
 
-    @Option(number: "emoji: the image side in pixels.")
+    @Option(number: "emoji, shapes: the image side in pixels.")
     var size: Int = 32
+
+    @Option(number: "shapes: the number of images to draw.")
+    var count: Int?
+
+    @Option(number: "shapes: the seed; image i is a pure function of (seed, i).")
+    var seed: UInt64 = 0
 
     @Option(help: "emoji: comma-separated styles (twemoji,openmoji,noto).")
     var styles: String = "twemoji,openmoji,noto"
@@ -69,6 +78,14 @@ struct DataImport: ParsableCommand {
         if [ImageFolderImport.name, WebDatasetImport.name].contains(dataset) && source.isEmpty {
             throw ValidationError("\(dataset) needs --source")
         }
+        if dataset == ShapesImport.name {
+            guard let count else { throw ValidationError("shapes needs --count N") }
+            guard count > 0 else { throw ValidationError("--count must be positive, not \(count)") }
+            guard ShapesImport.sizes.contains(size) else {
+                throw ValidationError("--size must be between \(ShapesImport.sizes.lowerBound) and "
+                    + "\(ShapesImport.sizes.upperBound) pixels for shapes, not \(size)")
+            }
+        }
         if dataset != WebDatasetImport.name && source.count > 1 {
             throw ValidationError("\(dataset) takes one --source, not \(source.count)")
         }
@@ -87,6 +104,9 @@ struct DataImport: ParsableCommand {
             try ImageFolderImport.importDataset(.init(source: sources[0], output: output,
                                                       skipMissingCaptions: skipMissingCaptions, strict: strict,
                                                       force: force), log: log)
+        case ShapesImport.name:
+            try ShapesImport.importDataset(.init(output: output, count: count ?? 0, size: size, seed: seed,
+                                                 force: force), log: log)
         case WebDatasetImport.name:
             try WebDatasetImport.importDataset(.init(sources: sources, output: output,
                                                      skipMissingCaptions: skipMissingCaptions, strict: strict,

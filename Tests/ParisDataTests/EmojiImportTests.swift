@@ -140,7 +140,7 @@ final class EmojiImportTests: XCTestCase {
         XCTAssertEqual(rows.count, summary.images)
         XCTAssertEqual(Set(rows.compactMap { $0["style"] as? String }), ["twemoji", "openmoji", "noto"])
         let first = rows[0]
-        XCTAssertEqual(first["file_name"] as? String, "twemoji/grinning-face.png")
+        XCTAssertEqual(first["file_name"] as? String, "twemoji/00000/grinning-face.png")
         XCTAssertEqual(first["text"] as? String, "an emoji of grinning face")
         XCTAssertEqual(first["category"] as? String, "Smileys & Emotion")
         XCTAssertEqual(first["label"] as? String, "Smileys & Emotion")
@@ -170,7 +170,7 @@ final class EmojiImportTests: XCTestCase {
         other.force = true
         XCTAssertEqual(try EmojiImport.importDataset(other).images, 20)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("noto").path))
-        let small = try Image(contentsOf: out.appendingPathComponent("twemoji/grinning-face.png"))
+        let small = try Image(contentsOf: out.appendingPathComponent("twemoji/00000/grinning-face.png"))
         XCTAssertEqual(small.width, 16)
     }
 }

@@ -67,15 +67,15 @@ final class FashionMNISTImportTests: XCTestCase {
         let out = tmp.appendingPathComponent("out")
         for (split, n) in [("train", 5), ("test", 2)] {
             for i in 0..<n {
-                let img = try Image(contentsOf: out.appendingPathComponent(String(format: "\(split)/%05d.png", i)))
+                let img = try Image(contentsOf: out.appendingPathComponent(String(format: "\(split)/00000/%05d.png", i)))
                 XCTAssertEqual(img, try Image(width: 28, height: 28, channels: 1, pixels: pixels(i)))
             }
         }
         let meta = try metadata(out)
         XCTAssertEqual(meta.count, 7)
         XCTAssertEqual(meta.map { $0["file_name"] as? String },
-                       ["train/00000.png", "train/00001.png", "train/00002.png", "train/00003.png", "train/00004.png",
-                        "test/00000.png", "test/00001.png"])
+                       ["train/00000/00000.png", "train/00000/00001.png", "train/00000/00002.png", "train/00000/00003.png", "train/00000/00004.png",
+                        "test/00000/00000.png", "test/00000/00001.png"])
         XCTAssertEqual(meta.map { $0["label"] as? Int }, [0, 1, 9, 4, 7, 3, 8])
         XCTAssertEqual(meta.map { $0["split"] as? String }, ["train", "train", "train", "train", "train", "test", "test"])
         XCTAssertEqual(meta[0]["text"] as? String, "a photo of a t-shirt")
@@ -85,7 +85,7 @@ final class FashionMNISTImportTests: XCTestCase {
         // The exact line format (key order) of the brief.
         let first = try String(contentsOf: out.appendingPathComponent("metadata.jsonl"), encoding: .utf8)
             .split(separator: "\n")[0]
-        XCTAssertEqual(String(first), #"{"file_name": "train/00000.png", "text": "a photo of a t-shirt", "label": 0, "class_name": "T-shirt/top", "split": "train"}"#)
+        XCTAssertEqual(String(first), #"{"file_name": "train/00000/00000.png", "text": "a photo of a t-shirt", "label": 0, "class_name": "T-shirt/top", "split": "train"}"#)
 
         let licence = try String(contentsOf: out.appendingPathComponent("LICENSE.md"), encoding: .utf8)
         XCTAssert(licence.contains("Zalando SE") && licence.contains("MIT"))
@@ -100,9 +100,9 @@ final class FashionMNISTImportTests: XCTestCase {
         XCTAssertEqual(try FashionMNIST.importDataset(options(src, splits: [.train], limit: 3)), .imported(images: 3))
         let out = tmp.appendingPathComponent("out")
         XCTAssertEqual(try metadata(out).map { $0["file_name"] as? String },
-                       ["train/00000.png", "train/00001.png", "train/00002.png"])
+                       ["train/00000/00000.png", "train/00000/00001.png", "train/00000/00002.png"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("test").path))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("train/00003.png").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("train/00000/00003.png").path))
     }
 
     func testCorruptMagic() throws {
@@ -152,7 +152,7 @@ final class FashionMNISTImportTests: XCTestCase {
     func testRerunIsANoOp() throws {
         let src = try writeSource()
         XCTAssertEqual(try FashionMNIST.importDataset(options(src)), .imported(images: 7))
-        let png = tmp.appendingPathComponent("out/train/00000.png")
+        let png = tmp.appendingPathComponent("out/train/00000/00000.png")
         let before = try FileManager.default.attributesOfItem(atPath: png.path)[.modificationDate] as? Date
         // Even with the source gone, a complete dataset is reported and left alone.
         try FileManager.default.removeItem(at: src)
@@ -169,14 +169,14 @@ final class FashionMNISTImportTests: XCTestCase {
         // Simulate an interrupted run: in-progress file, no marker, a stale extra image and a broken one.
         try FileManager.default.removeItem(at: out.appendingPathComponent(FashionMNIST.markerName))
         try Data("started\n".utf8).write(to: out.appendingPathComponent(FashionMNIST.inProgressName))
-        try Data("junk".utf8).write(to: out.appendingPathComponent("train/00001.png"))
-        try Data("junk".utf8).write(to: out.appendingPathComponent("train/00099.png"))
+        try Data("junk".utf8).write(to: out.appendingPathComponent("train/00000/00001.png"))
+        try Data("junk".utf8).write(to: out.appendingPathComponent("train/00000/00099.png"))
         var lines: [String] = []
         XCTAssertEqual(try FashionMNIST.importDataset(options(src)) { lines.append($0) }, .imported(images: 7))
         XCTAssert(lines.joined().contains("partial import"), "\(lines)")
-        XCTAssertEqual(try Image(contentsOf: out.appendingPathComponent("train/00001.png")),
+        XCTAssertEqual(try Image(contentsOf: out.appendingPathComponent("train/00000/00001.png")),
                        try Image(width: 28, height: 28, channels: 1, pixels: pixels(1)))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("train/00099.png").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("train/00000/00099.png").path))
         XCTAssert(FileManager.default.fileExists(atPath: out.appendingPathComponent(FashionMNIST.markerName).path))
     }
 
@@ -224,7 +224,7 @@ final class FashionMNISTImportTests: XCTestCase {
         XCTAssertEqual(meta.count, 100)
         // The well-known first labels: train starts Ankle boot, T-shirt/top, T-shirt/top; t10k starts Ankle boot, Pullover.
         XCTAssertEqual(meta.prefix(3).map { $0["label"] as? Int }, [9, 0, 0])
-        XCTAssertEqual(meta[50]["file_name"] as? String, "test/00000.png")
+        XCTAssertEqual(meta[50]["file_name"] as? String, "test/00000/00000.png")
         XCTAssertEqual(meta[50...51].map { $0["class_name"] as? String }, ["Ankle boot", "Pullover"])
         for row in meta {
             let label = try XCTUnwrap(row["label"] as? Int)

@@ -53,15 +53,15 @@ final class FolderImportTests: XCTestCase {
         XCTAssertEqual(summary, ImportSummary(images: 2))
         let out = tmp.appendingPathComponent("out")
         let meta = try rows(out)
-        XCTAssertEqual(meta.map { $0["file_name"] as? String }, ["images/cats/a.png", "images/b.png"])
+        XCTAssertEqual(meta.map { $0["file_name"] as? String }, ["images/00000/cats/a.png", "images/00000/b.png"])
         XCTAssertEqual(meta[0]["text"] as? String, "a cat")
         XCTAssertEqual(meta[0]["label"] as? Int, 3)
         XCTAssertEqual(meta[0]["source"] as? String, "me")
         XCTAssertEqual(meta[0]["score"] as? Double, 0.5)
         XCTAssertEqual(meta[0]["ok"] as? Bool, true)
         XCTAssertNil(meta[0]["tags"])
-        XCTAssertEqual(try Image(contentsOf: out.appendingPathComponent("images/cats/a.png")), try Image(decoding: a))
-        XCTAssertEqual(try Image(contentsOf: out.appendingPathComponent("images/b.png")).channels, 4)
+        XCTAssertEqual(try Image(contentsOf: out.appendingPathComponent("images/00000/cats/a.png")), try Image(decoding: a))
+        XCTAssertEqual(try Image(contentsOf: out.appendingPathComponent("images/00000/b.png")).channels, 4)
         XCTAssertEqual(try ImageFolderImport.importDataset(options(src)), ImportSummary(images: 2, alreadyComplete: true))
     }
 
@@ -89,7 +89,7 @@ final class FolderImportTests: XCTestCase {
         try FileManager.default.removeItem(at: dup)
         let clash = try source(["a.png": img, "a.jpg": img],
                                [#"{"file_name": "a.png", "text": "x"}"#, #"{"file_name": "a.jpg", "text": "y"}"#])
-        assertThrows({ try ImageFolderImport.importDataset(self.options(clash)) }, contains: "both become images/a.png")
+        assertThrows({ try ImageFolderImport.importDataset(self.options(clash)) }, contains: "both become images/00000/a.png")
         try FileManager.default.removeItem(at: clash)
         let notJSON = try source(["a.png": img], ["{file_name: a.png}"])
         assertThrows({ try ImageFolderImport.importDataset(self.options(notJSON)) }, contains: "line 1: not a JSON object")

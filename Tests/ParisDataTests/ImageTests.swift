@@ -237,6 +237,47 @@ final class ImageTests: XCTestCase {
         XCTAssertEqual(try Image(tensor: t), c)
         XCTAssertThrowsError(try img.centerCropped(width: 6, height: 1))
     }
+
+    /// Filled polygons and circles: without antialiasing exactly the pixels whose centres are inside; with it, the
+    /// total coverage is the shape's area.
+    func testCanvasFillsPolygonsAndCircles() throws {
+        let red = Image.RGB(255, 0, 0)
+        func redness(_ c: Canvas) -> Double {
+            stride(from: 0, to: c.pixels.count, by: 3).reduce(0.0) { $0 + Double(c.pixels[$1]) / 255 }
+        }
+        var c = try Canvas(width: 10, height: 10, background: .black)
+        c.fillPolygon([.init(2, 3), .init(6, 3), .init(6, 8), .init(2, 8)], red, antialias: false)
+        for y in 0..<10 {
+            for x in 0..<10 {
+                XCTAssertEqual(c.pixels[3 * (10 * y + x)], (2..<6).contains(x) && (3..<8).contains(y) ? 255 : 0, "(\(x), \(y))")
+            }
+        }
+        // A half-pixel offset square: edge pixels half covered.
+        c = try Canvas(width: 10, height: 10, background: .black)
+        c.fillPolygon([.init(2.5, 2.5), .init(6.5, 2.5), .init(6.5, 6.5), .init(2.5, 6.5)], red)
+        XCTAssertEqual(redness(c), 16, accuracy: 0.05)
+        XCTAssertEqual(c.pixels[3 * (10 * 4 + 4)], 255)
+        XCTAssertEqual(c.pixels[3 * (10 * 4 + 2)], 128)  // half of 255, rounded
+        // A triangle (area 12) and a star-shaped (self-crossing) pentagram: the non-zero rule fills its centre.
+        c = try Canvas(width: 10, height: 10, background: .black)
+        c.fillPolygon([.init(1, 1), .init(7, 1), .init(1, 5)], red)
+        XCTAssertEqual(redness(c), 12, accuracy: 0.1)
+        c = try Canvas(width: 20, height: 20, background: .black)
+        let pentagram = (0..<5).map { k -> Canvas.Point in
+            let a = (-90 + 144 * Double(k)) * .pi / 180
+            return .init(10 + 8 * cos(a), 10 + 8 * sin(a))
+        }
+        c.fillPolygon(pentagram, red, antialias: false)
+        XCTAssertEqual(c.pixels[3 * (20 * 10 + 10)], 255)
+        // A circle of radius 6: area 36π; clipping at the border is silent.
+        c = try Canvas(width: 20, height: 20, background: .black)
+        c.fillCircle(centre: .init(10, 10), radius: 6, red)
+        XCTAssertEqual(redness(c), 36 * .pi, accuracy: 0.5)
+        c.fillCircle(centre: .init(0, 0), radius: 30, red, antialias: false)
+        XCTAssertEqual(redness(c), 400, accuracy: 1e-9)
+        c.fillPolygon([.init(-5, -5), .init(-1, -5), .init(-1, -1)], .white)  // entirely outside: nothing
+        XCTAssertEqual(c.pixels[1], 0)
+    }
 }
 
 private extension Tensor {

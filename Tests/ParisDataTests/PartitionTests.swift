@@ -244,6 +244,25 @@ final class PartitionTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
     }
 
+    /// The importers' bounded layout (`images/00012/x.png`) and an old flat folder both read; a nested path that
+    /// climbs out is still refused.
+    func testNestedAndFlatFoldersRead() throws {
+        let folder = dir.appendingPathComponent("nested")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("images/00001"),
+                                                withIntermediateDirectories: true)
+        let lines = [#"{"file_name": "flat.png", "text": "a"}"#,
+                     #"{"file_name": "images/00001/1000.png", "text": "b", "label": "star"}"#]
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("metadata.jsonl"))
+        let read = try ImageFolder.read(folder)
+        XCTAssertEqual(read.entries.map(\.fileName), ["flat.png", "images/00001/1000.png"])
+        XCTAssertEqual(read.url(of: read.entries[1]).path, folder.appendingPathComponent("images/00001/1000.png").path)
+        XCTAssertEqual(read.entries[1].label, "star")
+        for bad in ["images/00001/../../x.png", "/images/00001/x.png", "~/x.png"] {
+            try Data(#"{"file_name": "\#(bad)", "text": "c"}"#.utf8).write(to: folder.appendingPathComponent("metadata.jsonl"))
+            assertThrows({ try ImageFolder.read(folder) }, contains: "file_name '\(bad)' leaves the dataset folder")
+        }
+    }
+
     /// Issue #18: `partition --held-out 100000` failed only after extracting every feature.
     func testHeldOutIsCheckedBeforeAnyFeatureIsExtracted() throws {
         try writeDataset()  // 40 images

@@ -42,11 +42,11 @@ final class WebDatasetImportTests: XCTestCase {
         let rows = try String(contentsOf: out.appendingPathComponent("metadata.jsonl"), encoding: .utf8)
             .split(separator: "\n").map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         XCTAssertEqual(rows.map { $0["file_name"] as? String },
-                       ["images/shard-000/000000.png", "images/shard-000/000002.png", "images/shard-001/x.png"])
+                       ["images/shard-000/00000/000000.png", "images/shard-000/00000/000002.png", "images/shard-001/00000/x.png"])
         XCTAssertEqual(rows.map { $0["text"] as? String }, ["a red square", "a blue one", "third"])
         XCTAssertEqual(rows[1]["label"] as? Int, 7)
         XCTAssertEqual(rows[1]["width"] as? Int, 5)
-        XCTAssertEqual(try Image(contentsOf: out.appendingPathComponent("images/shard-000/000002.png")),
+        XCTAssertEqual(try Image(contentsOf: out.appendingPathComponent("images/shard-000/00000/000002.png")),
                        try Image(decoding: try png(2)))
     }
 

@@ -60,7 +60,8 @@ enum SampleWriter {
         Made by `\(command)` from:
         \(sources.map { "- `\($0)`" }.joined(separator: "\n"))
 
-        \(images) images as PNG under `images/`, and `metadata.jsonl` with `file_name`, `text` and the source's \
+        \(images) images as PNG under `images/`, in subfolders of at most 1,000 files, and `metadata.jsonl` with \
+        `file_name` (the relative path), `text` and the source's \
         other string/number fields.
 
         ## Skipped (\(skipped.count))

@@ -22,13 +22,28 @@ public enum DatasetFolder {
         case ready
         /// A complete dataset with the same settings is there (its image count); leave it alone.
         case complete(images: Int)
+        /// A partial import with the same settings (`resumable` only): `entries` were kept, to be rewritten in place.
+        case resuming
+    }
+
+    /// The in-progress marker of a resumable import: the dataset and its settings, so a rerun can tell whether a
+    /// partial folder was being written with the same settings.
+    public static func inProgressMarker(dataset: String, settings: [String: Any]) -> [UInt8] {
+        let data = (try? JSONSerialization.data(withJSONObject: ["dataset": dataset, "settings": settings],
+                                                options: [.sortedKeys])) ?? Data()
+        return [UInt8](data) + [10]
     }
 
     /// Readies `out` for writing the dataset `dataset` made with `settings` (JSON values). `entries` are the names the
     /// importer writes at the top of the folder; those are removed before a rebuild. `sources` are the files and
-    /// folders the import reads: `out` must not overlap any of them (`refuseOverlap`).
+    /// folders the import reads: `out` must not overlap any of them (`refuseOverlap`). With `resumable`, the
+    /// in-progress marker records the settings, and a partial import made with the same ones keeps its `entries`
+    /// (`.resuming`): for an importer that rewrites every file it owns, so that a killed import of a million images
+    /// is not first deleted file by file (which takes longer than writing them).
     public static func prepare(_ out: URL, sources: [URL], dataset: String, settings: [String: Any], force: Bool,
-                               entries: [String], log: (String) -> Void) throws -> State {
+                               entries: [String], resumable: Bool = false, log: (String) -> Void) throws -> State {
+        let progressMarker = resumable ? inProgressMarker(dataset: dataset, settings: settings) : Array("started\n".utf8)
+        var resuming = false
         try refuseOverlap(sources: sources, output: out)
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -56,16 +71,24 @@ public enum DatasetFolder {
                     throw DatasetImportError("\(out.path) is not empty and is not a dataset made by this importer; "
                         + "pass --force to replace it, or choose another --out")
                 }
-                if ours { log("\(out.path): partial import found (no completion marker); rebuilding") }
+                let inProgress = fm.contents(atPath: out.appendingPathComponent(inProgressName).path)
+                if ours && resumable && !force && inProgress.map([UInt8].init) == progressMarker {
+                    resuming = true
+                    log("\(out.path): partial import with the same settings found (no completion marker); resuming, "
+                        + "its files rewritten in place")
+                } else if ours {
+                    log("\(out.path): partial import found (no completion marker); rebuilding")
+                }
             }
-            for entry in [markerName, "metadata.jsonl", "LICENSE.md", "README.md"] + entries {
+            for entry in [markerName, "metadata.jsonl", MetadataStream.partialName, "LICENSE.md", "README.md"]
+                + (resuming ? [] : entries) {
                 let u = out.appendingPathComponent(entry)
                 if fm.fileExists(atPath: u.path) { try fm.removeItem(at: u) }
             }
         }
         try fm.createDirectory(at: out, withIntermediateDirectories: true)
-        try AtomicFile.write(Array("started\n".utf8), to: out.appendingPathComponent(inProgressName))
-        return .ready
+        try AtomicFile.write(progressMarker, to: out.appendingPathComponent(inProgressName))
+        return resuming ? .resuming : .ready
     }
 
     /// Throws unless `output` and every source are apart: not the same folder, the output not inside a source, no
@@ -151,6 +174,19 @@ public enum DatasetFolder {
     public static func finish(_ out: URL, dataset: String, settings: [String: Any], images: Int, metadata: String,
                               license: String, readme: String) throws {
         try AtomicFile.write(Array(metadata.utf8), to: out.appendingPathComponent("metadata.jsonl"))
+        try finishCard(out, dataset: dataset, settings: settings, images: images, license: license, readme: readme)
+    }
+
+    /// `finish` for a metadata.jsonl written as a stream: commits `metadata` (renamed into place), then the card and
+    /// the completion marker.
+    public static func finish(_ out: URL, dataset: String, settings: [String: Any], images: Int,
+                              metadata: MetadataStream, license: String, readme: String) throws {
+        try metadata.commit()
+        try finishCard(out, dataset: dataset, settings: settings, images: images, license: license, readme: readme)
+    }
+
+    static func finishCard(_ out: URL, dataset: String, settings: [String: Any], images: Int, license: String,
+                           readme: String) throws {
         try AtomicFile.write(Array(license.utf8), to: out.appendingPathComponent("LICENSE.md"))
         try AtomicFile.write(Array(readme.utf8), to: out.appendingPathComponent("README.md"))
         let marker: [String: Any] = ["dataset": dataset, "settings": settings, "images": images, "format": "imagefolder"]

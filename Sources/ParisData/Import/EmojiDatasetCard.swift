@@ -35,7 +35,8 @@ public enum EmojiDatasetCard {
             Each glyph is composited on white, padded to a centred square with a \(Int(EmojiRenderer(twemojiFolder: nil, openmoji: nil, noto: nil, size: 1).margin * 100))% \
             border (fonts; Twemoji PNGs are used as they are), and resized with antialiased bilinear filtering.
 
-            Layout: `<style>/<name>.png` and `metadata.jsonl` with `file_name`, `text` ("an emoji of <name>"), \
+            Layout: `<style>/<folder>/<name>.png` (emoji `i` of the catalogue in folder `i / 1000`, five digits: at most \
+            1,000 images a folder) and `metadata.jsonl` with `file_name`, `text` ("an emoji of <name>"), \
             `style`, `category`, `subcategory`, `label` (the category) and `unified` (the code points).
 
             ## Images per style

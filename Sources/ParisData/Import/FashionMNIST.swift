@@ -3,8 +3,10 @@ import ParisImage
 import Torch
 
 /// Imports Fashion-MNIST (Zalando, MIT) from Debian's `dataset-fashion-mnist` into a Hugging Face style image folder:
-/// `train/00000.png`, `test/00000.png` (8-bit gray, 28×28) and one `metadata.jsonl` at the root with lines
-/// `{"file_name": "train/00000.png", "text": "a photo of a t-shirt", "label": 0, "class_name": "T-shirt/top", "split": "train"}`.
+/// `train/00000/00000.png`, `test/00000/00000.png` (8-bit gray, 28×28, at most 1,000 files a folder: `BoundedFolders`)
+/// and one `metadata.jsonl` at the root with lines
+/// `{"file_name": "train/00000/00000.png", "text": "a photo of a t-shirt", "label": 0, "class_name": "T-shirt/top",
+/// "split": "train"}`.
 /// A marker file, written last and atomically, says the dataset is complete.
 public enum FashionMNIST {
     public static let name = "fashion-mnist"
@@ -136,7 +138,12 @@ public enum FashionMNIST {
             let digits = max(5, String(max(n - 1, 0)).count)
             for i in 0..<n {
                 let image = try Image(width: images.cols, height: images.rows, channels: 1, pixels: Array(images.image(i)))
-                let file = "\(split.rawValue)/\(String(repeating: "0", count: max(0, digits - String(i).count)))\(i).png"
+                let stem = String(repeating: "0", count: max(0, digits - String(i).count)) + String(i)
+                let file = BoundedFolders.standard.path(i, under: split.rawValue, name: "\(stem).png")
+                if i % BoundedFolders.standard.filesPerFolder == 0 {
+                    try fm.createDirectory(at: out.appendingPathComponent(file).deletingLastPathComponent(),
+                                           withIntermediateDirectories: true)
+                }
                 try Data(try image.pngData()).write(to: out.appendingPathComponent(file))
                 let label = Int(labels[i])
                 metadata += "{\"file_name\": \(json(file)), \"text\": \(json(captions[label])), \"label\": \(label), "
@@ -229,7 +236,8 @@ public enum FashionMNIST {
             Source: Zalando Research, https://github.com/zalandoresearch/fashion-mnist \
             (Xiao, Rasul, Vollgraf, 2017, arXiv:1708.07747). Licence: MIT, see LICENSE.md.
 
-            Layout: `train/NNNNN.png`, `test/NNNNN.png` (28×28 8-bit gray, index = position in the IDX file) and \
+            Layout: `train/FFFFF/NNNNN.png`, `test/FFFFF/NNNNN.png` (28×28 8-bit gray, NNNNN = position in the IDX \
+            file, FFFFF = NNNNN / 1000, so no folder holds more than 1,000 images) and \
             `metadata.jsonl` with `file_name` (relative to this folder), `text`, `label`, `class_name`, `split`.
 
             | label | class | caption |

@@ -3,7 +3,9 @@ import ParisImage
 
 /// Imports a user's image folder with a `metadata.jsonl` (Hugging Face imagefolder layout) into a checked dataset
 /// folder: every line is validated (a `file_name` inside the folder, a `text` caption, no duplicates), every image is
-/// decoded and written as PNG under `images/`, and extra string/number fields (like `label`) are kept.
+/// decoded and written as PNG under `images/<folder>/<its relative path>.png` (line `i` in folder `i / 1000`,
+/// `BoundedFolders`, so a flat source of a million files becomes a thousand folders), and extra string/number fields
+/// (like `label`) are kept.
 public enum ImageFolderImport {
     public static let name = "folder"
 
@@ -94,7 +96,8 @@ public enum ImageFolderImport {
                 throw DatasetImportError("\(source.path)/\(where_) (\(file)): no text caption; every line needs "
                     + "\"text\" (or pass --skip-missing-captions to skip such lines)")
             }
-            let output = "images/" + (rel as NSString).deletingPathExtension + ".png"
+            let output = BoundedFolders.standard.path(samples.count, under: "images",
+                                                      name: (rel as NSString).deletingPathExtension + ".png")
             if let other = outputs[output] {
                 throw DatasetImportError("\(source.path)/\(where_): '\(file)' and the file on line \(other) both become "
                     + "\(output); rename one")

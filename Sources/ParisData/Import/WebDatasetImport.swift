@@ -3,7 +3,8 @@ import Foundation
 /// Imports WebDataset shards (uncompressed `.tar` files) into a dataset folder. Members are grouped into samples by
 /// key (the member path up to the first "." of its file name); a sample's image is its `.png`, `.jpg` or `.jpeg`
 /// member, its caption the `.txt` member or the "text"/"caption" field of its `.json` member (a `.cls` member
-/// becomes `label`). Images are written as PNG under `images/<shard>/<key>.png`.
+/// becomes `label`). Images are written as PNG under `images/<shard>/<folder>/<key>.png`: sample `i` of a shard in
+/// folder `i / 1000` (`BoundedFolders`), so a shard of 10,000 samples fills ten folders of 1,000.
 public enum WebDatasetImport {
     public static let name = "webdataset"
     static let imageExtensions = ["png", "jpg", "jpeg"]
@@ -131,7 +132,8 @@ public enum WebDatasetImport {
                     + "pass --skip-missing-captions to skip such samples")
             }
             let memberName = "\(archive.name):\(image.name)"
-            samples.append(CaptionedSample(origin: origin, output: "images/\(shard)/\(key).png", text: caption,
+            let output = BoundedFolders.standard.path(samples.count, under: "images/\(shard)", name: "\(key).png")
+            samples.append(CaptionedSample(origin: origin, output: output, text: caption,
                                            extra: extra, load: { (archive.contents(of: image), memberName) }))
         }
         return (samples, skipped)
