@@ -43,6 +43,7 @@ public struct BoundedFolders: Sendable, Equatable {
 public final class MetadataStream {
     public static let partialName = ".metadata.jsonl.partial"
 
+    /// The partial file, `.metadata.jsonl.partial` in the dataset folder.
     public let url: URL
     private let fd: Int32
     private var buffer: [UInt8] = []
