@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Makes (once) the small Python environment the interop tests run our files through: numpy, safetensors, ml_dtypes
-# (numpy's bfloat16, which safetensors' numpy loader needs for BF16 tensors) and Pillow, at the exact versions below,
-# and no torch (about 120 MB, against the 4.7 GB of make_fixtures.sh's reference venv). It is made with `python3`
+# Makes (once) the Python environment the interop tests run our files through: numpy, safetensors, ml_dtypes
+# (numpy's bfloat16, which safetensors' numpy loader needs for BF16 tensors) and Pillow, and, for the Python
+# reference pipeline that runs a `paris export diffusers` folder (DiffusersExportTests), the CPU-only torch wheel
+# (from PyTorch's CPU index, no CUDA libraries; PyPI's Linux torch wheel pulls in the CUDA ones, several GB) with
+# transformers and diffusers, all at the exact versions below (well under the 4.7 GB of make_fixtures.sh's
+# reference venv; the size of this one has not been measured, as PyTorch's index is unreachable from the machine
+# this was written on). It is made with `python3`
 # (the interpreter scripts/setup.sh uses) in the per-user cache,
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/paris/interop-venv-py<X.Y>-<hash of the interpreter and the pins>,
 # built in a temporary folder and renamed into place when complete, so it is safe to rerun and to interrupt.
@@ -12,7 +16,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PINS=(numpy==2.4.6 safetensors==0.8.0 ml_dtypes==0.7.0 pillow==13.0.0)
+# The reference pipeline's packages: torch's +cpu build (PyTorch's CPU index) and the versions of make_fixtures.sh's
+# reference venv; their own dependencies come from PyPI.
+REFERENCE_PINS=(torch==2.11.0+cpu transformers==5.25.0 diffusers==0.42.1 tokenizers==0.23.3 huggingface_hub==2.4.0)
+TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 CHECK="import numpy, safetensors.numpy, ml_dtypes, PIL.Image"
+REFERENCE_CHECK="import torch, transformers, diffusers"
 
 say() { printf '\033[1m[interop-venv]\033[0m %s\n' "$*" >&2; }
 
@@ -28,14 +37,14 @@ fi
 
 # The folder's name changes with the base interpreter (a venv only links to it) and with the pins.
 read -r pyver key < <(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2], sys.version.split()[0] + ":" + sys.executable)')
-hash="$(printf '%s\n' "$key" "${PINS[@]}" | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])')"
+hash="$(printf '%s\n' "$key" "${PINS[@]}" "${REFERENCE_PINS[@]}" | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])')"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/paris"
 venv="$cache/interop-venv-py$pyver-$hash"
 
-valid() { [ -f "$1/.complete" ] && "$1/bin/python" -c "$CHECK" 2>/dev/null; }
+valid() { [ -f "$1/.complete" ] && "$1/bin/python" -c "$CHECK; $REFERENCE_CHECK" 2>/dev/null; }
 
 if ! valid "$venv"; then
-    say "making $venv (${PINS[*]}; about 120 MB, kept for later runs)"
+    say "making $venv (${PINS[*]} ${REFERENCE_PINS[*]}; kept for later runs)"
     mkdir -p "$cache"
     tmp="$(mktemp -d "$cache/.interop.XXXXXX")"
     trap 'rm -rf "$tmp"' EXIT
@@ -45,7 +54,9 @@ if ! valid "$venv"; then
     # used: the venv is renamed below, and the shebangs of bin/pip and friends keep the temporary path.
     "$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir --only-binary=:all: \
         "${PINS[@]}" >&2
-    "$tmp/venv/bin/python" -c "$CHECK"
+    "$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir --only-binary=:all: \
+        --extra-index-url "$TORCH_CPU_INDEX" "${PINS[@]}" "${REFERENCE_PINS[@]}" >&2
+    "$tmp/venv/bin/python" -c "$CHECK; $REFERENCE_CHECK"
     touch "$tmp/venv/.complete"
     # A broken one is moved aside (our folder is named by hash, so nothing else lives there); a valid one that a
     # concurrent run has just put in place is kept, and ours dropped: mv -T fails rather than nest ours inside it.

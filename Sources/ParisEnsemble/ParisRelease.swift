@@ -14,6 +14,11 @@ import Torch
 /// tokenizer/vocab.json + merges.txt (+ tokenizer_config.json)      transformers CLIPTokenizer
 /// ```
 ///
+/// The same layout written by `paris export diffusers` from one of our runs differs where the run does
+/// (`ParisReleaseIndex`): `"vae": [null, null]` and no vae/ for pixel-space experts, a transformers `BertModel` +
+/// `BertTokenizer` (vocab.txt) for all-MiniLM-L6-v2 (`ReleaseTextEncoder`), experts with `null_text: learned`, and
+/// `"time_grid": "uniform"`.
+///
 /// Every component is loaded strictly: each expert's and the router's config is compared with its weights' header
 /// (every tensor the config needs present with its shape, none extra) before anything is built, and the VAE and the
 /// text encoder load with strict keys. Errors name the file and the key. The components must agree with each other:
@@ -33,9 +38,10 @@ public final class ParisRelease {
     public let expertConfigs: [ParisExpertConfig]
     public let experts: [ParisExpert]
     public let router: Router
-    public let vae: AutoencoderKL
-    public let textEncoder: CLIPTextModel
-    public let tokenizer: CLIPTokenizer
+    /// nil for pixel-space experts (`"vae": [null, null]`): their output is the image.
+    public let vae: AutoencoderKL?
+    /// The text encoder with its tokenizer (CLIP for the release, BERT for an exported run of ours).
+    public let text: ReleaseTextEncoder
     /// Things worth knowing that are not errors (ignored config keys, a VAE scaling factor other than 0.18215).
     public let notes: [String]
 
@@ -45,15 +51,14 @@ public final class ParisRelease {
     public var numExperts: Int { index.numExperts }
 
     init(folder: URL, index: ParisReleaseIndex, expertConfigs: [ParisExpertConfig], experts: [ParisExpert],
-         router: Router, vae: AutoencoderKL, textEncoder: CLIPTextModel, tokenizer: CLIPTokenizer, notes: [String]) {
+         router: Router, vae: AutoencoderKL?, text: ReleaseTextEncoder, notes: [String]) {
         self.folder = folder
         self.index = index
         self.expertConfigs = expertConfigs
         self.experts = experts
         self.router = router
         self.vae = vae
-        self.textEncoder = textEncoder
-        self.tokenizer = tokenizer
+        self.text = text
         self.notes = notes
     }
 
@@ -91,31 +96,28 @@ public final class ParisRelease {
 
         // Tokenizer and text encoder: their sizes set the experts' text width and length.
         let tokDir = try component(folder, "tokenizer")
-        let tokenizer = try loadTokenizer(tokDir)
         let textDir = try component(folder, "text_encoder")
-        let textConfigURL = try file(textDir, "config.json")
-        let textConfig: CLIPTextConfig
-        do { textConfig = try CLIPTextConfig.load(textConfigURL) } catch {
-            throw EnsembleError("\(textConfigURL.path): \(error)")
+        var clip: (tokenizer: CLIPTokenizer, config: CLIPTextConfig, weights: URL)? = nil
+        var bert: ReleaseTextEncoder.BertFiles? = nil
+        let textWidth: Int, textLength: Int
+        if index.textEncoder == ReleaseTextEncoder.bertClass {
+            let files = try ReleaseTextEncoder.bertFiles(textDir: textDir, tokenizerDir: tokDir)
+            bert = files
+            textWidth = files.width
+            textLength = files.length
+        } else {
+            let c = try loadCLIPFiles(textDir: textDir, tokenizerDir: tokDir)
+            clip = c
+            textWidth = c.config.hiddenSize
+            textLength = c.tokenizer.maxLength
         }
-        guard tokenizer.highestID < textConfig.vocabSize else {
-            throw EnsembleError("\(tokDir.path): the tokenizer has ids up to \(tokenizer.highestID), beyond "
-                + "\(textConfigURL.path)'s vocab_size \(textConfig.vocabSize)")
-        }
-        guard tokenizer.maxLength <= textConfig.maxPositionEmbeddings else {
-            throw EnsembleError("\(tokDir.path): \(tokenizer.maxLength) tokens, more than \(textConfigURL.path)'s "
-                + "max_position_embeddings \(textConfig.maxPositionEmbeddings)")
-        }
-        let textWeights = try file(textDir, textWeights, hint: FileManager.default.fileExists(
-            atPath: textDir.appendingPathComponent("pytorch_model.bin").path)
-            ? "only pytorch_model.bin is there: save it as safetensors (pickles are not read)" : "")
 
         // Experts and router: configs checked against the weights' headers before anything is built.
         var configs: [ParisExpertConfig] = []
         for i in 0..<k {
             let dir = try component(folder, "expert_\(i)")
             let url = try file(dir, "config.json")
-            let c = try ReleaseConfigs.expert(url, textDim: textConfig.hiddenSize, textLength: tokenizer.maxLength)
+            let c = try ReleaseConfigs.expert(url, textDim: textWidth, textLength: textLength)
             try ReleaseConfigs.checkHeader(c.stateDictEntries, depth: c.depth, config: c, configURL: url,
                                            weights: dir.appendingPathComponent(expertWeights))
             if let first = configs.first, (c.inChannels, c.inputSize) != (first.inChannels, first.inputSize) {
@@ -136,19 +138,31 @@ public final class ParisRelease {
             throw EnsembleError("\(routerURL.path): the router takes \(routerConfig.inChannels)×"
                 + "\(routerConfig.inputSize)² latents, the experts \(channels)×\(size)²")
         }
-        let vaeDir = try component(folder, "vae")
-        let vaeConfigURL = try file(vaeDir, "config.json")
-        let vaeConfig: AutoencoderKLConfig
-        do { vaeConfig = try AutoencoderKLConfig.load(from: vaeConfigURL) } catch {
-            throw EnsembleError("\(vaeConfigURL.path): \(error)")
-        }
-        guard vaeConfig.latentChannels == channels else {
-            throw EnsembleError("\(vaeConfigURL.path): latent_channels is \(vaeConfig.latentChannels), but the "
-                + "experts denoise \(channels)-channel latents")
-        }
-        if vaeConfig.scalingFactor != latentScale {
-            notes.append("\(vaeConfigURL.path): scaling_factor is \(vaeConfig.scalingFactor); the release divides "
-                + "latents by \(latentScale) before decoding, and so does this pipeline")
+        var vaePart: (dir: URL, config: AutoencoderKLConfig)? = nil
+        if index.hasVAE {
+            let vaeDir = try component(folder, "vae")
+            let vaeConfigURL = try file(vaeDir, "config.json")
+            let vaeConfig: AutoencoderKLConfig
+            do { vaeConfig = try AutoencoderKLConfig.load(from: vaeConfigURL) } catch {
+                throw EnsembleError("\(vaeConfigURL.path): \(error)")
+            }
+            guard vaeConfig.latentChannels == channels else {
+                throw EnsembleError("\(vaeConfigURL.path): latent_channels is \(vaeConfig.latentChannels), but the "
+                    + "experts denoise \(channels)-channel latents")
+            }
+            if vaeConfig.scalingFactor != latentScale {
+                notes.append("\(vaeConfigURL.path): scaling_factor is \(vaeConfig.scalingFactor); the release divides "
+                    + "latents by \(latentScale) before decoding, and so does this pipeline")
+            }
+            vaePart = (vaeDir, vaeConfig)
+        } else {
+            guard [1, 3].contains(channels) else {
+                throw EnsembleError("\(folder.appendingPathComponent(ParisReleaseIndex.fileName).path): \"vae\" is "
+                    + "[null, null] (pixel-space experts), but the experts take \(channels) channels, not 1 or 3")
+            }
+            if FileManager.default.fileExists(atPath: folder.appendingPathComponent("vae").path) {
+                notes.append("\(folder.appendingPathComponent("vae").path): ignored (the index says \"vae\": [null, null])")
+            }
         }
         try checkRootConfig(folder, numExperts: k, channels: channels, size: size)
 
@@ -162,18 +176,47 @@ public final class ParisRelease {
         let router = try loadStrict(Router(routerConfig, device: device),
                                     routerDir.appendingPathComponent(routerWeights), device: device)
         log("router: \(routerConfig.hiddenSize) wide, \(routerConfig.depth) layers, K = \(k)")
-        let vae: AutoencoderKL
-        do {
-            vae = try AutoencoderKL.load(weights: try file(vaeDir, vaeWeights), config: vaeConfig, device: device)
-        } catch let e as EnsembleError { throw e } catch { throw EnsembleError("\(error)") }
-        let text: CLIPTextModel
-        do { text = try CLIPTextModel.load(from: textWeights, config: textConfig, device: device) } catch {
-            throw EnsembleError("\(error)")
+        var vae: AutoencoderKL? = nil
+        if let part = vaePart {
+            do {
+                vae = try AutoencoderKL.load(weights: try file(part.dir, vaeWeights), config: part.config, device: device)
+            } catch let e as EnsembleError { throw e } catch { throw EnsembleError("\(error)") }
+            log("vae: latent_channels \(part.config.latentChannels)")
         }
-        log("vae: latent_channels \(vaeConfig.latentChannels); text encoder: width \(textConfig.hiddenSize), "
-            + "\(textConfig.numHiddenLayers) layers; tokenizer: \(tokenizer.vocabulary.count) tokens")
+        let text: ReleaseTextEncoder
+        if let bert {
+            text = try ReleaseTextEncoder.loadBert(bert, device: device)
+        } else {
+            let c = clip!
+            do { text = .clip(try CLIPTextModel.load(from: c.weights, config: c.config, device: device), c.tokenizer) }
+            catch { throw EnsembleError("\(error)") }
+        }
+        log(text.describe)
         return ParisRelease(folder: folder, index: index, expertConfigs: configs, experts: experts, router: router,
-                            vae: vae, textEncoder: text, tokenizer: tokenizer, notes: notes)
+                            vae: vae, text: text, notes: notes)
+    }
+
+    /// The CLIP tokenizer, the text config and the weights' file, checked against each other (nothing loaded).
+    static func loadCLIPFiles(textDir: URL, tokenizerDir tokDir: URL) throws
+        -> (tokenizer: CLIPTokenizer, config: CLIPTextConfig, weights: URL) {
+        let tokenizer = try loadTokenizer(tokDir)
+        let textConfigURL = try file(textDir, "config.json")
+        let textConfig: CLIPTextConfig
+        do { textConfig = try CLIPTextConfig.load(textConfigURL) } catch {
+            throw EnsembleError("\(textConfigURL.path): \(error)")
+        }
+        guard tokenizer.highestID < textConfig.vocabSize else {
+            throw EnsembleError("\(tokDir.path): the tokenizer has ids up to \(tokenizer.highestID), beyond "
+                + "\(textConfigURL.path)'s vocab_size \(textConfig.vocabSize)")
+        }
+        guard tokenizer.maxLength <= textConfig.maxPositionEmbeddings else {
+            throw EnsembleError("\(tokDir.path): \(tokenizer.maxLength) tokens, more than \(textConfigURL.path)'s "
+                + "max_position_embeddings \(textConfig.maxPositionEmbeddings)")
+        }
+        let weights = try file(textDir, textWeights, hint: FileManager.default.fileExists(
+            atPath: textDir.appendingPathComponent("pytorch_model.bin").path)
+            ? "only pytorch_model.bin is there: save it as safetensors (pickles are not read)" : "")
+        return (tokenizer, textConfig, weights)
     }
 
     /// transformers' CLIPTokenizer files: `vocab.json` + `merges.txt`, and `model_max_length` from

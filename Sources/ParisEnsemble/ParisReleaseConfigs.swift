@@ -1,24 +1,45 @@
 import Foundation
+import ParisDiffusion
 import ParisModels
 import Torch
 
 /// `model_index.json` of a released Paris folder (bageldotcom/paris: `"_class_name": "DDMPipeline"`, `num_experts`,
 /// and the diffusers-style component entries `"vae": ["diffusers", "AutoencoderKL"]`,
 /// `"text_encoder": ["transformers", "CLIPTextModel"]`, `"tokenizer": ["transformers", "CLIPTokenizer"]`).
+///
+/// A folder written by `paris export diffusers` from a pixel-space run says `"vae": [null, null]` (diffusers' way
+/// of saying a component is absent: the experts denoise pixels), names `BertModel` + `BertTokenizer` (all-MiniLM-L6-v2)
+/// and adds `"time_grid": "uniform"` (our sampler's t_i = 1 − i/N; the release's grid, and the default, is
+/// `diffusers`).
 public struct ParisReleaseIndex: Sendable, Equatable {
     public static let fileName = "model_index.json"
     public static let className = "DDMPipeline"
     /// The component entries the index may name, and the classes this loader reads for each.
     public static let components: [(key: String, classes: [String])] = [
-        ("vae", ["AutoencoderKL"]), ("text_encoder", ["CLIPTextModel"]),
-        ("tokenizer", ["CLIPTokenizer", "CLIPTokenizerFast"]),
+        ("vae", ["AutoencoderKL"]), ("text_encoder", [ReleaseTextEncoder.clipClass, ReleaseTextEncoder.bertClass]),
+        ("tokenizer", ["CLIPTokenizer", "CLIPTokenizerFast", "BertTokenizer", "BertTokenizerFast"]),
     ]
 
     /// K, the number of experts (`expert_0/` … `expert_<K−1>/`).
     public var numExperts: Int
+    /// The text encoder's class: `CLIPTextModel` (the default) or `BertModel`.
+    public var textEncoder = ReleaseTextEncoder.clipClass
+    /// False when the index says `"vae": [null, null]`: the experts denoise pixels and nothing is decoded.
+    public var hasVAE = true
+    /// The sampling grid (`time_grid`; diffusers' FlowMatchEulerDiscreteScheduler grid unless it says `uniform`).
+    public var timeGrid = TimeGrid.diffusers
 
-    /// Reads and checks `model_index.json`: the class, `num_experts` (1…`RouterConfig.maxExperts`), and each
-    /// component entry it has (`[library, class]`, the class one this loader reads). Errors name the file and key.
+    public init(numExperts: Int, textEncoder: String = ReleaseTextEncoder.clipClass, hasVAE: Bool = true,
+                timeGrid: TimeGrid = .diffusers) {
+        self.numExperts = numExperts
+        self.textEncoder = textEncoder
+        self.hasVAE = hasVAE
+        self.timeGrid = timeGrid
+    }
+
+    /// Reads and checks `model_index.json`: the class, `num_experts` (1…`RouterConfig.maxExperts`), each component
+    /// entry it has (`[library, class]`, the class one this loader reads; `vae` may be `[null, null]`), a tokenizer
+    /// of the text encoder's kind, and `time_grid`. Errors name the file and key.
     public static func read(_ url: URL) throws -> ParisReleaseIndex {
         let dict = try ReleaseJSON.object(url)
         guard let name = dict["_class_name"] as? String else {
@@ -33,17 +54,36 @@ public struct ParisReleaseIndex: Sendable, Equatable {
         guard (1...RouterConfig.maxExperts).contains(k) else {
             throw EnsembleError("\(url.path): num_experts is \(k), expected 1…\(RouterConfig.maxExperts)")
         }
-        for (key, classes) in components {
+        var index = ParisReleaseIndex(numExperts: k)
+        var classes: [String: String] = [:]
+        for (key, known) in components {
             guard let entry = dict[key] else { continue }
+            if key == "vae", let pair = entry as? [Any], pair.count == 2, pair.allSatisfy({ $0 is NSNull }) {
+                index.hasVAE = false
+                continue
+            }
             guard let pair = entry as? [Any], pair.count == 2, let cls = pair[1] as? String else {
-                throw EnsembleError("\(url.path): \"\(key)\" is \(entry), expected [library, class]")
+                throw EnsembleError("\(url.path): \"\(key)\" is \(entry), expected [library, class]"
+                    + (key == "vae" ? " (or [null, null] for pixel-space experts)" : ""))
             }
-            guard classes.contains(cls) else {
+            guard known.contains(cls) else {
                 throw EnsembleError("\(url.path): \"\(key)\" is a \(cls); this loader reads "
-                    + classes.joined(separator: " or "))
+                    + known.joined(separator: " or "))
             }
+            classes[key] = cls
         }
-        return ParisReleaseIndex(numExperts: k)
+        index.textEncoder = classes["text_encoder"] ?? ReleaseTextEncoder.clipClass
+        let bert = index.textEncoder == ReleaseTextEncoder.bertClass
+        if let tok = classes["tokenizer"], tok.hasPrefix("Bert") != bert {
+            throw EnsembleError("\(url.path): \"tokenizer\" is a \(tok), but \"text_encoder\" is a \(index.textEncoder)")
+        }
+        if let v = dict["time_grid"], !(v is NSNull) {
+            guard let text = v as? String, let grid = TimeGrid(rawValue: text) else {
+                throw EnsembleError("\(url.path): \"time_grid\" is \(v), expected \"diffusers\" or \"uniform\"")
+            }
+            index.timeGrid = grid
+        }
+        return index
     }
 }
 
@@ -56,7 +96,7 @@ enum ReleaseConfigs {
     /// The keys read from an expert's and from the router's config.json; others are reported by `unread`.
     static let expertKeys: Set<String> = ["input_size", "image_size", "in_channels", "num_channels", "out_channels",
                                           "patch_size", "hidden_size", "depth", "num_heads", "mlp_ratio", "text_dim",
-                                          "text_length", "frequency_embedding_size", "norm_eps"]
+                                          "text_length", "null_text", "frequency_embedding_size", "norm_eps"]
     static let routerKeys: Set<String> = ["input_size", "image_size", "in_channels", "num_channels", "patch_size",
                                           "hidden_size", "depth", "num_heads", "mlp_ratio", "num_clusters",
                                           "num_experts", "frequency_embedding_size", "norm_eps"]
@@ -83,7 +123,7 @@ enum ReleaseConfigs {
             depth: try int("depth", or: base.depth), numHeads: try int("num_heads", or: base.numHeads),
             mlpRatio: try ReleaseJSON.double(d, "mlp_ratio", in: url) ?? base.mlpRatio,
             textDim: try int("text_dim", or: textDim), textLength: try int("text_length", or: textLength),
-            nullText: .emptyPrompt,
+            nullText: try nullText(d, url),
             frequencyEmbeddingSize: try int("frequency_embedding_size", or: base.frequencyEmbeddingSize),
             normEps: try ReleaseJSON.double(d, "norm_eps", in: url) ?? base.normEps)
         if let out = try ReleaseJSON.int(d, "out_channels", in: url), out != c.inChannels {
@@ -96,6 +136,16 @@ enum ReleaseConfigs {
         c.textLength = textLength
         do { try c.validate() } catch { throw EnsembleError("\(url.path): \(error)") }
         return c
+    }
+
+    /// `null_text` of an expert's config: `empty_prompt` (the release's, and the default: the caller encodes "") or
+    /// `learned` / `zero` (our experts, exported: `null_text_embedding` is then one of its tensors).
+    static func nullText(_ d: [String: Any], _ url: URL) throws -> NullTextEmbedding {
+        guard let v = d["null_text"], !(v is NSNull) else { return .emptyPrompt }
+        guard let text = v as? String, let n = NullTextEmbedding(rawValue: text) else {
+            throw EnsembleError("\(url.path): \"null_text\" is \(v), expected empty_prompt, learned or zero")
+        }
+        return n
     }
 
     /// The router's config; `num_clusters` (the port's name) or `num_experts` must equal the index's K when given.

@@ -20,28 +20,52 @@ import Torch
 /// network predicts v = ε − x0, so dx/dσ = v and the Euler step with σ_{i+1} < σ_i moves towards data. This is
 /// `FlowPath` exactly (t ≡ σ, network time t·1000 ≡ diffusers' raw `timestep`); nothing is flipped or rescaled.
 extension ParisRelease {
-    /// The release's sampler: Euler on diffusers' flow-matching grid (shift 1), `steps` steps (50), CFG `guidance`
-    /// (7.5).
-    public static func samplerConfig(steps: Int = 50, guidance: Double = 7.5) throws -> SamplerConfig {
-        try SamplerConfig(solver: .euler, steps: steps, timeGrid: .diffusers, shift: 1, guidanceScale: guidance)
+    /// The release's sampling settings: 50 Euler steps, CFG 7.5.
+    public static let defaultSteps = 50, defaultGuidance = 7.5
+
+    /// Height = width of the decoded images (the latent size times the VAE's downsampling factor).
+    public var imageSize: Int { latentSize * (vae?.config.downsamplingFactor ?? 1) }
+
+    /// The release's sampler: Euler on diffusers' flow-matching grid (shift 1; `timeGrid` is `uniform` for an
+    /// exported run of ours), `steps` steps (50), CFG `guidance` (7.5).
+    public static func samplerConfig(steps: Int = 50, guidance: Double = 7.5,
+                                     timeGrid: TimeGrid = .diffusers) throws -> SamplerConfig {
+        try SamplerConfig(solver: .euler, steps: steps, timeGrid: timeGrid, shift: 1, guidanceScale: guidance)
     }
 
-    /// The release's text conditioning of `prompts`: [B, 77, D] (CLIP's last hidden state, no mask).
+    /// The release's text conditioning of `prompts`: tokens [B, L, D] (CLIP's last hidden state, L = 77; BERT's
+    /// for an exported run, whose mask is in `condition`).
     public func encode(_ prompts: [String]) throws -> Tensor {
-        try textEncoder.encodePrompts(prompts, tokenizer: tokenizer)
+        try text.encode(prompts).tokens
     }
 
-    /// The mixture of the release's experts and router. Each member guides with `unconditional` ([1, L, D], the
-    /// embedding of "") as its null text, cond and uncond batched in one pass as the release does.
-    public func mixture(unconditional: Tensor) throws -> MixtureOfExperts {
-        let members: [MixtureMember?] = experts.enumerated().map { k, expert in
-            MixtureMember(name: "expert_\(k)") { x, t, text, s in
+    /// Tokens [B, L, D] and, for BERT, the padding mask [B, L].
+    public func condition(_ prompts: [String]) throws -> TextCondition {
+        try text.encode(prompts)
+    }
+
+    /// The mixture of the release's experts and router. An `empty_prompt` expert (the release's) guides with
+    /// `unconditional` (the encoding of "", tokens [1, L, D]) as its null text, cond and uncond batched in one pass
+    /// as the release does; an expert with its own null text (`learned`, `zero`: an exported run's) is called as
+    /// `paris sample --run` calls it (`MixtureMember.expert`, flow matching).
+    public func mixture(unconditional: TextCondition) throws -> MixtureOfExperts {
+        let members: [MixtureMember?] = try experts.enumerated().map { k, expert in
+            guard expert.config.nullText == .emptyPrompt else {
+                return try MixtureMember.expert(expert, objective: .flowMatchingUniform, name: "expert_\(k)")
+            }
+            let u = unconditional.tokens
+            return MixtureMember(name: "expert_\(k)") { x, t, text, s in
                 let b = x.size(0)
-                let null = try unconditional.expand([b, unconditional.size(1), unconditional.size(2)])  // [B, L, D]
-                guard let text else { return try expert(x: x, t: t, text: null) }
+                let null = try u.expand([b, u.size(1), u.size(2)])                                  // [B, L, D]
+                let nullMask = try unconditional.mask.map { try $0.expand([b, $0.size(1)]) }       // [B, L]
+                guard let text else { return try expert(x: x, t: t, text: null, textMask: nullMask) }
                 guard Guidance.isGuided(scale: s) else { return try expert(x: x, t: t, text: text.tokens, textMask: text.mask) }
                 let tokens = try Guidance.stack(text.tokens, null.to(dtype: text.tokens.dtype))  // [2B, L, D]
-                return try Guidance.onePass(x: x, t: t, scale: s) { x2, t2 in try expert(x: x2, t: t2, text: tokens) }
+                var mask: Tensor? = nil                                                              // [2B, L]
+                if let m = text.mask, let n = nullMask { mask = try Guidance.stack(m, n) }
+                return try Guidance.onePass(x: x, t: t, scale: s) { x2, t2 in
+                    try expert(x: x2, t: t2, text: tokens, textMask: mask)
+                }
             }
         }
         return try MixtureOfExperts(members: members, router: router)
@@ -59,10 +83,12 @@ extension ParisRelease {
 
     /// Generates one image per prompt from `noise` [B, C, h, w] (B = prompts.count; see
     /// `MixtureSampler.noise(seeds:...)`) with `strategy` (top1, top2, topk:N, full, sample1; the release's default
-    /// is top-2), `steps` Euler steps and CFG `guidance`. Runs without autograd on the models' device.
+    /// is top-2), `steps` Euler steps and CFG `guidance`. `onStep(step, steps, routing)` (for `paris serve`) runs after every
+    /// step and may throw to stop. Runs without autograd on the models' device.
     public func generate(prompts: [String], noise: Tensor, strategy: RoutingStrategy = .top2, steps: Int = 50,
                          guidance: Double = 7.5, seeds: [UInt64] = [], routingSeed: UInt64 = 0,
-                         progress: ((Int, Int) -> Void)? = nil) throws -> Generation {
+                         progress: ((Int, Int) -> Void)? = nil,
+                         onStep: ((Int, Int, [StepRouting]) throws -> Void)? = nil) throws -> Generation {
         guard !strategy.usesGivenClusters else {
             throw EnsembleError("routing strategy \(strategy) needs a run's partition; a release routes with its "
                 + "router (top1, top2, topk:N, full, sample1)")
@@ -74,20 +100,23 @@ extension ParisRelease {
         }
         return try withNoGrad {
             let device = experts[0].patchEmbed.weight.device
-            let text = try encode(prompts).to(device: device)                       // [B, 77, D]
-            let uncond = try encode([CLIPTextModel.unconditionalPrompt]).to(device: device)  // [1, 77, D]
-            let sampler = try MixtureSampler(config: try Self.samplerConfig(steps: steps, guidance: guidance),
+            let text = try condition(prompts).to(device: device)                       // [B, L, D]
+            let uncond = try condition([CLIPTextModel.unconditionalPrompt]).to(device: device)  // [1, L, D]
+            let sampler = try MixtureSampler(config: try Self.samplerConfig(steps: steps, guidance: guidance,
+                                                                            timeGrid: index.timeGrid),
                                              strategy: strategy)
             let (latents, trace) = try sampler.sample(try mixture(unconditional: uncond), noise: noise.to(device: device),
-                                                      text: try TextCondition(tokens: text, mask: nil),
+                                                      text: text,
                                                       prompts: prompts, seeds: seeds, routingSeed: routingSeed,
-                                                      progress: progress)
+                                                      progress: progress, onStep: onStep)
             return Generation(latents: latents, images: try decode(latents), trace: trace)
         }
     }
 
-    /// vae.decode(latents / 0.18215): latents [B, C, h, w] → images [B, 3, H, W] in about [−1, 1].
+    /// vae.decode(latents / 0.18215): latents [B, C, h, w] → images [B, 3, H, W] in about [−1, 1]; without a VAE
+    /// (pixel-space experts) the latents are the images.
     public func decode(_ latents: Tensor) throws -> Tensor {
-        try withNoGrad { try vae.decode(latents / Self.latentScale) }
+        guard let vae else { return latents }
+        return try withNoGrad { try vae.decode(latents / Self.latentScale) }
     }
 }

@@ -55,11 +55,13 @@ public struct GenerationRequest: Sendable, Equatable {
                                              "n_iter", "width", "height", "strategy", "solver"]
 
     /// Parses and checks a JSON body. `imageSize`: the run's height = width; `numExperts`: K, for `topk:N`;
-    /// `automatic1111`: accept (and note) AUTOMATIC1111's other fields instead of refusing them.
+    /// `automatic1111`: accept (and note) AUTOMATIC1111's other fields instead of refusing them; `defaults`: the
+    /// values of the fields the body leaves out (a release's 50 steps and CFG 7.5).
     public static func parse(_ body: [UInt8], limits: ServeLimits, imageSize: Int, numExperts: Int,
-                             automatic1111: Bool) throws -> GenerationRequest {
+                             automatic1111: Bool, defaults: GenerationRequest = GenerationRequest())
+        throws -> GenerationRequest {
         let object = try JSONValue.object(body)
-        var r = GenerationRequest()
+        var r = defaults
         var ignored: [String] = []
         for key in object.keys.sorted() where !fields.contains(key) {
             guard automatic1111 && automatic1111Ignored.contains(key) else {

@@ -6,33 +6,39 @@ import ParisModels
 import ParisRun
 import Torch
 
-/// The run's mixture, loaded once, and the one way the server samples it: through `MixtureSampler`, exactly as
-/// `paris sample` does (same noise per seed, same text encoding, same trace), one forward batch per `n_iter`.
+/// The mixture the server samples, loaded once (`ServedModel`: a run's, `RunModel`, or a released Paris folder's,
+/// `ReleaseModel`), and the one way the server samples it: one forward batch per `n_iter` through the model, exactly
+/// as `paris sample` (`--run` or `--release`) does: same noise per seed, same text encoding, same trace.
 ///
 /// Not thread-safe: only the job queue's worker thread calls `generate`.
 public final class MixtureEngine: @unchecked Sendable {
-    public let loaded: RunMixture
-    public let run: RunLayout
-    public let device: Device
-    let encode: PromptEncoder
-    let countTokens: PromptTokenCounter?
+    public let model: any ServedModel
 
-    /// Loads the run's mixture (`RunMixture.load`, router optional: without one only the oracle would route, and
-    /// the server refuses requests then). `encode` is the prompt encoder (`PromptEncoding.miniLM`; a stub in tests);
-    /// `countTokens`, when given, lets `info` say that a prompt longer than the experts' token length was truncated.
-    public init(run: RunLayout, device: Device, encode: @escaping PromptEncoder,
-                countTokens: PromptTokenCounter? = nil, remotes: [RemoteExpertConfig] = [],
-                log: (String) -> Void = { _ in }) throws {
-        self.run = run
-        self.device = device
-        self.encode = encode
-        self.countTokens = countTokens
-        self.loaded = try RunMixture.load(run: run, device: device, strict: false, requireRouter: true,
-                                          remotes: remotes, log: log)
+    /// Serves `model`.
+    public init(model: any ServedModel) {
+        self.model = model
     }
 
-    public var numExperts: Int { loaded.mixture.numExperts }
-    public var imageSize: Int { loaded.imageSize }
+    /// A run's mixture (`RunModel`: `RunMixture.load`, router required, else the server could not route). `encode`
+    /// is the prompt encoder (`PromptEncoding.miniLM`; a stub in tests); `countTokens`, when given, lets `info` say
+    /// that a prompt longer than the experts' token length was truncated.
+    public convenience init(run: RunLayout, device: Device, encode: @escaping PromptEncoder,
+                            countTokens: PromptTokenCounter? = nil, remotes: [RemoteExpertConfig] = [],
+                            log: (String) -> Void = { _ in }) throws {
+        self.init(model: try RunModel(run: run, device: device, encode: encode, countTokens: countTokens,
+                                      remotes: remotes, log: log))
+    }
+
+    /// A released Paris folder (`ReleaseModel`: `ParisRelease.load`).
+    public convenience init(release folder: URL, device: Device, log: (String) -> Void = { _ in }) throws {
+        self.init(model: try ReleaseModel(folder: folder, device: device, log: log))
+    }
+
+    /// The run's mixture when the engine serves a run, nil for a release.
+    public var loaded: RunMixture? { (model as? RunModel)?.loaded }
+
+    public var numExperts: Int { model.numExperts }
+    public var imageSize: Int { model.imageSize }
 
     /// What one request made: the PNGs (in seed order), the seeds, the routing trace and the notes for `info`.
     public struct Output: Sendable {
@@ -51,13 +57,12 @@ public final class MixtureEngine: @unchecked Sendable {
     public func generate(_ request: GenerationRequest,
                          onStep: @escaping (_ iteration: Int, _ step: Int, _ steps: Int, _ routing: [StepRouting]) -> Bool)
         throws -> Output {
-        let sampler = try Self.sampler(request)
         let seeds = request.seeds
         var png: [[UInt8]] = []
         var trace: RoutingTrace? = nil
         for iteration in 0..<request.nIter {
             let batchSeeds = Array(seeds[(iteration * request.batchSize)..<((iteration + 1) * request.batchSize)])
-            let (images, t) = try sample(sampler, prompts: Array(repeating: request.prompt, count: batchSeeds.count),
+            let (images, t) = try sample(request, prompts: Array(repeating: request.prompt, count: batchSeeds.count),
                                          seeds: batchSeeds) { step, steps, routing in
                 onStep(iteration, step, steps, routing)
             }
@@ -95,7 +100,7 @@ public final class MixtureEngine: @unchecked Sendable {
             prompts += Array(repeating: r.prompt, count: r.batchSize)
             seeds += r.seeds
         }
-        let (png, trace) = try sample(try Self.sampler(first), prompts: prompts, seeds: seeds) { step, steps, routing in
+        let (png, trace) = try sample(first, prompts: prompts, seeds: seeds) { step, steps, routing in
             onStep(step, steps, routing, offsets.map { rows in routing.map { $0.rows(rows) } })
         }
         return try zip(requests, offsets).map { r, rows in
@@ -103,33 +108,22 @@ public final class MixtureEngine: @unchecked Sendable {
         }
     }
 
-    static func sampler(_ request: GenerationRequest) throws -> MixtureSampler {
-        try MixtureSampler(config: SamplerConfig(solver: request.solver, steps: request.steps,
-                                                 guidanceScale: request.cfgScale), strategy: request.strategy)
-    }
-
     /// One forward batch: prompts[i] with seeds[i] → PNGs in row order and the batch's trace.
-    func sample(_ sampler: MixtureSampler, prompts: [String], seeds: [UInt64],
+    func sample(_ request: GenerationRequest, prompts: [String], seeds: [UInt64],
                 onStep: @escaping (_ step: Int, _ steps: Int, _ routing: [StepRouting]) -> Bool)
         throws -> (png: [[UInt8]], trace: RoutingTrace) {
-        let cond = try encode(prompts, loaded.textLength).to(device: device)
-        let noise = try MixtureSampler.noise(seeds: seeds, channels: loaded.channels, size: loaded.imageSize,
-                                             device: device)
-        let (x, trace) = try sampler.sample(loaded.mixture, noise: noise, text: cond, prompts: prompts, seeds: seeds,
-                                            routingSeed: seeds[0], onStep: { step, steps, routing in
+        let (images, trace) = try model.sample(request, prompts: prompts, seeds: seeds) { step, steps, routing in
             guard onStep(step, steps, routing) else { throw Cancelled() }
-        })
-        let images = try x.to(device: .cpu)  // [B, C, H, W] in about [-1, 1]
+        }
         let png = try (0..<images.size(0)).map { try Image(tensor: images.select(0, $0), range: .minusOneToOne).pngData() }
         return (png, trace)
     }
 
     func output(_ request: GenerationRequest, png: [[UInt8]], trace: RoutingTrace) -> Output {
         var notes = request.notes, trace = trace
-        if let count = countTokens?(request.prompt),
-           let note = PromptEncoding.truncationNote(tokens: count, length: loaded.textLength) { notes.append(note) }
-        if !loaded.warnings.isEmpty || !loaded.stale.isEmpty { notes += loaded.warnings + loaded.stale }
-        if !loaded.stale.isEmpty { trace.warnings = loaded.stale }
+        let (more, warnings) = model.notes(prompt: request.prompt)
+        notes += more
+        if !warnings.isEmpty { trace.warnings = warnings }
         notes += Self.dropNotes(trace)
         return Output(png: png, seeds: request.seeds, trace: trace, notes: notes)
     }
@@ -155,38 +149,9 @@ public final class MixtureEngine: @unchecked Sendable {
         return sums.map { rows == 0 ? 0 : $0 / Double(rows) }
     }
 
-    /// One entry per expert for `GET /v1/experts`: index, cluster, local (and a remote one's url), health (`ok`,
-    /// `missing` with the reason, a remote one `unreachable` when it did not answer at load)
-    /// and the URL of its cluster's contact sheet (null when the run's partition has none).
-    public func experts() -> [[String: Any]] {
-        (0..<numExperts).map { k in
-            var e: [String: Any] = ["index": k, "local": loaded.remote[k] == nil]
-            e["contact_sheet"] = contactSheet(expert: k) == nil ? NSNull() : "/v1/experts/\(k)/contact.png"
-            if let remote = loaded.remote[k] {
-                e["cluster"] = k
-                e["url"] = remote.url
-                let unreachable = loaded.warnings.first { $0.contains("remote expert \(remote.url)") }
-                e["health"] = unreachable == nil ? "ok" : "unreachable"
-                if let unreachable { e["reason"] = unreachable }
-            } else if let info = loaded.experts[k] {
-                e["cluster"] = info.cluster ?? k
-                e["health"] = "ok"
-                e["objective"] = "\(info.objective)"
-            } else {
-                e["cluster"] = k
-                e["health"] = "missing"
-                e["reason"] = loaded.warnings.first { $0.contains("expert \(k) ") } ?? "not loaded"
-            }
-            return e
-        }
-    }
+    /// One entry per expert for `GET /v1/experts` (`ServedModel.experts`).
+    public func experts() -> [[String: Any]] { model.experts() }
 
-    /// The contact sheet of expert k's cluster, `<partition>/grid_<cluster>.png`, written by `paris partition`;
-    /// nil when the run has no partition folder (or no such file).
-    public func contactSheet(expert k: Int) -> URL? {
-        guard k >= 0, k < numExperts, let config = try? run.config() else { return nil }
-        let cluster = loaded.experts[k]?.cluster ?? k
-        let url = run.partition(config).appendingPathComponent("grid_\(cluster).png")
-        return FileManager.default.fileExists(atPath: url.path) ? url : nil
-    }
+    /// The contact sheet of expert k's cluster, nil when there is none.
+    public func contactSheet(expert k: Int) -> URL? { model.contactSheet(expert: k) }
 }

@@ -21,7 +21,7 @@ public struct ServeOptions: Sendable, Equatable {
     }
 }
 
-/// `paris serve`: the run's mixture, loaded once (`MixtureEngine`), behind Hummingbird 2. One worker thread
+/// `paris serve`: a run's mixture or a release, loaded once (`MixtureEngine`), behind Hummingbird 2. One worker thread
 /// samples the queued jobs (`JobQueue`); the event loop only parses, queues and answers, so `/healthz` and
 /// `/sdapi/v1/progress` answer while an image is being sampled. Routes: `ServeRoutes.swift`; docs/serving.md.
 public final class ParisServer: Sendable {
@@ -102,7 +102,9 @@ public final class ParisServer: Sendable {
     /// The uptime, the mixture and the queue, for `/healthz`.
     func health() -> [String: Any] {
         ["status": "ok", "uptime_seconds": Date().timeIntervalSince(started), "num_experts": engine.numExperts,
-         "missing_experts": engine.loaded.mixture.missing, "image_size": engine.imageSize,
+         "missing_experts": engine.model.missingExperts, "image_size": engine.imageSize,
+         "source": engine.model.source, "default_steps": engine.model.defaults.steps,
+         "default_cfg_scale": engine.model.defaults.cfgScale,
          "queue_depth": queue.depth, "max_queued_jobs": options.limits.maxQueuedJobs]
     }
 }
@@ -138,11 +140,24 @@ public enum ServeJob {
     public static func run(run: RunLayout, device: Device, options: ServeOptions, encode: @escaping PromptEncoder,
                            countTokens: PromptTokenCounter? = nil, remotes: [RemoteExpertConfig] = [],
                            log: @escaping @Sendable (String) -> Void) async throws {
-        let engine = try MixtureEngine(run: run, device: device, encode: encode, countTokens: countTokens,
-                                       remotes: remotes, log: log)
+        try await serve(try MixtureEngine(run: run, device: device, encode: encode, countTokens: countTokens,
+                                          remotes: remotes, log: log), options: options, log: log)
+    }
+
+    /// `paris serve --release DIR`: loads the released Paris folder (`ParisRelease`) and serves it until
+    /// SIGINT/SIGTERM with the same API; blocks the calling thread.
+    public static func runRelease(folder: URL, device: Device, options: ServeOptions,
+                                  log: @escaping @Sendable (String) -> Void) throws {
+        let engine = try MixtureEngine(release: folder, device: device, log: log)
+        try block { try await serve(engine, options: options, log: log) }
+    }
+
+    /// Serves `engine` until SIGINT/SIGTERM.
+    static func serve(_ engine: MixtureEngine, options: ServeOptions, log: @escaping @Sendable (String) -> Void)
+        async throws {
         let server = try ParisServer(engine: engine, options: options)
         try await server.run(handleSignals: true) { port in
-            log("serving \(run.root.path) (\(engine.numExperts) experts, \(engine.imageSize)×\(engine.imageSize)) "
+            log("serving \(engine.model.source) (\(engine.numExperts) experts, \(engine.imageSize)×\(engine.imageSize)) "
                 + "at http://\(options.host):\(port)/")
         }
     }

@@ -94,7 +94,8 @@ extension ParisServer {
         ])
     }
 
-    /// The request's body (at most `maxBodyBytes`, else 413), parsed and checked.
+    /// The request's body (at most `maxBodyBytes`, else 413), parsed from the model's defaults and checked (by
+    /// the model too: a release refuses what it cannot do).
     func parse(_ request: Request, automatic1111: Bool) async throws -> GenerationRequest {
         let limit = options.limits.maxBodyBytes
         let tooLarge = APIError(413, "the body is larger than \(limit) bytes (ServeLimits.maxBodyBytes)")
@@ -102,9 +103,11 @@ extension ParisServer {
         var request = request
         let buffer: ByteBuffer
         do { buffer = try await request.collectBody(upTo: limit) } catch is NIOTooManyBytesError { throw tooLarge }
-        return try GenerationRequest.parse(Array(buffer.readableBytesView), limits: options.limits,
-                                           imageSize: engine.imageSize, numExperts: engine.numExperts,
-                                           automatic1111: automatic1111)
+        let r = try GenerationRequest.parse(Array(buffer.readableBytesView), limits: options.limits,
+                                            imageSize: engine.imageSize, numExperts: engine.numExperts,
+                                            automatic1111: automatic1111, defaults: engine.model.defaults)
+        try engine.model.check(r)
+        return r
     }
 
     /// Wraps a handler: an `APIError` becomes its JSON answer (with Retry-After for 429), any other error a 500

@@ -82,6 +82,8 @@ enum WebPage {
       const [h, e] = await Promise.all([fetch("/healthz").then(r => r.json()), fetch("/v1/experts").then(r => r.json())]);
       experts = e.experts;
       $("run").textContent = `${h.num_experts} experts · ${h.image_size}×${h.image_size} images`;
+      if (h.default_steps) $("steps").value = h.default_steps;
+      if (h.default_cfg_scale) $("cfg").value = h.default_cfg_scale;
       $("experts").innerHTML = "";
       for (const x of experts) {
         const f = document.createElement("figure");

@@ -5,18 +5,19 @@ import ParisRun
 import ParisServe
 import Torch
 
-/// `paris serve [mixture] --run R …` and `paris serve expert --run R --expert K …`.
+/// `paris serve [mixture] --run R …`, `paris serve --release DIR …` and `paris serve expert --run R --expert K …`.
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a run's mixture (the default), one of its experts, or a LoRA's deltas over HTTP.",
         subcommands: [ServeMixture.self, ServeExpert.self, ServeLoRA.self], defaultSubcommand: ServeMixture.self)
 }
 
-/// `paris serve --run R [--host 127.0.0.1] [--port 8080] [--device auto] [--remote K=URL …]`
+/// `paris serve --run R [--host 127.0.0.1] [--port 8080] [--device auto] [--remote K=URL …]`, or
+/// `paris serve --release DIR [...]` for a released Paris folder.
 struct ServeMixture: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixture",
-        abstract: "Serve a run's mixture over HTTP: AUTOMATIC1111's txt2img, a jobs API and a web page.",
+        abstract: "Serve a run's mixture (or a released Paris folder) over HTTP: AUTOMATIC1111's txt2img, a jobs API and a web page.",
         discussion: """
             Loads the run's experts and router once and answers POST /sdapi/v1/txt2img (AUTOMATIC1111's request and \
             response), GET /sdapi/v1/progress, POST /sdapi/v1/interrupt; the jobs API POST /v1/jobs, \
@@ -27,11 +28,17 @@ struct ServeMixture: ParsableCommand {
             alone); a full queue is answered 429 with Retry-After. \
             Remote experts (<run>/mixture.json, or --remote K=URL) fill their slots over HTTP; one that fails at a \
             step is dropped for that step and its weight renormalised over the rest. \
+            With --release DIR instead of --run, the same API serves a released Paris folder (model_index.json, \
+            expert_<k>/, router/, vae/, text_encoder/, tokenizer/) through its own inference, as \
+            `paris sample --release` (requests default to 50 steps and CFG 7.5; solver euler only). \
             Binds 127.0.0.1 unless --host says otherwise. docs/serving.md has the API with curl examples.
             """)
 
     @Option(name: .customLong("run"), help: "The run folder.")
-    var runFolder: String
+    var runFolder: String?
+
+    @Option(help: "A released Paris folder to serve instead of a run (bageldotcom/paris layout, or `paris export diffusers`).")
+    var release: String?
 
     @Option(help: "The address to listen on (0.0.0.0 serves other machines).")
     var host: String = "127.0.0.1"
@@ -50,6 +57,12 @@ struct ServeMixture: ParsableCommand {
     var batchWindow: Int = ServeLimits.standard.batchWindowMilliseconds
 
     func validate() throws {
+        guard (runFolder == nil) != (release == nil) else {
+            throw ValidationError("give exactly one of --run R and --release DIR")
+        }
+        if release != nil, !remote.remote.isEmpty {
+            throw ValidationError("--remote fills a run's expert slots; a release's experts are all in its folder")
+        }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be within 0…65535, not \(port)") }
         guard (0...10_000).contains(batchWindow) else {
             throw ValidationError("--batch-window must be within 0…10000 ms, not \(batchWindow)")
@@ -60,8 +73,14 @@ struct ServeMixture: ParsableCommand {
         try threads.apply()
         var limits = ServeLimits.standard
         limits.batchWindowMilliseconds = batchWindow
-        try ServeJob.run(run: RunLayout(URL(fileURLWithPath: runFolder)), device: try Device(parsing: device),
-                         options: ServeOptions(host: host, port: port, limits: limits), remotes: try remote.configs(),
+        let options = ServeOptions(host: host, port: port, limits: limits)
+        if let release {
+            try ServeJob.runRelease(folder: URL(fileURLWithPath: release), device: try Device(parsing: device),
+                                    options: options, log: { print($0) })
+            return
+        }
+        try ServeJob.run(run: RunLayout(URL(fileURLWithPath: runFolder!)), device: try Device(parsing: device),
+                         options: options, remotes: try remote.configs(),
                          packageCache: CachePaths.packages,
                          log: { print($0) })
     }

@@ -56,8 +56,11 @@ final class ParisReleaseTests: XCTestCase {
         XCTAssertEqual(release.expertConfigs[0].textDim, 8)
         XCTAssertEqual(release.expertConfigs[0].textLength, 77)
         XCTAssertEqual(release.router.config.numExperts, 3)
-        XCTAssertEqual(release.tokenizer.maxLength, 77)
-        XCTAssertEqual(release.textEncoder.config.vocabSize, 49408)
+        guard case .clip(let model, let tokenizer) = release.text else { return XCTFail("not a CLIP text encoder") }
+        XCTAssertEqual(tokenizer.maxLength, 77)
+        XCTAssertEqual(model.config.vocabSize, 49408)
+        XCTAssertNotNil(release.vae)
+        XCTAssertEqual(release.imageSize, 64)
         XCTAssertEqual(release.notes, [])
     }
 
@@ -81,7 +84,8 @@ final class ParisReleaseTests: XCTestCase {
         let ref = try Self.reference()
         let fx = try loadFixture("paris_release_reference", bundle: .module)
         let release = try ParisRelease.load(from: try Self.fixtureURL("paris_release"))
-        let (ids, _) = try release.tokenizer.encode([ref.prompt, ""])
+        guard case .clip(_, let tokenizer) = release.text else { return XCTFail("not a CLIP text encoder") }
+        let (ids, _) = try tokenizer.encode([ref.prompt, ""])
         XCTAssertEqual(try ids.to(dtype: .int64).toArray(as: Int64.self), try tensor(fx, "ids").toArray(as: Int64.self))
         let text = try release.encode([ref.prompt]), uncond = try release.encode([""])
         let dText = try Self.maxDiff(text, try tensor(fx, "text")), dUncond = try Self.maxDiff(uncond, try tensor(fx, "uncond"))

@@ -19,7 +19,12 @@ final class LiveServer: @unchecked Sendable {
 
     static func start(_ run: RunLayout, limits: ServeLimits = .standard, countTokens: PromptTokenCounter? = nil)
         async throws -> LiveServer {
-        let engine = try MixtureEngine(run: run, device: .cpu, encode: TinyRun.encoder, countTokens: countTokens)
+        try await start(engine: try MixtureEngine(run: run, device: .cpu, encode: TinyRun.encoder,
+                                                  countTokens: countTokens), limits: limits)
+    }
+
+    /// A server for `engine` (a run's or a release's).
+    static func start(engine: MixtureEngine, limits: ServeLimits = .standard) async throws -> LiveServer {
         let server = try ParisServer(engine: engine, options: ServeOptions(host: "127.0.0.1", port: 0, limits: limits))
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let task = Task { try await server.run { port in continuation.yield(port); continuation.finish() } }

@@ -106,7 +106,7 @@ final class ServeBatchingTests: XCTestCase {
     /// counter here counts words; ServeProcessTests checks the real MiniLM one).
     func testATruncatedPromptIsNotedInInfo() async throws {
         let live = try await server(window: 0, countTokens: { $0.split(separator: " ").count + 2 })
-        let length = live.server.engine.loaded.textLength  // the experts' tokens, [CLS] and [SEP] included
+        let length = live.server.engine.loaded!.textLength  // the experts' tokens, [CLS] and [SEP] included
         func words(_ n: Int) -> String { (0..<n).map { "w\($0)" }.joined(separator: " ") }
         let long = try await live.post("/sdapi/v1/txt2img", ["prompt": words(length - 1), "steps": 1, "seed": 1]).json()
         let short = try await live.post("/sdapi/v1/txt2img", ["prompt": words(length - 2), "steps": 1, "seed": 1]).json()

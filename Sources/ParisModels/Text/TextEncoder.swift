@@ -28,22 +28,30 @@ public final class TextEncoder {
 
     /// Loads `config.json`, `vocab.txt` and `model.safetensors` from `modelDirectory`; captions are truncated or
     /// padded to `maxLength` tokens.
-    public init(modelDirectory: URL, maxLength: Int = 32, batchSize: Int = 256, device: Device = .cpu) throws {
+    public convenience init(modelDirectory: URL, maxLength: Int = 32, batchSize: Int = 256, device: Device = .cpu) throws {
+        try self.init(configFile: modelDirectory.appendingPathComponent("config.json"),
+                      vocabularyFile: modelDirectory.appendingPathComponent("vocab.txt"),
+                      weightsFile: modelDirectory.appendingPathComponent("model.safetensors"),
+                      maxLength: maxLength, batchSize: batchSize, device: device)
+    }
+
+    /// The same from files that may lie in different folders (a diffusers-style folder keeps the model in
+    /// `text_encoder/` and the vocabulary in `tokenizer/`).
+    public init(configFile: URL, vocabularyFile: URL, weightsFile: URL, maxLength: Int = 32, batchSize: Int = 256,
+                device: Device = .cpu) throws {
         guard batchSize > 0 else { throw TorchError("TextEncoder: batchSize must be positive, got \(batchSize)") }
-        config = try MiniLMConfig.load(modelDirectory.appendingPathComponent("config.json"))
+        config = try MiniLMConfig.load(configFile)
         guard maxLength <= config.maxPositionEmbeddings else {
             throw TorchError("TextEncoder: maxLength \(maxLength) exceeds the model's max_position_embeddings "
                                  + "(\(config.maxPositionEmbeddings))")
         }
-        tokenizer = try WordPieceTokenizer(vocabularyFile: modelDirectory.appendingPathComponent("vocab.txt"),
-                                           maxLength: maxLength)
+        tokenizer = try WordPieceTokenizer(vocabularyFile: vocabularyFile, maxLength: maxLength)
         let highest = tokenizer.vocabulary.values.max() ?? 0
         guard highest < config.vocabSize else {
-            throw TorchError("TextEncoder: \(modelDirectory.appendingPathComponent("vocab.txt").path) has ids up to "
-                                 + "\(highest), beyond the model's vocab_size (\(config.vocabSize))")
+            throw TorchError("TextEncoder: \(vocabularyFile.path) has ids up to \(highest), beyond the model's "
+                                 + "vocab_size (\(config.vocabSize))")
         }
-        model = try BertModel.load(from: modelDirectory.appendingPathComponent("model.safetensors"), config: config,
-                                   device: device)
+        model = try BertModel.load(from: weightsFile, config: config, device: device)
         try model.requiresGrad(false)
         self.device = device
         self.batchSize = batchSize
