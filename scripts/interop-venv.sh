@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Makes (once) the Python environment the interop tests run our files through: numpy, safetensors, ml_dtypes
 # (numpy's bfloat16, which safetensors' numpy loader needs for BF16 tensors) and Pillow, and, for the Python
-# reference pipeline that runs a `paris export diffusers` folder (DiffusersExportTests), the CPU-only torch wheel
-# (from PyTorch's CPU index, no CUDA libraries; PyPI's Linux torch wheel pulls in the CUDA ones, several GB) with
-# transformers and diffusers, all at the exact versions below (well under the 4.7 GB of make_fixtures.sh's
-# reference venv; the size of this one has not been measured, as PyTorch's index is unreachable from the machine
-# this was written on). It is made with `python3`
+# reference pipeline that runs a `paris export diffusers` folder (DiffusersExportTests), torch with transformers
+# and diffusers, all at the exact versions below and all from PyPI (the only Python registry the machines reach; its
+# Linux torch wheel brings the CUDA libraries with it, so the venv is about 5 GB and takes about 3.5 minutes to
+# install on the 2-core machine, once). It is made with `python3`
 # (the interpreter scripts/setup.sh uses) in the per-user cache,
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/paris/interop-venv-py<X.Y>-<hash of the interpreter and the pins>,
 # built in a temporary folder and renamed into place when complete, so it is safe to rerun and to interrupt.
@@ -16,10 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PINS=(numpy==2.4.6 safetensors==0.8.0 ml_dtypes==0.7.0 pillow==13.0.0)
-# The reference pipeline's packages: torch's +cpu build (PyTorch's CPU index) and the versions of make_fixtures.sh's
-# reference venv; their own dependencies come from PyPI.
-REFERENCE_PINS=(torch==2.11.0+cpu transformers==5.25.0 diffusers==0.42.1 tokenizers==0.23.3 huggingface_hub==2.4.0)
-TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+# The reference pipeline's packages, at the versions of make_fixtures.sh's reference venv.
+REFERENCE_PINS=(torch==2.11.0 transformers==5.25.0 diffusers==0.42.1 tokenizers==0.23.3 huggingface_hub==2.4.0)
 CHECK="import numpy, safetensors.numpy, ml_dtypes, PIL.Image"
 REFERENCE_CHECK="import torch, transformers, diffusers"
 
@@ -55,7 +52,7 @@ if ! valid "$venv"; then
     "$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir --only-binary=:all: \
         "${PINS[@]}" >&2
     "$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir --only-binary=:all: \
-        --extra-index-url "$TORCH_CPU_INDEX" "${PINS[@]}" "${REFERENCE_PINS[@]}" >&2
+        "${PINS[@]}" "${REFERENCE_PINS[@]}" >&2
     "$tmp/venv/bin/python" -c "$CHECK; $REFERENCE_CHECK"
     touch "$tmp/venv/.complete"
     # A broken one is moved aside (our folder is named by hash, so nothing else lives there); a valid one that a

@@ -211,8 +211,17 @@ public enum KMeans {
             let u = Double(rng.next() >> 11) * 0x1p-53 * total
             return min(n - 1, try cumulative.le(u).sum().itemInt())
         }
+        // Squared distances of every row to row `row`, in row blocks so that the temporaries stay at about
+        // `blockElements` whatever N × D is (the same numbers as one pass: each row's sum is its own).
+        let block = max(1, blockElements / max(1, x.size(1)))
         func distance(to row: Int) throws -> Tensor {  // [N] float32
-            try (x - x.select(0, row).unsqueeze(0)).square().sum(dims: [1])
+            let centre = try x.select(0, row).unsqueeze(0)  // [1, D]
+            if n <= block { return try (x - centre).square().sum(dims: [1]) }
+            var parts: [Tensor] = []
+            for start in stride(from: 0, to: n, by: block) {
+                parts.append(try (x.slice(0, start, min(n, start + block)) - centre).square().sum(dims: [1]))
+            }
+            return try Tensor.cat(parts)
         }
         guard let first = try draw(w64) else { throw PartitionError("k-means weights are all zero") }
         var chosen = [first]
