@@ -37,7 +37,7 @@ public struct ImageFolder: Sendable {
                 + "(make one with `paris data import`)")
         }
         var entries: [Entry] = []
-        var seen: [String: Int] = [:]
+        var seen: [String: Int] = [:], interned: [String: String] = [:]
         var lineNumber = 0
         for raw in data.split(separator: 10, omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -64,7 +64,11 @@ public struct ImageFolder: Sendable {
             seen[fileName] = lineNumber
             if let wanted = split, let s = object["split"] as? String, s != wanted { continue }
             if let limit, entries.count >= limit { continue }
-            entries.append(Entry(fileName: fileName, text: text, label: labelString(object["label"]), line: lineNumber))
+            // One copy of each distinct caption and label (datasets repeat them: a million images may hold a few
+            // hundred captions), so the entries' memory is mostly their file names.
+            let caption = interned[text] ?? { interned[text] = text; return text }()
+            let label = labelString(object["label"]).map { l in interned[l] ?? { interned[l] = l; return l }() }
+            entries.append(Entry(fileName: fileName, text: caption, label: label, line: lineNumber))
         }
         return ImageFolder(root: root, entries: entries)
     }
