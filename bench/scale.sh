@@ -8,7 +8,7 @@
 # EfficientNet-Lite0 image features at 224 and 128 px (images/s) and MiniLM on distinct captions (captions/s).
 #
 # Usage: bench/scale.sh [--sizes 10000,100000,1000000] [--k 8] [--features text] [--root /tmp/paris-scale]
-#                       [--encoders 2000] [--keep]
+#                       [--encoders 2000 (0: skip the encoder timings)] [--keep]
 # The table is printed and written to <root>/scale.md. Datasets and partitions are removed after each size unless
 # --keep (1M images take about 3 GB for the dataset and 3 GB for the shards, plus the partition's work folder).
 # PARIS picks a prebuilt binary; otherwise it is built here in release mode.
@@ -62,18 +62,22 @@ for n in "${list[@]}"; do
     say "N = $n: import"
     read -r import_s import_m < <(timed "import-$n" "$bin" data import shapes --count "$n" --out "$data")
     say "N = $n: partition (K = $k, $features features)"
-    read -r part_s part_m < <(timed "partition-$n" "$bin" partition --data "$data" --out "$out" --k "$k" \
+    read -r part_s _ < <(timed "partition-$n" "$bin" partition --data "$data" --out "$out" --k "$k" \
         --features "$features" --image-size 32 --device cpu)
     log="$root/partition-$n.log"
     row="| $n | $import_s s / $import_m MiB"
     for s in metadata images captions clustering shards "grids and manifest"; do row="$row | $(stage "$log" "$s")"; done
-    row="$row | $part_s s | $part_m MiB | $(du -sh "$data" | cut -f1) | $(du -sh "$out" | cut -f1) |"
+    # The partition resets VmHWM between stages (so /usr/bin/time's maximum is the last stage's): its peak is the
+    # largest stage peak.
+    peak=$(sed -n 's/^stage .*peak memory \([0-9]*\) MiB.*/\1/p' "$log" | sort -n | tail -1)
+    row="$row | $part_s s | $peak MiB | $(du -sh "$data" | cut -f1) | $(du -sh "$out" | cut -f1) |"
     echo "$row" >> "$table"
     say "$row"
     grep -E "^(cluster sizes|purity|features:)" "$log" >&2 || true
     [ "$keep" = 1 ] || rm -rf "$data" "$out"
 done
 
+[ "$encoders" -gt 0 ] || { cat "$table"; exit 0; }
 # Encoder throughput, each on its own: image features on the first $encoders images of a fresh dataset, MiniLM on
 # $encoders distinct captions (the shapes' captions with their index appended, the images linked, not copied).
 say "encoders: $encoders images / captions"

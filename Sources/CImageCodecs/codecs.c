@@ -200,25 +200,10 @@ int ic_png_encode(const uint8_t *pixels, int width, int height, int channels, ui
     image.width = (png_uint_32)width;
     image.height = (png_uint_32)height;
     image.format = channels == 1 ? PNG_FORMAT_GRAY : channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_RGBA;
-    png_alloc_size_t size = 0;
-    /* Small images (every dataset image) in one pass into a worst-case buffer: the size query below compresses the
-       whole image a first time, which doubled the cost of writing a 32-pixel PNG. */
-    size_t bound = PNG_IMAGE_PNG_SIZE_MAX(image);
-    if (bound <= (size_t)1 << 22) {
-        uint8_t *buf = (uint8_t *)malloc(bound);
-        if (!buf) { set_error(error, error_size, "out of memory"); return -1; }
-        size = bound;
-        if (!png_image_write_to_memory(&image, buf, &size, 0, pixels, 0, NULL)) {
-            set_error(error, error_size, image.message);
-            png_image_free(&image);
-            free(buf);
-            return -1;
-        }
-        *out = buf;
-        *out_size = size;
-        return 0;
-    }
-    if (!png_image_write_to_memory(&image, NULL, &size, 0, pixels, 0, NULL)) {
+    /* Small images (every dataset image) are compressed once, into a worst-case buffer; for larger ones the exact
+       size is asked first (which compresses the whole image once more) so the buffer is no larger than needed. */
+    png_alloc_size_t size = PNG_IMAGE_PNG_SIZE_MAX(image);
+    if (size > (png_alloc_size_t)1 << 22 && !png_image_write_to_memory(&image, NULL, &size, 0, pixels, 0, NULL)) {
         set_error(error, error_size, image.message);
         png_image_free(&image);
         return -1;

@@ -218,21 +218,7 @@ final class ShapesImportTests: XCTestCase {
         try ShapesImport.importDataset(options(count: 60, perFolder: 25))
         let data = tmp.appendingPathComponent("out")
         XCTAssertEqual(try ImageFolder.read(data).entries.count, 60)
-        let encoders = PartitionEncoders(
-            image: .init(name: "mean-colour") { images in
-                try Tensor.stack(images.map { try $0.tensor(range: .zeroToOne).mean(dims: [1, 2]) })
-            },
-            sentences: .init(name: "letter-counts") { captions in
-                let rows = captions.map { c -> [Float] in
-                    (0..<26).map { i in Float(c.utf8.filter { $0 == UInt8(97 + i) }.count) }
-                }
-                return try Tensor(rows.flatMap { $0 }, shape: [captions.count, 26])
-            },
-            captions: .init(name: "fake-tokens") { captions, _ in
-                let values = captions.flatMap { c in (0..<40).map { Float((c.utf8.count * 31 + $0) % 17) / 17 } }
-                let mask = try Tensor.arange(0, 5).lt(3.0).unsqueeze(0).expand([captions.count, 5]).contiguous()
-                return (try Tensor(values, shape: [captions.count, 5, 8]), mask)
-            })
+        let encoders = PartitionEncoders.fakes
         var config = PartitionConfig.tiny
         config.numClusters = 6
         config.method = .label
