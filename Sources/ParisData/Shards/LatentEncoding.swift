@@ -10,7 +10,8 @@ import Torch
 /// renamed at the end):
 /// ```
 /// <out>/manifest.json           the pixel partition's, with `latents` (the autoencoder's LatentSpace), the latents'
-///                               `channels` and `image_size`, and the latent shards' checksums
+///                               `channels` and `image_size`, the latent shards' checksums and `pixel_partition`
+///                               (the source's path: `paris eval` reads its images for the real side)
 /// <out>/centroids.safetensors   copied (the clustering is the pixel partition's)
 /// <out>/grid_<k>.png, grids.png copied (pixels, to look at)
 /// <out>/shard_<k>/              latent shards: part-<i>.safetensors holds `latents` [n, L, S/f, S/f] float16
@@ -119,6 +120,7 @@ public enum LatentEncoding {
                 try fm.copyItem(at: autoencoder.appendingPathComponent(name), to: vaeCopy.appendingPathComponent(name))
             }
             manifest.latents = space
+            manifest.pixelPartition = partition.standardizedFileURL.path
             manifest.channels = space.latentChannels
             manifest.imageSize = space.latentSize
             try AtomicFile.write(try manifest.encoded(), to: staging.appendingPathComponent(PartitionManifest.fileName))
