@@ -32,7 +32,7 @@ public struct AutoencoderTrainConfig: Codable, Sendable, Equatable {
     public var scaleImages: Int
 
     public init(model: String = "vae-f4", reconstruction: Reconstruction = .l1, klWeight: Double = 1e-6,
-                batchSize: Int = 16, steps: Int = 2000, learningRate: Double = 4.5e-4, warmupSteps: Int = 100,
+                batchSize: Int = 16, steps: Int = 2000, learningRate: Double = 1e-3, warmupSteps: Int = 100,
                 gradClip: Double = 1, checkpointEvery: Int = 200, logEvery: Int = 10, seed: UInt64 = 0,
                 device: String = "auto", scaleImages: Int = 256) {
         self.model = model
