@@ -23,6 +23,18 @@ public struct RunMixture {
 
     /// Input height = width, channels, and the text tokens [textLength, textDim] the experts take.
     public let imageSize: Int, channels: Int, textLength: Int, textDim: Int
+    /// Latent experts: the autoencoder their latents came from (`<partition>/autoencoder/`, checked against the
+    /// experts' and the shards' `LatentSpace`), which turns samples into images; nil for pixel experts.
+    public var decoder: AutoencoderKL? = nil
+    /// The latent space the experts were trained in (nil: pixels).
+    public var latents: LatentSpace? = nil
+
+    /// Samples [N, C, h, w] → images [N, 3, H, W] in about [−1, 1]: latents / scaling factor (+ shift), decoded;
+    /// pixel samples unchanged.
+    public func images(_ samples: Tensor) throws -> Tensor {
+        guard let decoder else { return samples }
+        return try withNoGrad { try decoder.decode(try decoder.unscaledLatents(samples.to(dtype: .float32))) }
+    }
 
     /// Loads `run/expert_<k>/` for k < K and `run/router/`. K comes from run.json, else from the router's config.
     ///
@@ -161,9 +173,48 @@ public struct RunMixture {
                                 imageSize: first.imageSize, channels: first.channels,
                                 textLength: first.textLength, textDim: first.textDim)
         result.remote = remote.mapValues(\.config)
+        (result.latents, result.decoder) = try latentDecoder(run: run, experts: infos, device: device, log: log)
         result.stale = try staleness(run: run, k: k, router: router != nil)
         for line in result.stale { log("warning: " + line) }
         return result
+    }
+
+    /// The experts' latent space and its autoencoder. Every loaded expert must record the same one (pixels, or
+    /// one autoencoder's latents), it must be the one the run's shards hold, and the partition's `autoencoder/`
+    /// must be that autoencoder (hash, channels, scale): otherwise sampling would decode with the wrong model.
+    static func latentDecoder(run: RunLayout, experts: [ExpertCheckpoint?], device: Device,
+                              log: (String) -> Void) throws -> (LatentSpace?, AutoencoderKL?) {
+        let loaded = experts.enumerated().compactMap { i, e in e.map { (i, $0) } }
+        guard let (first, info) = loaded.first else { return (nil, nil) }
+        func describe(_ l: LatentSpace?) -> String { l.map { "latents of \($0.summary)" } ?? "pixels" }
+        for (i, e) in loaded where e.latents != info.latents {
+            throw EnsembleError("expert \(i) was trained on \(describe(e.latents)), expert \(first) on "
+                + "\(describe(info.latents)); the mixture needs experts on the same data")
+        }
+        guard FileManager.default.fileExists(atPath: run.runJSON.path) else {
+            if info.latents != nil {
+                throw EnsembleError("\(run.root.path): latent experts need run.json's partition, which holds their autoencoder")
+            }
+            return (nil, nil)
+        }
+        let partition = run.partition(try run.config())
+        let shard = try? Shard.info(at: partition.appendingPathComponent(Shard.folderName(cluster: first)))
+        if let shard, shard.latents != info.latents {
+            throw EnsembleError("expert \(first) was trained on \(describe(info.latents)), but the run's shards "
+                + "(\(partition.path)) hold \(shard.contentSummary); point run.json's partition at the data the "
+                + "experts were trained on, or retrain them")
+        }
+        guard let space = info.latents else { return (nil, nil) }
+        guard info.model.inChannels == space.latentChannels else {
+            throw EnsembleError("expert \(first) takes \(info.model.inChannels) channels, but its latents have "
+                + "\(space.latentChannels)")
+        }
+        let vae: AutoencoderKL
+        do { vae = try LatentEncoding.autoencoder(partition: partition, expected: space, device: device) } catch {
+            throw EnsembleError("\(error)")
+        }
+        log("latents: \(space.summary), decoded by \(partition.appendingPathComponent(LatentEncoding.autoencoderFolder).path)")
+        return (space, vae)
     }
 
     /// The warnings for the experts and the router whose recorded shards differ from the run's partition now

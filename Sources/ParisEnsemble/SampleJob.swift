@@ -126,13 +126,13 @@ public struct SampleJob {
                                             oracle: strategy == .prompt ? batch.map { promptClusters[$0]! }
                                                 : try oracleMap?.oracle(for: batch),
                                             routingSeed: seed &+ UInt64(start) &* 0x9E37_79B9)
-            outputs.append(try x.to(device: .cpu))
+            outputs.append(try loaded.images(x).to(device: .cpu))  // latent experts: decoded
             if trace == nil { trace = t } else { try trace!.append(t) }
             if !loaded.stale.isEmpty { trace!.warnings = loaded.stale }
             log("sampled \(end)/\(all.count) images (\(strategy), \(self.sampler.steps) steps, cfg "
                 + "\(self.sampler.guidanceScale))")
         }
-        let images = try Tensor.cat(outputs, dim: 0)  // [N, C, H, W] in about [-1, 1]
+        let images = try Tensor.cat(outputs, dim: 0)  // [N, C, H, W] in about [-1, 1] (decoded from latents)
         // Everything is written into a staging folder beside the target and moved onto its name in one step
         // (`AtomicFolder`): a job that fails leaves the old folder as it was and no staging folder; of two jobs on one
         // name without --force exactly one wins; with --force the old folder is swapped out only once the new one is

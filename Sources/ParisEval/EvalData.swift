@@ -13,8 +13,10 @@ import Torch
 /// layout is given (e.g. the test split assigned to the same clusters); with the run's own shards the held-out
 /// images were also seen by the experts, which the report says.
 public struct EvalData {
-    /// uint8 [N, C, S, S].
+    /// uint8 [N, C, S, S]: the real images (a latent partition's pixel partition's).
     public let images: Tensor
+    /// A latent partition's latents [N, L, s, s] float16, row for row with `images`; nil for pixels.
+    public var latents: Tensor? = nil
     /// [N, L, D] float32 and [N, L] bool: each image's caption tokens.
     public let text: Tensor, textMask: Tensor
     public let captions: [String]
@@ -32,9 +34,13 @@ public struct EvalData {
 
     /// Loads every shard of `partition` (K of them), at most `limitPerCluster` images each (a seeded choice), in
     /// file-name order, so two partitions of the same images (other clusters) give the same rows.
+    ///
+    /// A latent partition's shards give the latents; `pixels` (the pixel partition it was encoded from, with the
+    /// same rows) gives the images, which is what samples are compared with. A latent partition without `pixels`
+    /// is an error.
     public static func load(partition: URL, numClusters k: Int, limitPerCluster: Int? = nil,
-                            seed: UInt64 = 0) throws -> EvalData {
-        var images: [Tensor] = [], text: [Tensor] = [], masks: [Tensor] = []
+                            seed: UInt64 = 0, pixels: URL? = nil) throws -> EvalData {
+        var images: [Tensor] = [], text: [Tensor] = [], masks: [Tensor] = [], latents: [Tensor] = []
         var captions: [String] = [], fileNames: [String] = [], labels: [String?] = [], clusters: [Int] = []
         for c in 0..<k {
             let shard = try Shard.load(from: partition.appendingPathComponent(Shard.folderName(cluster: c)),
@@ -44,7 +50,22 @@ public struct EvalData {
             rows.sort()
             guard !rows.isEmpty else { continue }
             let index = try Tensor(rows.map { Int64($0) })
-            images.append(try shard.images.indexSelect(dim: 0, index: index))
+            if shard.info.kind == .latents {
+                guard let pixels else {
+                    throw EvalError("\(partition.path) holds latents (\(shard.info.contentSummary)) and no pixel "
+                        + "partition to compare samples with; encode it again with `paris encode`")
+                }
+                let real = try Shard.load(from: pixels.appendingPathComponent(Shard.folderName(cluster: c)),
+                                          expectedCluster: c, verifyChecksums: false)
+                guard real.items == shard.items else {
+                    throw EvalError("\(pixels.path) is not the pixel partition \(partition.path) was encoded from "
+                        + "(shard \(c) holds other images)")
+                }
+                latents.append(try shard.images.indexSelect(dim: 0, index: index))
+                images.append(try real.images.indexSelect(dim: 0, index: index))
+            } else {
+                images.append(try shard.images.indexSelect(dim: 0, index: index))
+            }
             let captionRows = try shard.captionIndex.indexSelect(dim: 0, index: index)
             text.append(try shard.textEmbeddings.indexSelect(dim: 0, index: captionRows).to(dtype: .float32))
             masks.append(try shard.textMask.indexSelect(dim: 0, index: captionRows))
@@ -56,21 +77,24 @@ public struct EvalData {
             }
         }
         guard !clusters.isEmpty else { throw EvalError("\(partition.path): the shards hold no images") }
-        let loaded = EvalData(images: try Tensor.cat(images), text: try Tensor.cat(text),
+        var loaded = EvalData(images: try Tensor.cat(images), text: try Tensor.cat(text),
                               textMask: try Tensor.cat(masks), captions: captions, fileNames: fileNames,
                               labels: labels, clusters: clusters, numClusters: k, source: partition.path)
+        loaded.latents = latents.isEmpty ? nil : try Tensor.cat(latents)
         return try loaded.subset(fileNames.indices.sorted { fileNames[$0] < fileNames[$1] })
     }
 
     /// The rows `rows` of everything.
     public func subset(_ rows: [Int]) throws -> EvalData {
         let index = try Tensor(rows.map { Int64($0) })
-        return EvalData(images: try images.indexSelect(dim: 0, index: index),
+        var out = EvalData(images: try images.indexSelect(dim: 0, index: index),
                         text: try text.indexSelect(dim: 0, index: index),
                         textMask: try textMask.indexSelect(dim: 0, index: index),
                         captions: rows.map { captions[$0] }, fileNames: rows.map { fileNames[$0] },
                         labels: rows.map { labels[$0] },
                         clusters: rows.map { clusters[$0] }, numClusters: numClusters, source: source)
+        out.latents = try latents?.indexSelect(dim: 0, index: index)
+        return out
     }
 
     /// A seeded split: `heldOut` rows in a seeded random order (so any prefix is a random sample of the clusters),
@@ -83,8 +107,8 @@ public struct EvalData {
         return (try subset(held), try subset(rest.isEmpty ? held : rest))
     }
 
-    /// The images as float [N, C, S, S] in [−1, 1] (the models' range).
-    public func modelImages() throws -> Tensor { try images.to(dtype: .float32) / 127.5 - 1.0 }
+    /// What the models see: the images as float [N, C, S, S] in [−1, 1], or a latent partition's latents as float32.
+    public func modelImages() throws -> Tensor { try ShardPart.modelInput(latents ?? images) }
 
     /// The text condition of the rows in `range`.
     public func condition(_ range: Range<Int>) throws -> TextCondition {

@@ -108,13 +108,20 @@ public struct EvalJob {
         let partition = run.partition(config)
         let heldOut = heldOutPartition ?? HeldOut.folder(in: partition)
         let wanted = max(samples, fidSamples)
+        // A latent run is scored on the images of the pixel partition it was encoded from.
+        let pixels = (try? PartitionManifest.load(from: partition))?.pixelPartition.map { URL(fileURLWithPath: $0) }
+        if let pixels { log("latent run: real images from \(pixels.path), samples decoded by the partition's autoencoder") }
         let ref: EvalData, train: EvalData
         if let heldOut {
-            ref = try EvalData.load(partition: heldOut, numClusters: k, seed: seed).split(heldOut: wanted, seed: seed &+ 1).heldOut
-            train = try EvalData.load(partition: partition, numClusters: k, limitPerCluster: maxPerCluster, seed: seed)
+            let heldOutPixels = heldOutPartition == nil ? pixels.map { $0.appendingPathComponent(HeldOut.folderName) } : nil
+            ref = try EvalData.load(partition: heldOut, numClusters: k, seed: seed, pixels: heldOutPixels)
+                .split(heldOut: wanted, seed: seed &+ 1).heldOut
+            train = try EvalData.load(partition: partition, numClusters: k, limitPerCluster: maxPerCluster, seed: seed,
+                                      pixels: pixels)
             log("eval data: \(ref.count) held-out images from \(heldOut.path); \(train.count) training images for the classifier")
         } else {
-            let all = try EvalData.load(partition: partition, numClusters: k, limitPerCluster: maxPerCluster, seed: seed)
+            let all = try EvalData.load(partition: partition, numClusters: k, limitPerCluster: maxPerCluster, seed: seed,
+                                        pixels: pixels)
             (ref, train) = try all.split(heldOut: wanted, seed: seed &+ 1)
             log("eval data: \(all.count) images from \(partition.path); \(ref.count) held out, \(train.count) for the classifier")
         }
@@ -233,13 +240,14 @@ public struct EvalJob {
                 report.notes.append(String(format: "prompt: %d of %d held-out captions (%.3f) go to their image's "
                     + "cluster by the nearest caption centroid.", agree, n, Double(agree) / Double(max(n, 1))))
             }
-            try score(try generate(loaded.mixture, strategy: strategy, prompts: ref, clusters: given, log: log),
+            try score(try generate(loaded.mixture, strategy: strategy, prompts: ref, clusters: given,
+                                   decode: loaded.images, log: log),
                       strategy: strategy)
         }
         for (name, router) in compared {
             let mixture = try loaded.mixture.replacingRouter(with: router)
             for strategy in (compareStrategies ?? strategies).filter(\.needsRouter) {
-                try score(try generate(mixture, strategy: strategy, prompts: ref, log: log), strategy: strategy,
+                try score(try generate(mixture, strategy: strategy, prompts: ref, decode: loaded.images, log: log), strategy: strategy,
                           router: name)
             }
         }
@@ -250,7 +258,8 @@ public struct EvalJob {
                 report.notes.append(line)
             }
             let single = try MixtureOfExperts(experts: [(model: model, objective: info.objective)], router: nil)
-            try score(try generate(single, strategy: .oracle, prompts: ref, oracleCluster: 0, log: log), strategy: nil)
+            try score(try generate(single, strategy: .oracle, prompts: ref, oracleCluster: 0, decode: loaded.images,
+                                   log: log), strategy: nil)
         } else {
             report.notes.append("No monolith row: \(run.monolith.path) has no checkpoint (`paris train monolith`).")
         }
@@ -271,11 +280,14 @@ public struct EvalJob {
     /// their cost (timed: the sampler and the copy back to the CPU, not the noise).
     /// `oracleCluster`: route every prompt to this member (a one-member mixture: the monolith) instead of its cluster;
     /// `clusters`: the given cluster of each sample (the `prompt` strategy's) instead of the images' true ones.
+    /// `decode`: samples → images (a latent run's `RunMixture.images`; the identity for pixels).
     func generate(_ mixture: MixtureOfExperts, strategy: RoutingStrategy, prompts: EvalData, oracleCluster: Int? = nil,
-                  clusters: [Int]? = nil, log: (String) -> Void) throws -> Sampled {
+                  clusters: [Int]? = nil, decode: (Tensor) throws -> Tensor = { $0 },
+                  log: (String) -> Void) throws -> Sampled {
         let sampler = try MixtureSampler(config: SamplerConfig(steps: steps, guidanceScale: guidance), strategy: strategy)
         let n = min(samples, prompts.count)
-        let c = prompts.images.size(1), s = prompts.images.size(2)
+        let model = try prompts.modelImages()  // the experts' inputs: images, or a latent run's latents
+        let c = model.size(1), s = model.size(2)
         var out: [Tensor] = [], traces: [RoutingTrace] = [], seconds = 0.0
         for start in stride(from: 0, to: n, by: Self.batchSize) {
             let end = min(n, start + Self.batchSize)
@@ -288,7 +300,7 @@ public struct EvalJob {
                                             oracle: oracleCluster.map { [Int](repeating: $0, count: end - start) }
                                                 ?? Array((clusters ?? prompts.clusters)[start..<end]),
                                             routingSeed: seed &+ UInt64(start))
-            let images = try EvalImages.fromModel(x.to(device: .cpu))  // waits for the device's work to finish
+            let images = try EvalImages.fromModel(decode(x).to(device: .cpu))  // waits for the device's work to finish
             seconds += Date().timeIntervalSince(began)
             out.append(images)
             traces.append(trace)

@@ -22,15 +22,19 @@ public struct ExpertCheckpoint: Sendable {
     /// The shards the weights were trained on (`ShardIdentity`; the expert's own, or all of them for the
     /// monolith); nil in a checkpoint written before they were recorded.
     public var shards: ShardIdentity?
+    /// The autoencoder whose latents the expert learned (`LatentSpace`, config.json's `latents`); nil for an expert
+    /// on pixels.
+    public var latents: LatentSpace?
 
     public init(model: ParisExpertConfig, objective: Objective, cluster: Int?, textEncoder: String, steps: Int,
-                shards: ShardIdentity? = nil) {
+                shards: ShardIdentity? = nil, latents: LatentSpace? = nil) {
         self.model = model
         self.objective = objective
         self.cluster = cluster
         self.textEncoder = textEncoder
         self.steps = steps
         self.shards = shards
+        self.latents = latents
     }
 
     /// Whether `folder` holds a complete checkpoint (both files).
@@ -50,6 +54,7 @@ public struct ExpertCheckpoint: Sendable {
         dict["text_encoder"] = textEncoder
         dict["steps"] = steps
         if let shards { dict["shards"] = shards.digests }
+        if let latents { dict["latents"] = try JSONObject.encode(latents) }
         try JSONObject.write(dict, to: folder.appendingPathComponent(Self.configName))
     }
 
@@ -65,10 +70,14 @@ public struct ExpertCheckpoint: Sendable {
             try model.validate()
             guard let objectiveDict = dict["objective"] as? [String: Any] else { throw RunError("missing objective") }
             let objective = try JSONObject.decode(Objective.self, from: objectiveDict)
+            let latents = try (dict["latents"] as? [String: Any]).map {
+                try JSONObject.decode(LatentSpace.self, from: $0)
+            }
             return ExpertCheckpoint(model: model, objective: objective, cluster: dict["cluster"] as? Int,
                                     textEncoder: dict["text_encoder"] as? String ?? "unknown",
                                     steps: dict["steps"] as? Int ?? 0,
-                                    shards: (dict["shards"] as? [String: String]).map(ShardIdentity.init))
+                                    shards: (dict["shards"] as? [String: String]).map(ShardIdentity.init),
+                                    latents: latents)
         } catch {
             throw RunError("\(url.path): \(error)")
         }

@@ -10,7 +10,7 @@ struct Paris: ParsableCommand {
         abstract: "Decentralized diffusion training: isolated experts, a router, and their mixture.",
         version: "0.1.0",
         subcommands: [Doctor.self, Inspect.self, Convert.self, Models.self, DataCommand.self, RunCommand.self,
-                      TrainCommand.self, LoRACommand.self, KeysCommand.self, ContributeCommand.self, Admit.self, ZKCommand.self, Launch.self, PartitionCommand.self, Sample.self, Serve.self, Export.self, Eval.self,
+                      TrainCommand.self, LoRACommand.self, KeysCommand.self, ContributeCommand.self, Admit.self, ZKCommand.self, Launch.self, PartitionCommand.self, EncodeCommand.self, Sample.self, Serve.self, Export.self, Eval.self,
                       Status.self]
     )
 

@@ -9,14 +9,22 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train the experts, the router, the monolith baseline or a LoRA of an expert.",
-        subcommands: [TrainExpert.self, TrainMonolith.self, TrainRouter.self, TrainLoRA.self])
+        subcommands: [TrainExpert.self, TrainMonolith.self, TrainRouter.self, TrainLoRA.self, TrainAutoencoder.self])
 }
 
-/// The options every diffusion training command shares.
+/// The options every training command of a run shares: the run folder and the session flags.
 struct TrainSessionOptions: ParsableArguments {
     @Option(help: "The run folder (holds run.json).")
     var run: String
 
+    @OptionGroup var flags: SessionFlags
+
+    /// `SessionFlags.session`.
+    func session(_ body: (TrainOptions) throws -> TrainResult) throws { try flags.session(body) }
+}
+
+/// The session flags of every training command (`--restart`, `--stop-after`, `--threads`, `--prefetch`).
+struct SessionFlags: ParsableArguments {
     @Flag(help: "Discard this job's checkpoints, weights, metrics and samples and start from step 0.")
     var restart = false
 

@@ -104,4 +104,29 @@ final class CLIInputTests: XCTestCase {
         XCTAssertEqual(safe.status, 0, safe.output)
         XCTAssertFalse(safe.output.contains("WARNING"), safe.output)
     }
+
+    /// `paris train autoencoder` and `paris encode`: bad settings and folders end with the library's message.
+    func testAutoencoderAndEncodeInputs() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("paris-cli-ae-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let ae = ["train", "autoencoder", "--data", tmp.path, "--out", tmp.appendingPathComponent("vae").path]
+        let cases: [([String], String)] = [
+            (ae + ["--kl-weight", "-1"], "kl_weight must be ≥ 0, not -1.0"),
+            (ae + ["--steps", "-1"], "steps must be positive, not -1"),
+            (ae + ["--model", "vae-huge"], "unknown AutoencoderKL preset 'vae-huge'"),
+            (ae + ["--reconstruction", "l3"], "--reconstruction must be l1 or mse, not l3"),
+            (ae + ["--preset", "gpu"], "unknown autoencoder training preset 'gpu'"),
+            (ae, "manifest.json: missing; run `paris partition` first"),
+            (["encode", "--partition", tmp.path, "--autoencoder", tmp.path, "--out", tmp.appendingPathComponent("l").path],
+             "manifest.json: missing"),
+            (["encode", "--partition", tmp.path, "--autoencoder", tmp.path, "--out", tmp.path],
+             "--out must differ from --partition"),
+        ]
+        for (args, want) in cases {
+            let (status, output) = try paris(args)
+            XCTAssertNotEqual(status, 0, "\(args): exited 0")
+            XCTAssertTrue(output.contains(want), "\(args.joined(separator: " ")): wanted '\(want)', got:\n\(output)")
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ParisModels
 import Torch
 
 /// `partition/manifest.json`: what a partition is, how it was made, and how good it is. Written last, so its
@@ -88,13 +89,19 @@ public struct PartitionManifest: Codable, Sendable, Equatable {
     public var metrics: Metrics?
     /// Clusters added after partitioning (`paris run add-expert`), in order; nil when none.
     public var additions: [PartitionAddition.Addition]? = nil
+    /// A latent partition (`paris encode`): the autoencoder whose latents the shards hold; `image_size` and `channels`
+    /// are then the latents' (nil: the shards hold pixels).
+    public var latents: LatentSpace? = nil
+    /// A latent partition: the pixel partition it was encoded from (absolute path), whose images `paris eval`
+    /// compares samples with; its rows are this partition's, in the same order.
+    public var pixelPartition: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case format, numClusters = "num_clusters", method, features, seed, dataset, numImages = "num_images"
         case numSkipped = "num_skipped", skipped, imageSize = "image_size", channels, textLength = "text_length"
         case textDim = "text_dim", imageModel = "image_model", textModel = "text_model"
         case captionEncoder = "caption_encoder", config, clustering, clusters, heldOut = "held_out", metrics
-        case additions
+        case additions, latents, pixelPartition = "pixel_partition"
     }
 
     /// Cluster sizes in index order.

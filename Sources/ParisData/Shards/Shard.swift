@@ -34,7 +34,7 @@ public struct Shard {
     }
 
     public var info: ShardInfo
-    /// [N, C, H, W] uint8.
+    /// [N, C, H, W] uint8 pixels, or [N, L, h, w] float16 latents (`info.content`).
     public var images: Tensor
     /// [N] int64, rows of `textEmbeddings`.
     public var captionIndex: Tensor
@@ -66,7 +66,7 @@ public struct Shard {
                 + "and \(textEmbeddings.size(0)) captions, but the info says \(info.count) images, \(info.captionCount) captions")
         }
         try part.validate(channels: info.channels, imageSize: info.imageSize, textLength: info.textLength,
-                          textDim: info.textDim, origin: origin)
+                          textDim: info.textDim, dtype: info.dataType, origin: origin)
     }
 
     /// The tensors and items as one part.

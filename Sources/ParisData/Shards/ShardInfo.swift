@@ -1,4 +1,14 @@
 import Foundation
+import ParisModels
+import Torch
+
+/// What a shard's tensors are: 8-bit images, or an autoencoder's latents.
+public enum ShardContent: String, Codable, Sendable, Equatable {
+    /// `images` [n, C, S, S] uint8 (as imported and resized).
+    case pixels
+    /// `latents` [n, L, s, s] float16: the autoencoder's posterior mean × its scaling factor.
+    case latents
+}
 
 /// `shard.json`: what one cluster's shard holds. Written last, so its presence means the shard is complete.
 ///
@@ -6,6 +16,11 @@ import Foundation
 /// `parts` in row order, each `part-<i>.safetensors` + `part-<i>.jsonl` (see `ShardPart`); `paris-shard-v1` is the
 /// single-file shard of earlier versions (`images.safetensors`, `text.safetensors`, `items.jsonl`), read as one part.
 /// In both, `checksums` holds the sha256 of every data file by name, so a part is verified on its own.
+///
+/// `content` says what the parts hold: pixels (uint8 `images`, what `paris partition` writes; also when the key is
+/// absent, as in every shard written before latents) or latents (float16 `latents`, written by `paris encode`, with
+/// `latents` naming the autoencoder: `LatentSpace`). For a latent shard `channels` and `image_size` are the latents'
+/// (L and S/f), and the autoencoder's `resolution` is the images' size S.
 public struct ShardInfo: Codable, Sendable, Equatable {
     public static let currentFormat = "paris-shard-v2"
     /// The single-file layout, still read.
@@ -49,10 +64,23 @@ public struct ShardInfo: Codable, Sendable, Equatable {
     public var checksums: [String: String]
     /// The parts of a v2 shard, in row order (nil for v1).
     public var parts: [Part]?
+    /// Pixels or latents (nil: pixels, a shard written before latent shards existed).
+    public var content: ShardContent?
+    /// The autoencoder that made a latent shard's latents (nil for pixels).
+    public var latents: LatentSpace?
+
+    /// What the parts hold.
+    public var kind: ShardContent { content ?? .pixels }
+    /// The dtype of the parts' image (or latent) tensor: uint8 pixels, float16 latents.
+    public var dataType: DType { kind == .latents ? .float16 : .uint8 }
+    /// "3×32×32 pixels", "4×16×16 latents of autoencoder 3f2a… (…)": for messages.
+    public var contentSummary: String {
+        "\(channels)×\(imageSize)×\(imageSize) " + (latents.map { "latents of \($0.summary)" } ?? "pixels")
+    }
 
     public init(cluster: Int, numClusters: Int, count: Int, channels: Int, imageSize: Int, captionCount: Int,
                 textEncoder: String, textLength: Int, textDim: Int, dataset: String, partitionMethod: String,
-                checksums: [String: String] = [:], parts: [Part]? = nil) {
+                checksums: [String: String] = [:], parts: [Part]? = nil, latents: LatentSpace? = nil) {
         self.format = Self.currentFormat
         self.cluster = cluster
         self.numClusters = numClusters
@@ -67,6 +95,8 @@ public struct ShardInfo: Codable, Sendable, Equatable {
         self.partitionMethod = partitionMethod
         self.checksums = checksums
         self.parts = parts
+        self.content = latents == nil ? .pixels : .latents
+        self.latents = latents
     }
 
     /// The data files of this shard, in row order (the files `checksums` covers).
@@ -88,6 +118,16 @@ public struct ShardInfo: Codable, Sendable, Equatable {
         guard count >= 0, channels > 0, imageSize > 0, textLength > 0, textDim > 0 else {
             throw fail("count \(count), channels \(channels), image size \(imageSize), text \(textLength)×\(textDim): "
                 + "sizes must be positive")
+        }
+        switch (kind, latents) {
+        case (.pixels, nil): break
+        case (.latents, let space?):
+            guard space.latentChannels == channels, space.latentSize == imageSize else {
+                throw fail("latents \(channels)×\(imageSize)×\(imageSize), but the autoencoder (\(space.summary)) makes "
+                    + "\(space.latentChannels)×\(space.latentSize)×\(space.latentSize)")
+            }
+        case (.pixels, _?): throw fail("a pixel shard names an autoencoder ('latents'); set content to latents")
+        case (.latents, nil): throw fail("a latent shard must name its autoencoder ('latents')")
         }
         if let parts {
             guard format == Self.currentFormat else { throw fail("a \(format) shard has no parts, but it lists some") }

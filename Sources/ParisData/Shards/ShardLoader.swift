@@ -14,7 +14,7 @@ public struct LoaderCursor: Codable, Sendable, Equatable {
 
 /// One training batch from a shard.
 public struct ShardBatch {
-    /// [B, C, H, W] float32 in [-1, 1].
+    /// [B, C, H, W] float32 in [-1, 1] (pixels), or the latents as float32 (a latent shard).
     public let images: Tensor
     /// [B, T, D] float32 caption token embeddings.
     public let text: Tensor
@@ -94,7 +94,8 @@ public final class ShardLoader: @unchecked Sendable {
         let i = reader.info
         try self.init(source: .reader(reader), count: reader.count, cluster: i.cluster, batchSize: batchSize,
                       seed: seed, start: start, prefetch: prefetch,
-                      window: window ?? max(1, Self.defaultWindowBytes / (i.channels * i.imageSize * i.imageSize)))
+                      window: window ?? max(1, Self.defaultWindowBytes / (i.channels * i.imageSize * i.imageSize
+                                                                    * (i.kind == .latents ? 2 : 1))))
     }
 
     /// A loader over a shard held in memory (one window).
@@ -248,9 +249,9 @@ public final class ShardLoader: @unchecked Sendable {
         let order = try Tensor(slot.map { Int64($0) })
         var after = LoaderCursor(epoch: cursor.epoch, position: cursor.position + batchSize)
         if after.position + batchSize > n { after = LoaderCursor(epoch: cursor.epoch + 1, position: 0) }
-        // images: [B, C, H, W] uint8 -> float32 in [-1, 1]; text: [B, T, D]; mask: [B, T]
-        let images = try Tensor.cat(pieces.map(\.images), dim: 0).indexSelect(dim: 0, index: order)
-            .to(dtype: .float32) / 127.5 - 1
+        // images: [B, C, H, W] uint8 -> float32 in [-1, 1] (latents: float16 -> float32); text: [B, T, D]; mask: [B, T]
+        let stored = try Tensor.cat(pieces.map(\.images), dim: 0).indexSelect(dim: 0, index: order)
+        let images = try ShardPart.modelInput(stored)
         let text = try Tensor.cat(pieces.map(\.text), dim: 0).indexSelect(dim: 0, index: order).to(dtype: .float32)
         let mask = try Tensor.cat(pieces.map(\.mask), dim: 0).indexSelect(dim: 0, index: order)
         return ShardBatch(images: images, text: text, textMask: mask, indices: picks.map(\.global), cursor: after)

@@ -9,9 +9,10 @@ import Torch
 ///                        part's table), text_embeddings [u, T, D] float16, text_mask [u, T] bool (true = real token)
 /// part-<i>.jsonl         one line per image: {"file_name", "text", "label"}
 /// ```
-/// A v1 shard's three files (`images.safetensors`, `text.safetensors`, `items.jsonl`) are read as one part.
+/// A latent shard's parts hold `latents` [n, L, s, s] float16 instead of `images` (`ShardInfo.content`); `images`
+/// below is then that tensor. A v1 shard's three files (`images.safetensors`, `text.safetensors`, `items.jsonl`) are read as one part.
 public struct ShardPart {
-    /// [n, C, H, W] uint8.
+    /// [n, C, H, W] uint8 pixels, or [n, L, h, w] float16 latents.
     public var images: Tensor
     /// [n] int64, rows of `textEmbeddings`.
     public var captionIndex: Tensor
@@ -29,10 +30,18 @@ public struct ShardPart {
         self.items = items
     }
 
+    /// What a model sees of stored images: uint8 pixels → float32 in [−1, 1]; float16 latents → float32 as they are.
+    public static func modelInput(_ stored: Tensor) throws -> Tensor {
+        stored.dtype == .uint8 ? try stored.to(dtype: .float32) / 127.5 - 1 : try stored.to(dtype: .float32)
+    }
+
     /// Images n.
     public var count: Int { items.count }
     /// Caption rows u.
     public var captions: Int { textEmbeddings.size(0) }
+
+    /// The tensor names of the images: `images` (uint8 pixels) or `latents` (float16).
+    public static let pixelsKey = "images", latentsKey = "latents"
 
     public static func name(_ index: Int) -> String { "part-" + String(format: "%05d", index) }
     public static func tensorsName(_ name: String) -> String { name + ".safetensors" }
@@ -43,11 +52,16 @@ public struct ShardPart {
     }
 
     /// Checks that the tensors agree with the shard's shapes and with each other.
-    public func validate(channels c: Int, imageSize s: Int, textLength t: Int, textDim d: Int, origin: String) throws {
+    /// `dtype`: uint8 for pixels, float16 for latents (`ShardInfo.dataType`).
+    public func validate(channels c: Int, imageSize s: Int, textLength t: Int, textDim d: Int, dtype: DType = .uint8,
+                         origin: String) throws {
         let n = items.count, u = textEmbeddings.rank == 3 ? textEmbeddings.size(0) : -1
         func fail(_ why: String) -> DatasetImportError { DatasetImportError("\(origin): \(why)") }
-        guard images.shape == [n, c, s, s], images.dtype == .uint8 else {
-            throw fail("images are \(images.dtype) \(images.shape), expected uint8 \([n, c, s, s])")
+        guard images.shape == [n, c, s, s], images.dtype == dtype else {
+            let what = dtype == .uint8 ? "images" : "latents"
+            throw fail("\(what) are \(images.dtype) \(images.shape), expected \(dtype) \([n, c, s, s])"
+                + (images.dtype != dtype ? (images.dtype == .uint8 ? " (the part holds pixels, its shard.json says latents)"
+                    : " (the part holds latents, its shard.json says pixels)") : ""))
         }
         guard captionIndex.shape == [n], captionIndex.dtype == .int64 else {
             throw fail("caption_index is \(captionIndex.dtype) \(captionIndex.shape), expected int64 [\(n)]")
@@ -98,7 +112,8 @@ public struct ShardPart {
     public func write(to folder: URL, name: String, cluster: Int) throws -> [String: String] {
         let tensors = folder.appendingPathComponent(Self.tensorsName(name))
         let lines = folder.appendingPathComponent(Self.itemsName(name))
-        try SafeTensors.save([("images", images), ("caption_index", captionIndex), ("text_embeddings", textEmbeddings),
+        let key = images.dtype == .uint8 ? Self.pixelsKey : Self.latentsKey
+        try SafeTensors.save([(key, images), ("caption_index", captionIndex), ("text_embeddings", textEmbeddings),
                               ("text_mask", textMask)], to: tensors, metadata: ["cluster": String(cluster)])
         try AtomicFile.write(try Self.encode(items), to: lines)
         return [tensors.lastPathComponent: try Checksum.sha256(file: tensors),
@@ -120,7 +135,8 @@ public struct ShardPart {
             }
             return try file.tensor(key)
         }
-        return ShardPart(images: try tensor("images"), captionIndex: try tensor("caption_index"),
+        let hasLatents = files.contains { $0.tensors[latentsKey] != nil }
+        return ShardPart(images: try tensor(hasLatents ? latentsKey : pixelsKey), captionIndex: try tensor("caption_index"),
                          textEmbeddings: try tensor("text_embeddings"), textMask: try tensor("text_mask"),
                          items: try decodeItems(folder.appendingPathComponent(itemsFile)))
     }

@@ -51,6 +51,10 @@ public final class ShardReader: @unchecked Sendable {
                         + "\(info.textDim) \(info.textEncoder))")
                 }
             }
+            if let first = infos.first, first.kind != info.kind || first.latents != info.latents {
+                throw DatasetImportError("shards \(first.cluster) and \(info.cluster) hold different data (\(first.contentSummary) "
+                    + "vs \(info.contentSummary)); encode every shard with the same autoencoder")
+            }
             if let list = info.parts {
                 parts += list.map { PartRef(folder: folder, name: $0.name, count: $0.count, shard: s) }
             } else if info.count > 0 {
@@ -83,7 +87,7 @@ public final class ShardReader: @unchecked Sendable {
             throw DatasetImportError("\(origin): holds \(part.count) images, \(Shard.infoName) says \(ref.count)")
         }
         try part.validate(channels: info.channels, imageSize: info.imageSize, textLength: info.textLength,
-                          textDim: info.textDim, origin: origin)
+                          textDim: info.textDim, dtype: info.dataType, origin: origin)
         if check {
             lock.lock()
             verified.insert(i)
@@ -97,7 +101,7 @@ public final class ShardReader: @unchecked Sendable {
     public func readAll() throws -> ShardPart {
         guard !parts.isEmpty else {
             let i = info
-            return ShardPart(images: try Tensor.zeros([0, i.channels, i.imageSize, i.imageSize], dtype: .uint8),
+            return ShardPart(images: try Tensor.zeros([0, i.channels, i.imageSize, i.imageSize], dtype: i.dataType),
                              captionIndex: try Tensor.zeros([0], dtype: .int64),
                              textEmbeddings: try Tensor.zeros([0, i.textLength, i.textDim], dtype: .float16),
                              textMask: try Tensor.zeros([0, i.textLength], dtype: .bool), items: [])

@@ -38,7 +38,7 @@ public final class ShardWriter {
     public func append(_ rows: ShardPart) throws {
         guard rows.count > 0 else { return }
         try rows.validate(channels: info.channels, imageSize: info.imageSize, textLength: info.textLength,
-                          textDim: info.textDim, origin: "rows for \(folder.path)")
+                          textDim: info.textDim, dtype: info.dataType, origin: "rows for \(folder.path)")
         pending.append(rows)
         pendingRows += rows.count
         while pendingRows >= partSize { try flush(partSize) }

@@ -99,11 +99,21 @@ public struct AutoencoderKLConfig: PresetConfig, Codable, Equatable, Hashable, S
         upBlockTypes: Array(repeating: "UpDecoderBlock2D", count: 2), blockOutChannels: [8, 16], layersPerBlock: 2,
         normNumGroups: 4, sampleSize: 8)
 
+    /// A small VAE to train on a CPU (`paris train autoencoder`): widths 16, 32, 64 (f = 4), one ResNet block per
+    /// level, 8 groups, 4 latent channels, 64 px (so 64-px images ↔ 16×16×4 latents): about 1.6 GFLOP per 64-px
+    /// image for a training step (forward and backward).
+    public static let f4 = AutoencoderKLConfig(
+        downBlockTypes: Array(repeating: "DownEncoderBlock2D", count: 3),
+        upBlockTypes: Array(repeating: "UpDecoderBlock2D", count: 3), blockOutChannels: [16, 32, 64],
+        layersPerBlock: 1, normNumGroups: 8, sampleSize: 64)
+
     public static let presetFamily = "AutoencoderKL"
     public static let presets: [ModelPreset<AutoencoderKLConfig>] = [
         ModelPreset(name: "sd-vae-ft-mse", config: .sdVAEFtMSE,
                     description: "the SD VAE (stabilityai/sd-vae-ft-mse): RGB ↔ 4-channel latents at 1/8 the size"),
         ModelPreset(name: "vae-tiny", config: .tiny, description: "a 2-level test VAE (widths 8, 16; 1/2 the size)"),
+        ModelPreset(name: "vae-f4", config: .f4,
+                    description: "a small VAE to train on a CPU (widths 16, 32, 64; 4 latent channels at 1/4 the size)"),
     ]
 
     /// Levels (`block_out_channels.count`): at most 8, a downsampling factor of 128 (every released SD-style VAE

@@ -18,6 +18,9 @@ struct DiffusionJob {
     /// The shards behind `data`.
     let shards: ShardIdentity
     let folder: URL
+    /// The partition folder, where a latent shard's autoencoder lives (`<partition>/autoencoder/`, for the sample
+    /// grids); nil: no decoding (pixel shards, or grids of raw latents).
+    var partition: URL? = nil
 }
 
 /// The step of experts and the monolith (a `TrainingJob`; the loop, resume and checkpoints are
@@ -63,6 +66,13 @@ final class DiffusionTrainer: TrainingJob {
 
     func makeState() throws {
         let cfg = job.config
+        // A pixel expert must not continue on latents, nor a latent expert on pixels or another autoencoder's latents.
+        if let old = try? ExpertCheckpoint.read(from: folder), old.latents != job.data.info.latents {
+            let was = old.latents.map { "latents of \($0.summary)" } ?? "pixels"
+            throw RunError("\(job.name): \(folder.path) was trained on \(was), but its shard holds "
+                + "\(job.data.info.contentSummary); pass --restart to train it anew on this data, or point run.json's "
+                + "partition back at the data it was trained on")
+        }
         model = try ParisExpert(modelConfig, device: device)
         model.train(true)
         ema = try EMA(model, decay: cfg.emaDecay)
@@ -71,6 +81,9 @@ final class DiffusionTrainer: TrainingJob {
                               shard: try TrainingData.captionSource(job.data, count: 8), device: device,
                               seed: cfg.seed)
         dropout = try ConditionDropout(probability: cfg.captionDropout)
+        if let space = job.data.info.latents, let partition = job.partition {
+            grid.decoder = try LatentEncoding.autoencoder(partition: partition, expected: space, device: device)
+        }
     }
 
     func stateTensors() throws -> [String: [String: Tensor]] {
@@ -111,7 +124,8 @@ final class DiffusionTrainer: TrainingJob {
         var weights = try model.stateDict()
         for (name, t) in ema.stateDict() { weights[name] = t }
         try ExpertCheckpoint(model: modelConfig, objective: job.config.objective, cluster: job.cluster,
-                             textEncoder: job.data.info.textEncoder, steps: step, shards: job.shards)
+                             textEncoder: job.data.info.textEncoder, steps: step, shards: job.shards,
+                             latents: job.data.info.latents)
             .write(weights: weights, to: folder)
     }
 

@@ -21,7 +21,8 @@ public enum ExpertTrainer {
         let job = try config.expert(k)
         let shard = try TrainingData.openShard(layout.shard(k, config), cluster: k, numClusters: config.numExperts)
         let trainer = try DiffusionTrainer(DiffusionJob(name: "expert \(k)", config: job, cluster: k, data: shard,
-                                                        shards: ShardIdentity([shard.info]), folder: layout.expert(k)),
+                                                        shards: ShardIdentity([shard.info]), folder: layout.expert(k),
+                                                        partition: layout.partition(config)),
                                            prefetch: options.prefetch)
         return try TrainingSession(trainer, options: options).run()
     }
@@ -42,7 +43,8 @@ public enum MonolithTrainer {
                                                numClusters: config.numExperts)
         let trainer = try DiffusionTrainer(DiffusionJob(name: "monolith", config: job, cluster: nil, data: data,
                                                         shards: ShardIdentity(data.infos),
-                                                        folder: layout.monolith), prefetch: options.prefetch)
+                                                        folder: layout.monolith, partition: layout.partition(config)),
+                                           prefetch: options.prefetch)
         return try TrainingSession(trainer, options: options).run()
     }
 }

@@ -80,6 +80,10 @@ public final class RouterDataset {
                 throw RunError("shard \(c) holds \(info.channels)×\(info.imageSize)×\(info.imageSize) images, shard 0 "
                     + "\(first.channels)×\(first.imageSize)×\(first.imageSize); the router needs one shape")
             }
+            if let first = infos.first, first.latents != info.latents {
+                throw RunError("shard \(c) holds \(info.contentSummary), shard 0 \(first.contentSummary); the router "
+                    + "needs one kind of data")
+            }
             guard info.count >= 1 else { throw RunError("shard \(c) (\(folder.path)) holds no images") }
             let n = info.count
             let held = n < 2 ? 0 : min(n - 1, max(heldOutFraction > 0 ? 1 : 0, Int((heldOutFraction * Double(n)).rounded(.up))))
@@ -108,7 +112,7 @@ public final class RouterDataset {
         self.infos = infos
         trainImages = try Tensor.cat(trainX, dim: 0)
         trainLabels = try Tensor.cat(trainY, dim: 0)
-        let empty = try Tensor.zeros([0, first.channels, first.imageSize, first.imageSize], dtype: .uint8)
+        let empty = try Tensor.zeros([0, first.channels, first.imageSize, first.imageSize], dtype: first.dataType)
         heldOutImages = try evalX.isEmpty ? empty : Tensor.cat(evalX, dim: 0)
         heldOutLabels = try evalY.isEmpty ? Tensor.zeros([0], dtype: .int64) : Tensor.cat(evalY, dim: 0)
         captionEmbeddings = try Tensor.cat(captionTables, dim: 0)
@@ -131,8 +135,8 @@ public final class RouterDataset {
         let rows = try Tensor(perm[cursor.position..<(cursor.position + b)].map { Int64($0) })
         var next = LoaderCursor(epoch: cursor.epoch, position: cursor.position + b)
         if next.position + b > n { next = LoaderCursor(epoch: cursor.epoch + 1, position: 0) }
-        // [B, C, H, W] uint8 → float32 in [-1, 1]
-        let images = try (trainImages.indexSelect(dim: 0, index: rows).to(dtype: .float32) / 127.5 - 1)
+        // [B, C, H, W] uint8 → float32 in [-1, 1] (float16 latents → float32)
+        let images = try ShardPart.modelInput(trainImages.indexSelect(dim: 0, index: rows))
             .to(device: device)
         let labels = try trainLabels.indexSelect(dim: 0, index: rows).to(device: device)
         let text = try captionEmbeddings.indexSelect(dim: 0, index: trainCaptions.indexSelect(dim: 0, index: rows))
@@ -144,7 +148,7 @@ public final class RouterDataset {
     /// [n, D] float32 on `device`.
     public func heldOut(_ range: Range<Int>, device: Device) throws -> (images: Tensor, labels: Tensor, text: Tensor) {
         let rows = try Tensor(range.map { Int64($0) })
-        let images = try (heldOutImages.indexSelect(dim: 0, index: rows).to(dtype: .float32) / 127.5 - 1)
+        let images = try ShardPart.modelInput(heldOutImages.indexSelect(dim: 0, index: rows))
             .to(device: device)
         let text = try captionEmbeddings.indexSelect(dim: 0, index: heldOutCaptions.indexSelect(dim: 0, index: rows))
         return (images, try heldOutLabels.indexSelect(dim: 0, index: rows).to(device: device), try text.to(device: device))

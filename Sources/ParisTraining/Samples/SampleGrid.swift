@@ -23,6 +23,8 @@ public final class SampleGrid {
     private let text: Tensor      // [n, T, D] float32 on device
     private let textMask: Tensor  // [n, T] bool on device
     private var model: ParisExpert?
+    /// A latent expert's autoencoder: the grid shows its decoded samples (latents / scaling factor, decoded).
+    public var decoder: AutoencoderKL?
 
     public init(config: ParisExpertConfig, objective: Objective, shard: ShardPart, device: Device, seed: UInt64,
                 count: Int = 8, sampler: SamplerConfig? = nil) throws {
@@ -56,7 +58,10 @@ public final class SampleGrid {
     }
 
     private func write(step: Int, to folder: URL, _ draw: () throws -> Tensor) throws -> URL {
-        let samples = try preservingRNG(device: device, draw)  // [n, C, H, W] in ~[-1, 1]
+        var samples = try preservingRNG(device: device, draw)  // [n, C, H, W] in ~[-1, 1] (or latents)
+        if let decoder {
+            samples = try withNoGrad { try decoder.decode(try decoder.unscaledLatents(samples)) }  // [n, 3, H·f, W·f]
+        }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let url = folder.appendingPathComponent("step_\(step).png")
         try Self.grid(samples, columns: 4).writePNG(to: url)
