@@ -71,17 +71,7 @@ public final class MetadataStream {
     }
 
     func flush() throws {
-        var done = 0
-        try buffer.withUnsafeBytes { bytes in
-            while done < bytes.count {
-                let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw DatasetImportError("\(url.path): write failed: \(String(cString: strerror(errno)))")
-                }
-                done += n
-            }
-        }
+        try Self.writeAll(buffer, to: fd, path: url.path)
         buffer.removeAll(keepingCapacity: true)
     }
 
@@ -95,6 +85,23 @@ public final class MetadataStream {
         guard rename(url.path, target.path) == 0 else {
             throw DatasetImportError("\(target.path): cannot rename \(url.lastPathComponent) into place: "
                 + String(cString: strerror(errno)))
+        }
+    }
+}
+
+extension MetadataStream {
+    /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); `path` names the file in the error.
+    static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws {
+        var done = 0
+        try bytes.withUnsafeBytes { b in
+            while done < b.count {
+                let n = write(fd, b.baseAddress! + done, b.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw DatasetImportError("\(path): write failed: \(String(cString: strerror(errno)))")
+                }
+                done += n
+            }
         }
     }
 }

@@ -160,17 +160,7 @@ public enum ShapesImport {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw DatasetImportError("\(path): cannot create: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var done = 0
-        try bytes.withUnsafeBytes { b in
-            while done < b.count {
-                let n = write(fd, b.baseAddress! + done, b.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw DatasetImportError("\(path): write failed: \(String(cString: strerror(errno)))")
-                }
-                done += n
-            }
-        }
+        try MetadataStream.writeAll(bytes, to: fd, path: path)
     }
 }
 
