@@ -76,13 +76,15 @@ fi
     --out "$latent/partition"
 
 say "3/4 calibrating and training: ${BUDGET}s per expert"
-set_steps() {  # run.json: experts' steps ($2), routers' steps ($3), the partition folder ($4)
-    python3 - "$1/run.json" "$2" "$3" "$4" <<'PY'
+set_steps() {  # run.json: experts' steps ($2), routers' steps ($3), the partition folder ($4), log_every ($5)
+    python3 - "$1/run.json" "$2" "$3" "$4" "${5:-}" <<'PY'
 import json, sys
-path, steps, router_steps, partition = sys.argv[1:5]
+path, steps, router_steps, partition, log_every = sys.argv[1:6]
 run = json.load(open(path))
 for job in run["experts"]:
     job["steps"] = int(steps)
+    if log_every:
+        job["log_every"] = int(log_every)
     job["warmup_steps"] = min(job["warmup_steps"], max(1, int(steps) // 10))
     job["checkpoint_every"] = max(50, int(steps) // 4)
 run["router"]["steps"] = int(router_steps)
@@ -95,9 +97,9 @@ for spec in "$pixel:partition" "$latent:partition"; do
     if [ ! -f "$run/steps.txt" ]; then
         scratch="$run.calibrate"; rm -rf "$scratch"; mkdir -p "$scratch"
         cp "$run/run.json" "$scratch/"; ln -s "$(realpath "$run/$part")" "$scratch/partition"
-        set_steps "$scratch" 1000 "$ROUTER_STEPS" partition
-        "$bin" train expert --run "$scratch" --expert 0 --stop-after 12 > /dev/null
-        python3 - "$scratch/expert_0/metrics.jsonl" "$BUDGET" > "$run/steps.txt" <<'PY'
+        set_steps "$scratch" 1000 "$ROUTER_STEPS" partition 2
+        "$bin" train expert --run "$scratch" --expert 0 --stop-after 16 > /dev/null
+        python3 - "$scratch/expert_0/metrics.jsonl" "$BUDGET" > "$run/steps.txt.tmp" <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 # seconds per step from the last lines (the first steps pay one-time costs)
@@ -105,6 +107,7 @@ a, b = lines[0], lines[-1]
 per = (b["elapsed_s"] - a["elapsed_s"]) / max(1, b["step"] - a["step"])
 print(max(10, int(float(sys.argv[2]) / per)))
 PY
+        mv "$run/steps.txt.tmp" "$run/steps.txt"
         rm -rf "$scratch"
     fi
     steps=$(cat "$run/steps.txt")
