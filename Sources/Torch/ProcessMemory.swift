@@ -7,9 +7,6 @@ public enum ProcessMemory {
     /// where `/proc` is absent (not Linux).
     public static func peakResident() -> Int? { status("VmHWM:") }
 
-    /// VmRSS: the resident set size now, in bytes (nil where `/proc` is absent).
-    public static func resident() -> Int? { status("VmRSS:") }
-
     /// Starts a new peak: writing "5" to `/proc/self/clear_refs` (Linux 4.0 and later) resets VmHWM to the current
     /// resident size, so the next `peakResident()` is the peak since now. Returns whether that worked.
     @discardableResult

@@ -1,4 +1,5 @@
 import Foundation
+import Torch
 
 #if canImport(Glibc)
 import Glibc
@@ -71,7 +72,7 @@ public final class MetadataStream {
     }
 
     func flush() throws {
-        try Self.writeAll(buffer, to: fd, path: url.path)
+        try buffer.withUnsafeBytes { try AtomicFile.writeAll($0, to: fd, path: url.path) }
         buffer.removeAll(keepingCapacity: true)
     }
 
@@ -85,23 +86,6 @@ public final class MetadataStream {
         guard rename(url.path, target.path) == 0 else {
             throw DatasetImportError("\(target.path): cannot rename \(url.lastPathComponent) into place: "
                 + String(cString: strerror(errno)))
-        }
-    }
-}
-
-extension MetadataStream {
-    /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); `path` names the file in the error.
-    static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws {
-        var done = 0
-        try bytes.withUnsafeBytes { b in
-            while done < b.count {
-                let n = write(fd, b.baseAddress! + done, b.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw DatasetImportError("\(path): write failed: \(String(cString: strerror(errno)))")
-                }
-                done += n
-            }
         }
     }
 }

@@ -160,7 +160,7 @@ public enum ShapesImport {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw DatasetImportError("\(path): cannot create: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        try MetadataStream.writeAll(bytes, to: fd, path: path)
+        try bytes.withUnsafeBytes { try AtomicFile.writeAll($0, to: fd, path: path) }
     }
 }
 

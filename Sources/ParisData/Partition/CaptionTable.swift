@@ -32,9 +32,9 @@ struct CaptionTable {
         row = [:]
         let size = PartitionImages.chunkEntries(config), count = (captions.count + size - 1) / size
         func each(_ store: RowChunks, what: String, _ make: (ArraySlice<String>) throws -> [String: Tensor]) throws {
-            let done = (0..<count).filter { store.isDone($0) }.count
-            if done > 0 { log("\(what): \(done) of \(count) chunks already made; resuming") }
-            for i in 0..<count where !store.isDone(i) {
+            let missing = store.missing(of: count)
+            if missing.count < count { log("\(what): \(count - missing.count) of \(count) chunks already made; resuming") }
+            for i in missing {
                 let slice = captions[(i * size)..<min(captions.count, (i + 1) * size)]
                 try store.write(i, try make(slice))
                 if i == count - 1 || (i + 1) % max(1, count / 10) == 0 {

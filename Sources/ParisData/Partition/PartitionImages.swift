@@ -32,10 +32,10 @@ enum PartitionImages {
                        into store: RowChunks, log: (String) -> Void) throws -> Decoded {
         let total = folder.entries.count, size = chunkEntries(config)
         let count = (total + size - 1) / size
-        let done = (0..<count).filter { store.isDone($0) }.count
-        if done > 0 { log("images: \(done) of \(count) chunks already decoded; resuming") }
+        let missing = store.missing(of: count)
+        if missing.count < count { log("images: \(count - missing.count) of \(count) chunks already decoded; resuming") }
         var nextLog = 0
-        for i in 0..<count where !store.isDone(i) {
+        for i in missing {
             let range = (i * size)..<min(total, (i + 1) * size)
             try decodeChunk(i, range: range, folder: folder, config: config, features: features, into: store)
             if range.upperBound >= nextLog || range.upperBound == total {

@@ -138,9 +138,10 @@ public enum Partitioner {
         clock.done("clustering", clustered.clustering?.sample.map { "fitted on a sample of \($0)" } ?? "", log: log)
         try after("clustering")
 
+        let textDim = try captions.textDim()
         let writer = PartitionWriter(folder: work.result, config: config, dataset: dataset, entries: entries,
                                      chunks: decoded.chunks, captions: captions, captionEncoder: encoders.captions.name,
-                                     textDim: try captions.textDim())
+                                     textDim: textDim)
         let clusters = try writer.writeShards(assignments: trainView, log: log, written: { try after("shard \($0)") })
         var heldOut: [PartitionManifest.Cluster]? = nil
         if !heldRows.isEmpty {
@@ -157,7 +158,7 @@ public enum Partitioner {
             features: needsFeatures ? config.features : nil, seed: config.seed, dataset: dataset.path,
             numImages: n, numSkipped: decoded.skipped.count, skipped: Array(decoded.skipped.prefix(20)),
             imageSize: config.imageSize, channels: config.channels, textLength: config.textLength,
-            textDim: try captions.textDim(), imageModel: wantsImage ? encoders.image?.name : nil, textModel: textModel,
+            textDim: textDim, imageModel: wantsImage ? encoders.image?.name : nil, textModel: textModel,
             captionEncoder: encoders.captions.name, config: config, clustering: clustered.clustering,
             clusters: clusters, heldOut: heldOut, metrics: metrics)
         try AtomicFile.write(try manifest.encoded(), to: work.result.appendingPathComponent(PartitionManifest.fileName))

@@ -19,6 +19,9 @@ struct RowChunks {
     /// Whether chunk i is written and its header reads.
     func isDone(_ i: Int) -> Bool { (try? SafeTensors.header(url(i))) != nil }
 
+    /// The chunks of 0..<count still to make (each file's header read once).
+    func missing(of count: Int) -> [Int] { (0..<count).filter { !isDone($0) } }
+
     /// Writes chunk i (atomically).
     func write(_ i: Int, _ tensors: [String: Tensor], metadata: [String: String] = [:]) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

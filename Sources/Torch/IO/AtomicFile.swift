@@ -30,15 +30,21 @@ public enum AtomicFile {
         }
 
         public func write(_ bytes: UnsafeRawBufferPointer) throws {
-            var done = 0
-            while done < bytes.count {
-                let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw TorchError("\(path): write failed: \(String(cString: strerror(errno)))")
-                }
-                done += n
+            try AtomicFile.writeAll(bytes, to: fd, path: path)
+        }
+    }
+
+    /// Writes all of `bytes` to the open file `fd`, retrying short writes and EINTR; `path` names the file in the
+    /// error. (Also used by writers that stream a file of their own, such as the importers' metadata.)
+    public static func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: Int32, path: String) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw TorchError("\(path): write failed: \(String(cString: strerror(errno)))")
             }
+            done += n
         }
     }
 
