@@ -3,7 +3,7 @@
 # (numpy's bfloat16, which safetensors' numpy loader needs for BF16 tensors) and Pillow, and, for the Python
 # reference pipeline that runs a `paris export diffusers` folder (DiffusersExportTests), torch with transformers
 # and diffusers, all at the exact versions below and all from PyPI (the only Python registry the machines reach; its
-# Linux torch wheel brings the CUDA libraries with it, so the venv is about 5 GB and takes about 3.5 minutes to
+# Linux torch wheel brings the CUDA libraries with it, so the venv is about 5 GB and takes about 4 minutes to
 # install on the 2-core machine, once). It is made with `python3`
 # (the interpreter scripts/setup.sh uses) in the per-user cache,
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/paris/interop-venv-py<X.Y>-<hash of the interpreter and the pins>,

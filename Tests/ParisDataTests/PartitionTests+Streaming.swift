@@ -172,4 +172,13 @@ extension PartitionTests {
             XCTAssertTrue("\(error)".contains("chunk-00000.safetensors: unreadable"), "\(error)")
         }
     }
+
+    func testBadChunkSizeAndSampleAreRefused() throws {
+        var c = streamingConfig()
+        c.chunkSize = 0
+        assertThrows({ try c.validate() }, contains: "chunk_size must be positive, not 0")
+        c = streamingConfig()
+        c.kmeansSample = 3
+        assertThrows({ try c.validate() }, contains: "kmeans_sample must be at least num_clusters (4), not 3")
+    }
 }
