@@ -9,9 +9,9 @@ extension DiffusersExport {
     public static let timeGrid = TimeGrid.uniform
 
     /// `model_index.json` of the export.
-    func index(numExperts k: Int) -> [String: Any] {
+    func index(numExperts k: Int, latent: Bool) -> [String: Any] {
         ["_class_name": ParisReleaseIndex.className, "num_experts": k,
-         "vae": vae == nil ? [NSNull(), NSNull()] : ["diffusers", "AutoencoderKL"],
+         "vae": latent ? ["diffusers", "AutoencoderKL"] : [NSNull(), NSNull()],
          "text_encoder": ["transformers", ReleaseTextEncoder.bertClass],
          "tokenizer": ["transformers", "BertTokenizer"],
          "time_grid": Self.timeGrid.rawValue,
@@ -48,9 +48,10 @@ extension DiffusersExport {
             return url
         }
         let e0 = plan.experts[0].info.model
-        try Self.writeJSON(index(numExperts: plan.experts.count), to: folder.appendingPathComponent(ParisReleaseIndex.fileName))
+        try Self.writeJSON(index(numExperts: plan.experts.count, latent: plan.vae != nil),
+                           to: folder.appendingPathComponent(ParisReleaseIndex.fileName))
         try Self.writeJSON(["model_name": plan.runName, "num_experts": plan.experts.count, "image_size": e0.inputSize,
-                            "num_channels": e0.inChannels, "use_latents": vae != nil,
+                            "num_channels": e0.inChannels, "use_latents": plan.vae != nil,
                             "expert_architecture": "dit", "router_architecture": "dit"],
                            to: folder.appendingPathComponent("config.json"))
         for (k, e) in plan.experts.enumerated() {
@@ -65,13 +66,7 @@ extension DiffusersExport {
                            to: r.appendingPathComponent("config.json"))
         try fm.copyItem(at: plan.router.folder.appendingPathComponent(RouterCheckpoint.weightsName),
                         to: r.appendingPathComponent(ParisRelease.routerWeights))
-        if let vae {
-            let v = try dir("vae")
-            for name in ["config.json", ParisRelease.vaeWeights] {
-                try fm.copyItem(at: vae.appendingPathComponent(name), to: v.appendingPathComponent(name))
-            }
-            log("vae: copied from \(vae.path)")
-        }
+        if let vae = plan.vae { try writeVAE(vae, into: try dir("vae"), log: log) }
         let t = try dir("text_encoder")
         for name in ["config.json", ParisRelease.textWeights] {
             try fm.copyItem(at: textEncoder.appendingPathComponent(name), to: t.appendingPathComponent(name))

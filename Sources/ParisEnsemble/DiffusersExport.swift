@@ -15,7 +15,8 @@ import Torch
 /// config.json             num_experts, image_size, num_channels, use_latents
 /// expert_<k>/config.json + diffusion_pytorch_model.safetensors     ParisExpert keys (+ null_text), weights as trained
 /// router/config.json + pytorch_model.safetensors                   Router keys (num_clusters = K), text-free
-/// vae/config.json + diffusion_pytorch_model.safetensors            only for a latent run (`vae` given)
+/// vae/config.json + diffusion_pytorch_model.safetensors            only for a latent run: its autoencoder, latents
+///                                                                  rescaled to ×0.18215 (DiffusersExport+VAE.swift)
 /// text_encoder/config.json + model.safetensors                     transformers BertModel (all-MiniLM-L6-v2)
 /// tokenizer/vocab.txt + tokenizer_config.json (+ special_tokens_map.json)   BertTokenizer, model_max_length = L
 /// ```
@@ -24,8 +25,9 @@ import Torch
 /// weights files are copied byte for byte. Everything is checked before anything is written: every expert and the
 /// router present (config + weights, their headers matching), finished when a `status.json` says how far training
 /// got, flow matching (the layout has no objective: a DDPM ε expert is refused), conditioned on all-MiniLM-L6-v2,
-/// with the same inputs; the router text-free and for K experts. The folder is written into a temporary sibling and
-/// renamed into place whole (`AtomicFolder`); an existing one is refused unless `overwrite`.
+/// with the same inputs; the router text-free and for K experts; latent experts' VAE the one their latents came
+/// from. The folder is written into a temporary sibling and renamed into place whole (`AtomicFolder`); an existing
+/// one is refused unless `overwrite`.
 public struct DiffusersExport {
     public var run: RunLayout
     public var output: URL
@@ -33,7 +35,9 @@ public struct DiffusersExport {
     /// `Pretrained.miniLMFolder`): what the experts were conditioned on.
     public var textEncoder: URL
     /// A latent run's VAE, a diffusers AutoencoderKL folder (config.json + diffusion_pytorch_model.safetensors),
-    /// copied into vae/; nil for a pixel-space run (the index then says `"vae": [null, null]`).
+    /// written into vae/. nil: the partition's `autoencoder/` when the experts were trained on latents (the one
+    /// `paris encode` copied there), none for a pixel-space run (the index then says `"vae": [null, null]`). Latent
+    /// experts record their autoencoder (`LatentSpace`), and a VAE folder that is not that one is refused.
     public var vae: URL?
     public var overwrite: Bool
 
@@ -67,6 +71,8 @@ public struct DiffusersExport {
         var experts: [(folder: URL, info: ExpertCheckpoint)]
         var router: (folder: URL, config: RouterConfig, steps: Int)
         var runName: String
+        /// The autoencoder that decodes the experts' latents (nil: pixel-space experts).
+        var vae: VAESource?
     }
 
     /// Checks the run, the text encoder and the VAE (nothing is written).
@@ -128,8 +134,8 @@ public struct DiffusersExport {
         let routerSteps = (try? JSONObject.read(run.router.appendingPathComponent(RouterCheckpoint.configName)))?["steps"]
             as? Int ?? 0
         try checkTextEncoder(width: e0.textDim)
-        try checkVAE(channels: e0.inChannels)
-        return Plan(experts: experts, router: (run.router, rc, routerSteps), runName: config.name)
+        let vae = try checkVAE(experts: experts.map(\.info), partition: run.partition(config))
+        return Plan(experts: experts, router: (run.router, rc, routerSteps), runName: config.name, vae: vae)
     }
 
     /// A job folder whose `status.json` says it has not finished is refused (none: a checkpoint written without a
@@ -153,26 +159,6 @@ public struct DiffusersExport {
         }
     }
 
-    func checkVAE(channels: Int) throws {
-        guard let vae else {
-            guard [1, 3].contains(channels) else {
-                throw EnsembleError("the experts denoise \(channels)-channel inputs (latents?): give the run's VAE "
-                    + "folder (--vae) to export a latent run")
-            }
-            return
-        }
-        for name in ["config.json", ParisRelease.vaeWeights] {
-            guard FileManager.default.fileExists(atPath: vae.appendingPathComponent(name).path) else {
-                throw EnsembleError("\(vae.appendingPathComponent(name).path): not found (a diffusers AutoencoderKL folder)")
-            }
-        }
-        let c = try AutoencoderKLConfig.load(from: vae.appendingPathComponent("config.json"))
-        guard c.latentChannels == channels else {
-            throw EnsembleError("\(vae.path): latent_channels \(c.latentChannels), but the experts denoise "
-                + "\(channels) channels")
-        }
-    }
-
     /// Checks everything, then writes the folder (whole or not at all).
     @discardableResult
     public func write(log: (String) -> Void = { _ in }) throws -> Result {
@@ -192,6 +178,6 @@ public struct DiffusersExport {
             var isDir: ObjCBool = false
             return fm.fileExists(atPath: output.appendingPathComponent($0).path, isDirectory: &isDir) && !isDir.boolValue
         }.sorted()
-        return Result(folder: output, numExperts: plan.experts.count, files: files, latent: vae != nil)
+        return Result(folder: output, numExperts: plan.experts.count, files: files, latent: plan.vae != nil)
     }
 }

@@ -29,6 +29,12 @@ public struct RunMixture {
     /// The latent space the experts were trained in (nil: pixels).
     public var latents: LatentSpace? = nil
 
+    /// Height = width of the images `images(_:)` returns: the experts' input size, times the autoencoder's
+    /// downsampling factor for latent experts (4×4×4 latents of vae-tiny, f = 2: 8-px images).
+    public var decodedSize: Int { imageSize * (decoder?.config.downsamplingFactor ?? 1) }
+    /// Channels of the images `images(_:)` returns: the autoencoder's `out_channels` for latent experts.
+    public var decodedChannels: Int { decoder?.config.outChannels ?? channels }
+
     /// Samples [N, C, h, w] → images [N, 3, H, W] in about [−1, 1]: latents / scaling factor (+ shift), decoded;
     /// pixel samples unchanged.
     public func images(_ samples: Tensor) throws -> Tensor {

