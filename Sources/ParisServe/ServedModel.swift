@@ -13,7 +13,8 @@ import Torch
 public protocol ServedModel: AnyObject {
     /// K, the experts the router scores.
     var numExperts: Int { get }
-    /// Height = width of the images served (what a request's `width` and `height` must say).
+    /// Height = width of the images served (what a request's `width` and `height` must say): decoded pixels, not
+    /// the latents the experts denoise.
     var imageSize: Int { get }
     /// The settings a request starts from before its own fields apply (`steps`, `cfg_scale`).
     var defaults: GenerationRequest { get }
@@ -44,7 +45,9 @@ public protocol ServedModel: AnyObject {
 }
 
 /// A run's mixture (`RunMixture`), sampled exactly as `paris sample --run` does: MiniLM (or an injected encoder)
-/// prompt tokens at the experts' token length, `MixtureSampler` with the request's solver, steps and CFG scale.
+/// prompt tokens at the experts' token length, `MixtureSampler` with the request's solver, steps and CFG scale, and
+/// for latent experts the partition's autoencoder decoding the final latents (`RunMixture.images`), so the images
+/// and `imageSize` are pixels (`decodedSize`: 8 px for 4×4×4 vae-tiny latents).
 public final class RunModel: ServedModel {
     public let loaded: RunMixture
     public let run: RunLayout
@@ -66,7 +69,7 @@ public final class RunModel: ServedModel {
     }
 
     public var numExperts: Int { loaded.mixture.numExperts }
-    public var imageSize: Int { loaded.imageSize }
+    public var imageSize: Int { loaded.decodedSize }
     public var defaults: GenerationRequest { GenerationRequest() }
     public var missingExperts: [Int] { loaded.mixture.missing }
     public var source: String { "run \(run.root.path)" }
@@ -84,7 +87,7 @@ public final class RunModel: ServedModel {
                                              device: device)
         let (x, trace) = try sampler.sample(loaded.mixture, noise: noise, text: cond, prompts: prompts, seeds: seeds,
                                             routingSeed: seeds[0], onStep: onStep)
-        return (try x.to(device: .cpu), trace)  // [B, C, H, W] in about [-1, 1]
+        return (try loaded.images(x).to(device: .cpu), trace)  // [B, C, H, W] in about [-1, 1]; latents decoded
     }
 
     public func notes(prompt: String) -> (notes: [String], traceWarnings: [String]) {
