@@ -217,7 +217,7 @@ final class ShapesImportTests: XCTestCase {
     func testImportedFolderPartitions() throws {
         try ShapesImport.importDataset(options(count: 60, perFolder: 25))
         let data = tmp.appendingPathComponent("out")
-        XCTAssertEqual(try ImageFolder.read(data).entries.count, 60)
+        XCTAssertEqual(try ImageFolder.read(data).count, 60)
         let encoders = PartitionEncoders.fakes
         var config = PartitionConfig.tiny
         config.numClusters = 6
