@@ -1,5 +1,5 @@
 import Foundation
-import ParisData
+@testable import ParisData
 import ParisImage
 import Torch
 import XCTest
@@ -191,6 +191,38 @@ final class ShapesImportTests: XCTestCase {
         try ShapesImport.importDataset(options("more", count: 25, perFolder: 10)) { lines.append($0) }
         XCTAssert(lines.joined().contains("partial import found (no completion marker); rebuilding"), "\(lines)")
         XCTAssertEqual(try files(more), try files(tmp.appendingPathComponent("fresh")))
+    }
+
+    /// A resumed import keeps the images a killed one had written (same inode, same modification time: not written
+    /// again), writes the missing and the empty one and removes the temporary file a kill left, and ends
+    /// byte-identical to a fresh import.
+    func testResumedImportKeepsTheImagesAlreadyWritten() throws {
+        let opts = options(count: 25, perFolder: 10)
+        try ShapesImport.importDataset(options("fresh", count: 25, perFolder: 10))
+        try ShapesImport.importDataset(opts)
+        let out = tmp.appendingPathComponent("out"), fm = FileManager.default
+        try fm.removeItem(at: out.appendingPathComponent(DatasetFolder.markerName))
+        try fm.removeItem(at: out.appendingPathComponent("metadata.jsonl"))
+        try Data(DatasetFolder.inProgressMarker(dataset: ShapesImport.name, settings: ShapesImport.settings(opts)))
+            .write(to: out.appendingPathComponent(DatasetFolder.inProgressName))
+        try Data().write(to: out.appendingPathComponent("images/00001/13.png"))
+        try fm.removeItem(at: out.appendingPathComponent("images/00002/21.png"))
+        try Data("half an image".utf8).write(to: out.appendingPathComponent("images/00002/.21.png.partial"))
+        func identity(_ i: Int) throws -> [Int] {
+            var s = stat()
+            XCTAssertEqual(stat(out.appendingPathComponent("images/\(String(format: "%05d", i / 10))/\(i).png").path, &s), 0)
+            return [Int(s.st_ino), Int(s.st_mtim.tv_sec), Int(s.st_mtim.tv_nsec)]
+        }
+        let finished = (0..<25).filter { $0 != 13 && $0 != 21 }
+        let before = try finished.map(identity)
+        usleep(20_000)  // so that a rewritten file would have a later modification time
+        var lines: [String] = []
+        XCTAssertEqual(try ShapesImport.importDataset(opts) { lines.append($0) }, ImportSummary(images: 25))
+        XCTAssert(lines.contains("resumed: 23 of 25 images were already written and kept"), "\(lines)")
+        XCTAssertEqual(try finished.map(identity), before, "the finished images were not written again")
+        XCTAssertEqual(try files(out), try files(tmp.appendingPathComponent("fresh")))
+        XCTAssertTrue(ShapesImport.isCompletePNG(out.appendingPathComponent("images/00001/13.png").path))
+        XCTAssertFalse(ShapesImport.isCompletePNG(out.appendingPathComponent("metadata.jsonl").path))
     }
 
     /// 64 images on one sheet (8 × 8 tiles of 34 px); set PARIS_SHAPES_SHEET=/path.png to keep it and look at it.
