@@ -1,6 +1,7 @@
 import Foundation
 @testable import ParisData
 import ParisImage
+import ParisTestSupport
 import Torch
 import XCTest
 
@@ -223,6 +224,34 @@ final class ShapesImportTests: XCTestCase {
         XCTAssertEqual(try files(out), try files(tmp.appendingPathComponent("fresh")))
         XCTAssertTrue(ShapesImport.isCompletePNG(out.appendingPathComponent("images/00001/13.png").path))
         XCTAssertFalse(ShapesImport.isCompletePNG(out.appendingPathComponent("metadata.jsonl").path))
+    }
+
+    /// The real `paris data import shapes` on a "full disk" (a file-size limit, `runProcess(fileSizeLimitKiB:)`):
+    /// the metadata stream passes the limit, and the import stops with an error naming the file and the OS's
+    /// reason; every image under its final name is whole and no temporary file is left; run again without the
+    /// limit it keeps those images and ends byte-identical to an import that never failed.
+    func testFullDiskStopsTheImportClearlyAndTheRerunResumes() throws {
+        let paris = try parisBinary(self)
+        let fresh = tmp.appendingPathComponent("fresh"), out = tmp.appendingPathComponent("out")
+        let clean = try runProcess(paris, ["data", "import", "shapes", "--count", "3000", "--out", fresh.path])
+        XCTAssertEqual(clean.status, 0, clean.output)
+        let full = try runProcess(paris, ["data", "import", "shapes", "--count", "3000", "--out", out.path],
+                                  fileSizeLimitKiB: 100)
+        XCTAssertNotEqual(full.status, 0, full.output)
+        XCTAssertTrue(full.output.contains("\(MetadataStream.partialName): write failed: File too large"), full.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent(DatasetFolder.markerName).path))
+        let written = try files(out).keys.filter { $0.hasPrefix("images/") }
+        XCTAssertGreaterThan(written.count, 0)
+        XCTAssertLessThan(written.count, 3000)
+        for name in written {
+            XCTAssertTrue(ShapesImport.isCompletePNG(out.appendingPathComponent(name).path), name)
+            XCTAssertFalse(name.hasSuffix(".partial"), name)
+        }
+        let resumed = try runProcess(paris, ["data", "import", "shapes", "--count", "3000", "--out", out.path])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("resumed: \(written.count) of 3000 images were already written and kept"),
+                      resumed.output)
+        XCTAssertEqual(try files(out), try files(fresh))
     }
 
     /// 64 images on one sheet (8 × 8 tiles of 34 px); set PARIS_SHAPES_SHEET=/path.png to keep it and look at it.

@@ -47,11 +47,16 @@ struct PartitionWriter {
                                  imageSize: config.imageSize, captionCount: 0, textEncoder: captionEncoder,
                                  textLength: config.textLength, textDim: textDim, dataset: dataset.lastPathComponent,
                                  partitionMethod: config.method.rawValue)
-            let writer = try ShardWriter(folder: shardFolder, info: blank, partSize: partSize, overwrite: true)
-            for start in stride(from: 0, to: rows.count, by: partSize) {
-                try writer.append(try part(rows: Array(rows[start..<min(rows.count, start + partSize)])))
+            let info: ShardInfo
+            do {
+                let writer = try ShardWriter(folder: shardFolder, info: blank, partSize: partSize, overwrite: true)
+                for start in stride(from: 0, to: rows.count, by: partSize) {
+                    try writer.append(try part(rows: Array(rows[start..<min(rows.count, start + partSize)])))
+                }
+                info = try writer.finish()
+            } catch where !(error is PartitionError) {  // a write that failed: a full disk, a file-size limit
+                throw RowChunks.writeFailure(nil, error, kept: "the shards finished before it are kept")
             }
-            let info = try writer.finish()
             clusters.append(.init(index: cluster, size: rows.count, shard: name, labels: labels,
                                   checksums: info.checksums))
             log("shard \(cluster): \(rows.count) images, \(info.captionCount) captions in \(info.parts?.count ?? 1) parts")
