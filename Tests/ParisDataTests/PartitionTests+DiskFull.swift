@@ -39,13 +39,8 @@ extension PartitionTests {
     func testDiskFullGivesAClearErrorAndLosesNothing() throws {
         let paris = try parisBinary(self)
         try writeCaptionedDataset(count: 200)
-        func arguments(_ out: URL) -> [String] {
-            ["partition", "--data", data.path, "--out", out.path, "--k", "2", "--preset", "tiny", "--features", "text",
-             "--image-size", "8", "--chunk-size", "16", "--device", "cpu"]
-        }
-        let reference = dir.appendingPathComponent("reference/partition")
-        let clean = try runProcess(paris, arguments(reference))
-        XCTAssertEqual(clean.status, 0, clean.output)
+        func arguments(_ out: URL) -> [String] { textPartition(out, k: 2) }
+        let reference = try referencePartition(paris, arguments)
         let work = PartitionWork.folder(for: out)
 
         // Sizes: an image chunk is 3 KiB, a sentence chunk 25 KiB, a token chunk 100 KiB, a shard part over 400 KiB.

@@ -163,8 +163,10 @@ final class ShapesImportTests: XCTestCase {
         XCTAssertEqual(try files(out), try files(tmp.appendingPathComponent("fresh")))
     }
 
-    /// A killed import of the same settings (its in-progress marker records them) keeps its images and rewrites them
-    /// in place; one of other settings is deleted first. Either way the result is byte-identical to a fresh import.
+    /// A killed import of the same settings (its in-progress marker records them) keeps its images folder and the
+    /// images it had written (same inode, same modification time: not written again), writes the missing and the
+    /// empty one, and removes the temporary file a kill left; one of other settings is deleted first. Either way the
+    /// result is byte-identical to a fresh import.
     func testKilledImportWithTheSameSettingsIsResumedInPlace() throws {
         let opts = options(count: 25, perFolder: 10)
         try ShapesImport.importDataset(options("fresh", count: 25, perFolder: 10))
@@ -175,13 +177,26 @@ final class ShapesImportTests: XCTestCase {
             .write(to: out.appendingPathComponent(DatasetFolder.inProgressName))
         try Data().write(to: out.appendingPathComponent("images/00001/13.png"))  // created, not yet written
         try fm.removeItem(at: out.appendingPathComponent("images/00002/21.png"))
+        try Data("half an image".utf8).write(to: out.appendingPathComponent("images/00002/.21.png.partial"))
         let kept = try fm.attributesOfItem(atPath: out.appendingPathComponent("images/00000").path)[.systemFileNumber]
+        func identity(_ i: Int) -> [Int] {
+            var s = stat()
+            XCTAssertEqual(stat(out.appendingPathComponent("images/\(String(format: "%05d", i / 10))/\(i).png").path, &s), 0)
+            return [Int(s.st_ino), Int(s.st_mtim.tv_sec), Int(s.st_mtim.tv_nsec)]
+        }
+        let finished = (0..<25).filter { $0 != 13 && $0 != 21 }
+        let before = finished.map(identity)
+        usleep(20_000)  // so that a rewritten file would have a later modification time
         var lines: [String] = []
         XCTAssertEqual(try ShapesImport.importDataset(opts) { lines.append($0) }, ImportSummary(images: 25))
         XCTAssert(lines.joined().contains("same settings found (no completion marker); resuming"), "\(lines)")
+        XCTAssert(lines.contains("resumed: 23 of 25 images were already written and kept"), "\(lines)")
+        XCTAssertEqual(finished.map(identity), before, "the finished images were not written again")
         XCTAssertEqual(try fm.attributesOfItem(atPath: out.appendingPathComponent("images/00000").path)[.systemFileNumber]
                        as? Int, kept as? Int, "the images folder was kept, not deleted and remade")
         XCTAssertEqual(try files(out), try files(tmp.appendingPathComponent("fresh")))
+        XCTAssertTrue(ShapesImport.isCompletePNG(out.appendingPathComponent("images/00001/13.png").path))
+        XCTAssertFalse(ShapesImport.isCompletePNG(out.appendingPathComponent("metadata.jsonl").path))
         // A partial import of another count: deleted (its extra images would otherwise stay), then rebuilt.
         try ShapesImport.importDataset(options("more", count: 30, perFolder: 10))
         let more = tmp.appendingPathComponent("more")
@@ -192,38 +207,6 @@ final class ShapesImportTests: XCTestCase {
         try ShapesImport.importDataset(options("more", count: 25, perFolder: 10)) { lines.append($0) }
         XCTAssert(lines.joined().contains("partial import found (no completion marker); rebuilding"), "\(lines)")
         XCTAssertEqual(try files(more), try files(tmp.appendingPathComponent("fresh")))
-    }
-
-    /// A resumed import keeps the images a killed one had written (same inode, same modification time: not written
-    /// again), writes the missing and the empty one and removes the temporary file a kill left, and ends
-    /// byte-identical to a fresh import.
-    func testResumedImportKeepsTheImagesAlreadyWritten() throws {
-        let opts = options(count: 25, perFolder: 10)
-        try ShapesImport.importDataset(options("fresh", count: 25, perFolder: 10))
-        try ShapesImport.importDataset(opts)
-        let out = tmp.appendingPathComponent("out"), fm = FileManager.default
-        try fm.removeItem(at: out.appendingPathComponent(DatasetFolder.markerName))
-        try fm.removeItem(at: out.appendingPathComponent("metadata.jsonl"))
-        try Data(DatasetFolder.inProgressMarker(dataset: ShapesImport.name, settings: ShapesImport.settings(opts)))
-            .write(to: out.appendingPathComponent(DatasetFolder.inProgressName))
-        try Data().write(to: out.appendingPathComponent("images/00001/13.png"))
-        try fm.removeItem(at: out.appendingPathComponent("images/00002/21.png"))
-        try Data("half an image".utf8).write(to: out.appendingPathComponent("images/00002/.21.png.partial"))
-        func identity(_ i: Int) throws -> [Int] {
-            var s = stat()
-            XCTAssertEqual(stat(out.appendingPathComponent("images/\(String(format: "%05d", i / 10))/\(i).png").path, &s), 0)
-            return [Int(s.st_ino), Int(s.st_mtim.tv_sec), Int(s.st_mtim.tv_nsec)]
-        }
-        let finished = (0..<25).filter { $0 != 13 && $0 != 21 }
-        let before = try finished.map(identity)
-        usleep(20_000)  // so that a rewritten file would have a later modification time
-        var lines: [String] = []
-        XCTAssertEqual(try ShapesImport.importDataset(opts) { lines.append($0) }, ImportSummary(images: 25))
-        XCTAssert(lines.contains("resumed: 23 of 25 images were already written and kept"), "\(lines)")
-        XCTAssertEqual(try finished.map(identity), before, "the finished images were not written again")
-        XCTAssertEqual(try files(out), try files(tmp.appendingPathComponent("fresh")))
-        XCTAssertTrue(ShapesImport.isCompletePNG(out.appendingPathComponent("images/00001/13.png").path))
-        XCTAssertFalse(ShapesImport.isCompletePNG(out.appendingPathComponent("metadata.jsonl").path))
     }
 
     /// The real `paris data import shapes` on a "full disk" (a file-size limit, `runProcess(fileSizeLimitKiB:)`):
