@@ -1,6 +1,6 @@
 import Foundation
 import ParisImage
-import ParisData
+@testable import ParisData
 import XCTest
 
 final class FolderImportTests: XCTestCase {
@@ -63,6 +63,31 @@ final class FolderImportTests: XCTestCase {
         XCTAssertEqual(try Image(contentsOf: out.appendingPathComponent("images/00000/cats/a.png")), try Image(decoding: a))
         XCTAssertEqual(try Image(contentsOf: out.appendingPathComponent("images/00000/b.png")).channels, 4)
         XCTAssertEqual(try ImageFolderImport.importDataset(options(src)), ImportSummary(images: 2, alreadyComplete: true))
+    }
+
+    /// The metadata is streamed and its samples handed over in batches, in order; an output collision is looked for
+    /// within an output folder (only there can two outputs meet), and a repeat anywhere names its first line.
+    func testPlanStreamsBatchesAndChecksAcrossThem() throws {
+        var lines = (0..<2005).map { #"{"file_name": "x/\#($0).png", "text": "t"}"# }
+        lines.insert(#"{"file_name": "x/0.jpg", "text": "same stem, another output folder"}"#, at: 1000)
+        let src = try source([:], lines)
+        let metadata = LineFile(url: src.appendingPathComponent("metadata.jsonl"))
+        var batches: [[String]] = []
+        let planned = try ImageFolderImport.plan(metadata, source: src, options: options(src), batchSize: 300) {
+            batches.append($0.map(\.output))
+        }
+        XCTAssertEqual(planned.samples, 2006)
+        XCTAssertEqual(batches.map(\.count), [300, 300, 300, 300, 300, 300, 206])
+        let outputs = batches.flatMap { $0 }
+        XCTAssertEqual(outputs[999], "images/00000/x/999.png")
+        XCTAssertEqual(outputs[1000], "images/00001/x/0.png")
+        XCTAssertEqual(outputs[2005], "images/00002/x/2004.png")
+        _ = try source([:], lines + [#"{"file_name": "x/1999.jpg", "text": "t"}"#])
+        assertThrows({ try ImageFolderImport.plan(metadata, source: src, options: self.options(src)) { _ in } },
+                     contains: "line 2007: 'x/1999.jpg' and the file on line 2001 both become images/00002/x/1999.png")
+        _ = try source([:], lines + [#"{"file_name": "./x/7.png", "text": "t"}"#])
+        assertThrows({ try ImageFolderImport.plan(metadata, source: src, options: self.options(src)) { _ in } },
+                     contains: "line 2007: duplicate file_name './x/7.png' (also on line 8)")
     }
 
     func testPathTraversalIsAnError() throws {

@@ -23,16 +23,25 @@ extension PartitionTests {
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: data.appendingPathComponent("metadata.jsonl"))
     }
 
-    func testKilledPartitionProcessResumesAndMakesTheSamePartition() throws {
-        let paris = try parisBinary(self)
-        try writeCaptionedDataset(count: 1000)
-        func arguments(_ out: URL) -> [String] {
-            ["partition", "--data", data.path, "--out", out.path, "--k", "4", "--preset", "tiny", "--features", "text",
-             "--image-size", "8", "--chunk-size", "16", "--device", "cpu"]
-        }
+    /// `paris partition` arguments: text k-means of `data` into `out` with K = `k`, 8-px images, chunks of 16.
+    func textPartition(_ out: URL, k: Int) -> [String] {
+        ["partition", "--data", data.path, "--out", out.path, "--k", String(k), "--preset", "tiny", "--features", "text",
+         "--image-size", "8", "--chunk-size", "16", "--device", "cpu"]
+    }
+
+    /// An uninterrupted `paris partition` with `arguments`, into `reference/partition`: the partition to compare with.
+    func referencePartition(_ paris: URL, _ arguments: (URL) -> [String]) throws -> URL {
         let reference = dir.appendingPathComponent("reference/partition")
         let clean = try runProcess(paris, arguments(reference))
         XCTAssertEqual(clean.status, 0, clean.output)
+        return reference
+    }
+
+    func testKilledPartitionProcessResumesAndMakesTheSamePartition() throws {
+        let paris = try parisBinary(self)
+        try writeCaptionedDataset(count: 1000)
+        func arguments(_ out: URL) -> [String] { textPartition(out, k: 4) }
+        let reference = try referencePartition(paris, arguments)
 
         let log = dir.appendingPathComponent("killed.txt")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)

@@ -1,6 +1,7 @@
 import Foundation
-import ParisData
+@testable import ParisData
 import ParisImage
+import ParisTestSupport
 import Torch
 import XCTest
 
@@ -162,8 +163,10 @@ final class ShapesImportTests: XCTestCase {
         XCTAssertEqual(try files(out), try files(tmp.appendingPathComponent("fresh")))
     }
 
-    /// A killed import of the same settings (its in-progress marker records them) keeps its images and rewrites them
-    /// in place; one of other settings is deleted first. Either way the result is byte-identical to a fresh import.
+    /// A killed import of the same settings (its in-progress marker records them) keeps its images folder and the
+    /// images it had written (same inode, same modification time: not written again), writes the missing and the
+    /// empty one, and removes the temporary file a kill left; one of other settings is deleted first. Either way the
+    /// result is byte-identical to a fresh import.
     func testKilledImportWithTheSameSettingsIsResumedInPlace() throws {
         let opts = options(count: 25, perFolder: 10)
         try ShapesImport.importDataset(options("fresh", count: 25, perFolder: 10))
@@ -174,13 +177,26 @@ final class ShapesImportTests: XCTestCase {
             .write(to: out.appendingPathComponent(DatasetFolder.inProgressName))
         try Data().write(to: out.appendingPathComponent("images/00001/13.png"))  // created, not yet written
         try fm.removeItem(at: out.appendingPathComponent("images/00002/21.png"))
+        try Data("half an image".utf8).write(to: out.appendingPathComponent("images/00002/.21.png.partial"))
         let kept = try fm.attributesOfItem(atPath: out.appendingPathComponent("images/00000").path)[.systemFileNumber]
+        func identity(_ i: Int) -> [Int] {
+            var s = stat()
+            XCTAssertEqual(stat(out.appendingPathComponent("images/\(String(format: "%05d", i / 10))/\(i).png").path, &s), 0)
+            return [Int(s.st_ino), Int(s.st_mtim.tv_sec), Int(s.st_mtim.tv_nsec)]
+        }
+        let finished = (0..<25).filter { $0 != 13 && $0 != 21 }
+        let before = finished.map(identity)
+        usleep(20_000)  // so that a rewritten file would have a later modification time
         var lines: [String] = []
         XCTAssertEqual(try ShapesImport.importDataset(opts) { lines.append($0) }, ImportSummary(images: 25))
         XCTAssert(lines.joined().contains("same settings found (no completion marker); resuming"), "\(lines)")
+        XCTAssert(lines.contains("resumed: 23 of 25 images were already written and kept"), "\(lines)")
+        XCTAssertEqual(finished.map(identity), before, "the finished images were not written again")
         XCTAssertEqual(try fm.attributesOfItem(atPath: out.appendingPathComponent("images/00000").path)[.systemFileNumber]
                        as? Int, kept as? Int, "the images folder was kept, not deleted and remade")
         XCTAssertEqual(try files(out), try files(tmp.appendingPathComponent("fresh")))
+        XCTAssertTrue(ShapesImport.isCompletePNG(out.appendingPathComponent("images/00001/13.png").path))
+        XCTAssertFalse(ShapesImport.isCompletePNG(out.appendingPathComponent("metadata.jsonl").path))
         // A partial import of another count: deleted (its extra images would otherwise stay), then rebuilt.
         try ShapesImport.importDataset(options("more", count: 30, perFolder: 10))
         let more = tmp.appendingPathComponent("more")
@@ -191,6 +207,34 @@ final class ShapesImportTests: XCTestCase {
         try ShapesImport.importDataset(options("more", count: 25, perFolder: 10)) { lines.append($0) }
         XCTAssert(lines.joined().contains("partial import found (no completion marker); rebuilding"), "\(lines)")
         XCTAssertEqual(try files(more), try files(tmp.appendingPathComponent("fresh")))
+    }
+
+    /// The real `paris data import shapes` on a "full disk" (a file-size limit, `runProcess(fileSizeLimitKiB:)`):
+    /// the metadata stream passes the limit, and the import stops with an error naming the file and the OS's
+    /// reason; every image under its final name is whole and no temporary file is left; run again without the
+    /// limit it keeps those images and ends byte-identical to an import that never failed.
+    func testFullDiskStopsTheImportClearlyAndTheRerunResumes() throws {
+        let paris = try parisBinary(self)
+        let fresh = tmp.appendingPathComponent("fresh"), out = tmp.appendingPathComponent("out")
+        let clean = try runProcess(paris, ["data", "import", "shapes", "--count", "3000", "--out", fresh.path])
+        XCTAssertEqual(clean.status, 0, clean.output)
+        let full = try runProcess(paris, ["data", "import", "shapes", "--count", "3000", "--out", out.path],
+                                  fileSizeLimitKiB: 100)
+        XCTAssertNotEqual(full.status, 0, full.output)
+        XCTAssertTrue(full.output.contains("\(MetadataStream.partialName): write failed: File too large"), full.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent(DatasetFolder.markerName).path))
+        let written = try files(out).keys.filter { $0.hasPrefix("images/") }
+        XCTAssertGreaterThan(written.count, 0)
+        XCTAssertLessThan(written.count, 3000)
+        for name in written {
+            XCTAssertTrue(ShapesImport.isCompletePNG(out.appendingPathComponent(name).path), name)
+            XCTAssertFalse(name.hasSuffix(".partial"), name)
+        }
+        let resumed = try runProcess(paris, ["data", "import", "shapes", "--count", "3000", "--out", out.path])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("resumed: \(written.count) of 3000 images were already written and kept"),
+                      resumed.output)
+        XCTAssertEqual(try files(out), try files(fresh))
     }
 
     /// 64 images on one sheet (8 × 8 tiles of 34 px); set PARIS_SHAPES_SHEET=/path.png to keep it and look at it.
@@ -217,7 +261,7 @@ final class ShapesImportTests: XCTestCase {
     func testImportedFolderPartitions() throws {
         try ShapesImport.importDataset(options(count: 60, perFolder: 25))
         let data = tmp.appendingPathComponent("out")
-        XCTAssertEqual(try ImageFolder.read(data).entries.count, 60)
+        XCTAssertEqual(try ImageFolder.read(data).count, 60)
         let encoders = PartitionEncoders.fakes
         var config = PartitionConfig.tiny
         config.numClusters = 6

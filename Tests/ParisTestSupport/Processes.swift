@@ -35,6 +35,18 @@ public func runProcess(_ executable: URL, _ arguments: [String], file: StaticStr
     return (p.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
 }
 
+/// `runProcess` with every file the process writes limited to `kib` KiB (bash's `ulimit -f`, SIGXFSZ ignored): the
+/// kernel fails the write that would pass the limit with EFBIG ("File too large"), as it fails one on a full disk
+/// with ENOSPC, so a test can fill the "disk" without privileges. The process's output goes to a file, which the
+/// limit binds too: keep the limit above its log's size.
+public func runProcess(_ executable: URL, _ arguments: [String], fileSizeLimitKiB kib: Int,
+                       file: StaticString = #filePath, line: UInt = #line) throws -> (status: Int32, output: String) {
+    let quoted = ([executable.path] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: #"'\''"#) + "'" }
+    return try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                          ["-c", "trap '' XFSZ; ulimit -f \(kib); exec \(quoted.joined(separator: " "))"],
+                          file: file, line: line)
+}
+
 /// Starts `executable` with `arguments`, its output going to `log`, and waits (up to `timeout` seconds) until the
 /// log names a loopback URL (`http://127.0.0.1:PORT`, what `paris serve …` prints once it listens). Returns the
 /// process, which the caller kills, and the URL; fails with the log when the process says none.

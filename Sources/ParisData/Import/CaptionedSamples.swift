@@ -14,23 +14,40 @@ struct CaptionedSample {
     let load: () throws -> (bytes: [UInt8], name: String)
 }
 
-/// Decodes and writes samples as PNGs into a dataset folder: an unreadable, corrupt, truncated or unsupported image is
-/// a counted skip with its reason, or with `strict` an error.
-enum SampleWriter {
-    static func write(_ samples: [CaptionedSample], to out: URL, strict: Bool, progressEvery: Int,
-                      log: (String) -> Void) throws -> (images: Int, skipped: [String], metadata: String) {
-        var metadata = ""
-        var skipped: [String] = []
-        var images = 0
+/// Decodes and writes samples as PNGs into a dataset folder, a batch at a time, their lines going out to
+/// metadata.jsonl as a stream (`MetadataStream`), so an import holds one batch, never the dataset: an unreadable,
+/// corrupt, truncated or unsupported image is a counted skip with its reason, or with `strict` an error.
+final class SampleWriter {
+    let out: URL
+    let strict: Bool
+    let progressEvery: Int
+    /// The samples the import will hand over in all (for the progress lines).
+    let total: Int
+    /// The metadata lines written so far; `DatasetFolder.finish` commits it.
+    let metadata: MetadataStream
+    /// Images written, samples handed over, and the skipped ones with their reasons.
+    private(set) var images = 0, done = 0
+    private(set) var skipped: [String] = []
+
+    init(to out: URL, total: Int, strict: Bool, progressEvery: Int) throws {
+        self.out = out
+        self.total = total
+        self.strict = strict
+        self.progressEvery = progressEvery
+        metadata = try MetadataStream(folder: out)
+    }
+
+    /// Writes the next samples.
+    func write(_ samples: [CaptionedSample], log: (String) -> Void) throws {
         let fm = FileManager.default
-        for (i, s) in samples.enumerated() {
+        for s in samples {
             do {
                 let (bytes, name) = try s.load()
                 let image = try Image(decoding: bytes, name: name)
                 let url = out.appendingPathComponent(s.output)
                 try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try image.writePNG(to: url)
-                metadata += DatasetFolder.metadataLine(file: s.output, text: s.text, extra: s.extra)
+                try metadata.append(DatasetFolder.metadataLine(file: s.output, text: s.text, extra: s.extra))
                 images += 1
             } catch let error as ImageError {
                 if strict { throw DatasetImportError("\(s.origin): \(error.message) (--strict)") }
@@ -39,11 +56,11 @@ enum SampleWriter {
                 if strict { throw DatasetImportError("\(error.message) (--strict)") }
                 skipped.append("\(s.origin): \(error.message)")
             }
-            if (i + 1) % max(1, progressEvery) == 0 || i + 1 == samples.count {
-                log("\(i + 1)/\(samples.count) images (\((i + 1) * 100 / samples.count)%), \(skipped.count) skipped")
+            done += 1
+            if done % max(1, progressEvery) == 0 || done == total {
+                log("\(done)/\(total) images (\(done * 100 / max(total, 1))%), \(skipped.count) skipped")
             }
         }
-        return (images, skipped, metadata)
     }
 
     /// "skipped N: first reasons".

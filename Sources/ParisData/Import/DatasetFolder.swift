@@ -22,7 +22,8 @@ public enum DatasetFolder {
         case ready
         /// A complete dataset with the same settings is there (its image count); leave it alone.
         case complete(images: Int)
-        /// A partial import with the same settings (`resumable` only): `entries` were kept, to be rewritten in place.
+        /// A partial import with the same settings (`resumable` only): `entries` were kept, for the importer to keep
+        /// what it finds complete there and write the rest.
         case resuming
     }
 
@@ -38,8 +39,9 @@ public enum DatasetFolder {
     /// importer writes at the top of the folder; those are removed before a rebuild. `sources` are the files and
     /// folders the import reads: `out` must not overlap any of them (`refuseOverlap`). With `resumable`, the
     /// in-progress marker records the settings, and a partial import made with the same ones keeps its `entries`
-    /// (`.resuming`): for an importer that rewrites every file it owns, so that a killed import of a million images
-    /// is not first deleted file by file (which takes longer than writing them).
+    /// (`.resuming`): for an importer that can tell a complete file of its own from a partial one (shapes), so that a
+    /// killed import of a million images is neither deleted file by file (which takes longer than writing them) nor
+    /// written again.
     public static func prepare(_ out: URL, sources: [URL], dataset: String, settings: [String: Any], force: Bool,
                                entries: [String], resumable: Bool = false, log: (String) -> Void) throws -> State {
         let progressMarker = resumable ? inProgressMarker(dataset: dataset, settings: settings) : Array("started\n".utf8)
@@ -75,7 +77,7 @@ public enum DatasetFolder {
                 if ours && resumable && !force && inProgress.map([UInt8].init) == progressMarker {
                     resuming = true
                     log("\(out.path): partial import with the same settings found (no completion marker); resuming, "
-                        + "its files rewritten in place")
+                        + "keeping the files already written")
                 } else if ours {
                     log("\(out.path): partial import found (no completion marker); rebuilding")
                 }
@@ -170,23 +172,11 @@ public enum DatasetFolder {
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }
 
-    /// Writes metadata.jsonl, LICENSE.md, README.md and, last, the completion marker; removes the in-progress marker.
-    public static func finish(_ out: URL, dataset: String, settings: [String: Any], images: Int, metadata: String,
-                              license: String, readme: String) throws {
-        try AtomicFile.write(Array(metadata.utf8), to: out.appendingPathComponent("metadata.jsonl"))
-        try finishCard(out, dataset: dataset, settings: settings, images: images, license: license, readme: readme)
-    }
-
-    /// `finish` for a metadata.jsonl written as a stream: commits `metadata` (renamed into place), then the card and
-    /// the completion marker.
+    /// Commits `metadata` (the streamed metadata.jsonl, renamed into place), writes LICENSE.md and README.md and, last,
+    /// the completion marker; removes the in-progress marker.
     public static func finish(_ out: URL, dataset: String, settings: [String: Any], images: Int,
                               metadata: MetadataStream, license: String, readme: String) throws {
         try metadata.commit()
-        try finishCard(out, dataset: dataset, settings: settings, images: images, license: license, readme: readme)
-    }
-
-    static func finishCard(_ out: URL, dataset: String, settings: [String: Any], images: Int, license: String,
-                           readme: String) throws {
         try AtomicFile.write(Array(license.utf8), to: out.appendingPathComponent("LICENSE.md"))
         try AtomicFile.write(Array(readme.utf8), to: out.appendingPathComponent("README.md"))
         let marker: [String: Any] = ["dataset": dataset, "settings": settings, "images": images, "format": "imagefolder"]

@@ -97,7 +97,7 @@ public enum EmojiImport {
         let concepts = Array(catalog.concepts.prefix(options.limit ?? catalog.concepts.count))
         log("rendering \(concepts.count) emoji in \(options.styles.count) style(s) at \(options.size)×\(options.size) "
             + "into \(out.path)")
-        var metadata = ""
+        let metadata = try MetadataStream(folder: out)
         var skipped: [String] = []
         var perStyle: [String: Int] = [:], perCategory: [String: Int] = [:]
         var images = 0
@@ -113,10 +113,10 @@ public enum EmojiImport {
                     try FileManager.default.createDirectory(at: url.deletingLastPathComponent(),
                                                             withIntermediateDirectories: true)
                     try image.writePNG(to: url)
-                    metadata += DatasetFolder.metadataLine(file: file, text: concept.caption, extra: [
+                    try metadata.append(DatasetFolder.metadataLine(file: file, text: concept.caption, extra: [
                         ("style", style.rawValue), ("category", concept.category), ("subcategory", concept.subcategory),
                         ("label", concept.category), ("unified", concept.unified),
-                    ])
+                    ]))
                     perStyle[style.rawValue, default: 0] += 1
                     perCategory[concept.category, default: 0] += 1
                     images += 1

@@ -109,7 +109,8 @@ public enum FashionMNIST {
                 if ours { log("\(out.path): partial import found (no completion marker); rebuilding") }
             }
             // Remove what we would write (a foreign folder's other files are left; --force only overwrote ours).
-            for entry in [markerName, "metadata.jsonl", "LICENSE.md", "README.md", "train", "test"] {
+            for entry in [markerName, "metadata.jsonl", MetadataStream.partialName, "LICENSE.md", "README.md", "train",
+                          "test"] {
                 let u = out.appendingPathComponent(entry)
                 if fm.fileExists(atPath: u.path) { try fm.removeItem(at: u) }
             }
@@ -119,7 +120,7 @@ public enum FashionMNIST {
 
         try ensureSource(options, log: log)
 
-        var metadata = ""
+        let metadata = try MetadataStream(folder: out)
         var total = 0
         for split in options.splits {
             let imgName = options.source.appendingPathComponent(split.imagesFile)
@@ -146,15 +147,15 @@ public enum FashionMNIST {
                 }
                 try Data(try image.pngData()).write(to: out.appendingPathComponent(file))
                 let label = Int(labels[i])
-                metadata += "{\"file_name\": \(json(file)), \"text\": \(json(captions[label])), \"label\": \(label), "
-                    + "\"class_name\": \(json(classNames[label])), \"split\": \(json(split.rawValue))}\n"
+                try metadata.append("{\"file_name\": \(json(file)), \"text\": \(json(captions[label])), \"label\": \(label), "
+                    + "\"class_name\": \(json(classNames[label])), \"split\": \(json(split.rawValue))}\n")
                 if (i + 1) % max(1, options.progressEvery) == 0 || i + 1 == n {
                     log("\(split.rawValue): \(i + 1)/\(n) images (\((i + 1) * 100 / n)%)")
                 }
             }
             total += n
         }
-        try AtomicFile.write(Array(metadata.utf8), to: out.appendingPathComponent("metadata.jsonl"))
+        try metadata.commit()
         try AtomicFile.write(Array(licenseText.utf8), to: out.appendingPathComponent("LICENSE.md"))
         try AtomicFile.write(Array(readme(options, images: total).utf8), to: out.appendingPathComponent("README.md"))
         let m = try JSONSerialization.data(withJSONObject: marker(options, images: total), options: [.sortedKeys])

@@ -31,7 +31,8 @@ public enum ImageFolderImport {
         }
     }
 
-    /// Validates the whole metadata.jsonl first (errors name the line), then converts the images.
+    /// Validates the whole metadata.jsonl first (errors name the line), then converts the images. Both passes stream
+    /// the source's metadata.jsonl, a batch of `batchSize` samples at a time, so memory stays flat in its length.
     @discardableResult
     public static func importDataset(_ options: Options, log: (String) -> Void = { _ in }) throws -> ImportSummary {
         let fm = FileManager.default
@@ -41,45 +42,54 @@ public enum ImageFolderImport {
             throw DatasetImportError("\(source.path): no such folder")
         }
         let metaURL = source.appendingPathComponent("metadata.jsonl")
-        guard let metaData = fm.contents(atPath: metaURL.path) else {
+        guard fm.fileExists(atPath: metaURL.path, isDirectory: &isDir), !isDir.boolValue,
+              fm.isReadableFile(atPath: metaURL.path) else {
             throw DatasetImportError("\(metaURL.path): missing; an image folder needs a metadata.jsonl with "
                 + "file_name and text on each line")
         }
-        let (samples, planSkipped) = try plan(metadata: metaData, source: source, options: options)
+        let metadata = LineFile(url: metaURL)
+        let planned = try plan(metadata, source: source, options: options) { _ in }
         let settings: [String: Any] = ["source": source.path, "skip_missing_captions": options.skipMissingCaptions,
                                        "strict": options.strict]
         let state = try DatasetFolder.prepare(options.output, sources: [source], dataset: name, settings: settings,
                                               force: options.force,
                                               entries: ["images"], log: log)
         if case .complete(let n) = state { return ImportSummary(images: n, alreadyComplete: true) }
-        log("\(source.path): \(samples.count) images to convert")
-        let written = try SampleWriter.write(samples, to: options.output, strict: options.strict,
-                                             progressEvery: options.progressEvery, log: log)
-        let skipped = planSkipped + written.skipped
-        guard written.images > 0 else { throw DatasetImportError("\(source.path): no usable image (\(SampleWriter.summary(skipped)))") }
+        log("\(source.path): \(planned.samples) images to convert")
+        let writer = try SampleWriter(to: options.output, total: planned.samples, strict: options.strict,
+                                      progressEvery: options.progressEvery)
+        let again = try plan(metadata, source: source, options: options) { try writer.write($0, log: log) }
+        guard again.samples == planned.samples else {
+            throw DatasetImportError("\(metaURL.path) changed during the import (\(planned.samples) samples, then "
+                + "\(again.samples)); run it again")
+        }
+        let skipped = planned.skipped + writer.skipped
+        guard writer.images > 0 else { throw DatasetImportError("\(source.path): no usable image (\(SampleWriter.summary(skipped)))") }
         log(SampleWriter.summary(skipped))
-        try DatasetFolder.finish(options.output, dataset: name, settings: settings, images: written.images,
-                                 metadata: written.metadata, license: SampleWriter.license,
+        try DatasetFolder.finish(options.output, dataset: name, settings: settings, images: writer.images,
+                                 metadata: writer.metadata, license: SampleWriter.license,
                                  readme: SampleWriter.readme(title: source.lastPathComponent,
                                                              command: "paris data import folder",
-                                                             sources: [source.path], images: written.images,
+                                                             sources: [source.path], images: writer.images,
                                                              skipped: skipped))
-        return ImportSummary(images: written.images, skipped: skipped)
+        return ImportSummary(images: writer.images, skipped: skipped)
     }
 
-    /// Parses and checks every line; returns the samples and the skipped lines.
-    static func plan(metadata: Data, source: URL, options: Options) throws -> ([CaptionedSample], [String]) {
+    /// Parses and checks every line of `metadata` in one streamed pass, handing the samples to `batch` in order, at
+    /// most `batchSize` at a time; returns how many there were and the lines skipped. A repeated file name is found
+    /// through a set of hashes, confirmed by comparing with the earlier lines exactly (`firstLine`); two lines whose
+    /// outputs collide share an output folder (`BoundedFolders`), so the outputs are compared within a folder.
+    static func plan(_ metadata: LineFile, source: URL, options: Options, batchSize: Int = 1000,
+                     _ batch: ([CaptionedSample]) throws -> Void) throws -> (samples: Int, skipped: [String]) {
         let fm = FileManager.default
         let root = source.resolvingSymlinksInPath().path
-        var samples: [CaptionedSample] = []
+        var samples: [CaptionedSample] = [], count = 0
         var skipped: [String] = []
-        var seen: [String: Int] = [:], outputs: [String: Int] = [:]
-        let lines = String(decoding: metadata, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-        for (index, raw) in lines.enumerated() {
-            let n = index + 1
+        var seen = Set<Int>(), outputs: [String: Int] = [:], outputsFolder = ""
+        try metadata.forEachLine { bytes, _, n in
             let where_ = "metadata.jsonl line \(n)"
-            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-            if line.isEmpty { continue }
+            let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty { return true }
             guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
                 throw DatasetImportError("\(source.path)/\(where_): not a JSON object")
             }
@@ -87,16 +97,17 @@ public enum ImageFolderImport {
                 throw DatasetImportError("\(source.path)/\(where_): no file_name")
             }
             let rel = try checkedPath(file, root: root, source: source, where_: where_)
-            if let first = seen[rel] {
+            if !seen.insert(rel.hashValue).inserted, let first = try firstLine(of: rel, before: n, in: metadata) {
                 throw DatasetImportError("\(source.path)/\(where_): duplicate file_name '\(file)' (also on line \(first))")
             }
-            seen[rel] = n
             guard let text = obj["text"] as? String, !text.trimmingCharacters(in: .whitespaces).isEmpty else {
-                if options.skipMissingCaptions { skipped.append("\(where_) (\(file)): no text caption"); continue }
+                if options.skipMissingCaptions { skipped.append("\(where_) (\(file)): no text caption"); return true }
                 throw DatasetImportError("\(source.path)/\(where_) (\(file)): no text caption; every line needs "
                     + "\"text\" (or pass --skip-missing-captions to skip such lines)")
             }
-            let output = BoundedFolders.standard.path(samples.count, under: "images",
+            let folder = BoundedFolders.standard.folder(count)
+            if folder != outputsFolder { (outputs, outputsFolder) = ([:], folder) }
+            let output = BoundedFolders.standard.path(count, under: "images",
                                                       name: (rel as NSString).deletingPathExtension + ".png")
             if let other = outputs[output] {
                 throw DatasetImportError("\(source.path)/\(where_): '\(file)' and the file on line \(other) both become "
@@ -111,8 +122,36 @@ public enum ImageFolderImport {
                 }
                 return ([UInt8](d), url.path)
             }))
+            count += 1
+            if samples.count >= batchSize {
+                try batch(samples)
+                samples.removeAll(keepingCapacity: true)
+            }
+            return true
         }
-        return (samples, skipped)
+        if !samples.isEmpty { try batch(samples) }
+        return (count, skipped)
+    }
+
+    /// The first line before line `before` whose file_name is `rel` once normalised, or nil when only a hash matched.
+    static func firstLine(of rel: String, before: Int, in metadata: LineFile) throws -> Int? {
+        var found: Int? = nil
+        try metadata.forEachLine { bytes, _, n in
+            guard n < before else { return false }
+            let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+               let file = obj["file_name"] as? String, normalised(file) == rel {
+                found = n
+                return false
+            }
+            return true
+        }
+        return found
+    }
+
+    /// `file` without "." components: the relative path `checkedPath` returns for a path it accepts.
+    static func normalised(_ file: String) -> String {
+        file.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
     }
 
     /// The normalised relative path of `file`; absolute paths, "..", and symlinks leading outside `root` are errors.
@@ -121,11 +160,10 @@ public enum ImageFolderImport {
             throw DatasetImportError("\(source.path)/\(where_): file_name '\(file)' is an absolute path (path traversal); "
                 + "file names are relative to the folder")
         }
-        let parts = file.split(separator: "/").filter { $0 != "." }
-        guard !parts.contains("..") else {
+        guard !file.split(separator: "/").contains("..") else {
             throw DatasetImportError("\(source.path)/\(where_): file_name '\(file)' climbs out with '..' (path traversal)")
         }
-        let rel = parts.joined(separator: "/")
+        let rel = normalised(file)
         // A file that does not exist (not even as a dangling link) is reported later as a missing image.
         guard (try? FileManager.default.attributesOfItem(atPath: source.appendingPathComponent(rel).path)) != nil else {
             return rel

@@ -39,8 +39,8 @@ public struct BoundedFolders: Sendable, Equatable {
 
 /// `metadata.jsonl` written as a stream: lines go through a buffer into `.metadata.jsonl.partial` in the dataset
 /// folder, so an import of a million images never holds all its lines in memory. `commit` flushes, syncs and
-/// renames it to `metadata.jsonl` (atomic: a reader sees no file or the whole one); `DatasetFolder.finish(_:…,
-/// metadataFile:)` does that before it writes the completion marker.
+/// renames it to `metadata.jsonl` (atomic: a reader sees no file or the whole one); `DatasetFolder.finish` does that
+/// before it writes the completion marker. Every importer writes its metadata this way.
 public final class MetadataStream {
     public static let partialName = ".metadata.jsonl.partial"
 

@@ -14,9 +14,11 @@ import Darwin
 /// encoded and written a block at a time by `workers` threads, and metadata.jsonl goes out line by line
 /// (`MetadataStream`), so memory stays flat whatever `count` is. It follows the `DatasetFolder` safe-rerun protocol:
 /// a complete folder with the same settings is left alone; a killed import (no completion marker) made with the
-/// same settings is resumed on the next run: its images are kept and every one is rewritten in place (the same paths,
-/// the same bytes, since every image is a pure function of (seed, index)), and metadata.jsonl is written anew; one
-/// made with other settings is deleted and rebuilt.
+/// same settings is resumed on the next run: every image already written is kept as it is (images are written to a
+/// temporary name and renamed, so one that exists is whole; `isCompletePNG` checks it ends in PNG's IEND chunk all
+/// the same, in case a power cut left it empty), the others are drawn (the same bytes a fresh import writes, since
+/// every image is a pure function of (seed, index)), and metadata.jsonl is written anew; one made with other settings
+/// is deleted and rebuilt.
 public enum ShapesImport {
     public static let name = "shapes"
     /// The image sides accepted, in pixels.
@@ -67,13 +69,14 @@ public enum ShapesImport {
         let state = try DatasetFolder.prepare(out, sources: [], dataset: name, settings: settings, force: options.force,
                                               entries: ["images"], resumable: true, log: log)
         if case .complete(let n) = state { return ImportSummary(images: n, alreadyComplete: true) }
+        let resuming = state == .resuming
 
         let layout = BoundedFolders(filesPerFolder: options.filesPerFolder)
         let metadata = try MetadataStream(folder: out)
         let every = max(1, options.progressEvery ?? (options.count + 9) / 10)
         // Blocks of at most 1,024 images (and no more than a progress step, so small imports log every 10 % too).
         let block = min(1024, every), workers = max(1, options.workers)
-        var perShape: [String: Int] = [:]
+        var perShape: [String: Int] = [:], kept = 0
         let start = Date()
         log("drawing \(options.count) shapes at \(options.size)×\(options.size) (seed \(options.seed)) into "
             + "\(out.path) with \(workers) thread(s)")
@@ -84,10 +87,12 @@ public enum ShapesImport {
                 try FileManager.default.createDirectory(at: out.appendingPathComponent("images/\(folder)"),
                                                         withIntermediateDirectories: true)
             }
-            let lines = try drawBlock(first: first, count: n, options: options, layout: layout, workers: workers)
-            for (line, shape) in lines {
+            let lines = try drawBlock(first: first, count: n, options: options, layout: layout, workers: workers,
+                                      keepWritten: resuming)
+            for (line, shape, wasThere) in lines {
                 try metadata.append(line)
                 perShape[shape, default: 0] += 1
+                if wasThere { kept += 1 }
             }
             let done = first + n
             if done >= next || done == options.count {
@@ -97,6 +102,7 @@ public enum ShapesImport {
                 while next <= done { next += every }
             }
         }
+        if resuming { log("resumed: \(kept) of \(options.count) images were already written and kept") }
         // The images were written without a per-file fsync; one sync makes them durable before the marker says so.
         sync()
         try DatasetFolder.finish(out, dataset: name, settings: settings, images: options.count, metadata: metadata,
@@ -113,23 +119,26 @@ public enum ShapesImport {
          "files_per_folder": options.filesPerFolder]
     }
 
-    /// Draws, encodes and writes images `first..<first + count` on `workers` threads; returns their metadata lines
-    /// and shapes in index order.
-    static func drawBlock(first: Int, count: Int, options: Options, layout: BoundedFolders,
-                          workers: Int) throws -> [(String, String)] {
+    /// Draws, encodes and writes images `first..<first + count` on `workers` threads; returns their metadata lines,
+    /// shapes and whether each was already there, in index order. With `keepWritten`, an image whose file is
+    /// already complete is left as it is (not drawn, not written).
+    static func drawBlock(first: Int, count: Int, options: Options, layout: BoundedFolders, workers: Int,
+                          keepWritten: Bool = false) throws -> [(String, String, Bool)] {
         let results = BlockResults(count: count, workers: workers)
         let out = options.output
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             do {
                 for k in stride(from: w, to: count, by: workers) {
                     let index = first + k
-                    let (spec, image) = try SyntheticShapes.image(seed: options.seed, index: index, side: options.size)
+                    let spec = SyntheticShapes.spec(seed: options.seed, index: index, side: options.size)
                     let file = layout.path(index, under: "images", name: "\(index).png")
-                    try writeFile(try image.pngData(), to: out.appendingPathComponent(file).path)
+                    let path = out.appendingPathComponent(file).path
+                    let wasThere = keepWritten && isCompletePNG(path)
+                    if !wasThere { try writeFile(try SyntheticShapes.render(spec, side: options.size).pngData(), to: path) }
                     results.lines[k] = (DatasetFolder.metadataLine(file: file, text: spec.caption, extra: [
                         ("label", spec.shape.rawValue), ("shape", spec.shape.rawValue), ("size", spec.size.rawValue),
                         ("colour", spec.colour.name), ("background", spec.background.name),
-                    ]), spec.shape.rawValue)
+                    ]), spec.shape.rawValue, wasThere)
                 }
             } catch { results.errors[w] = error }
         }
@@ -139,12 +148,12 @@ public enum ShapesImport {
 
     /// One slot per image of a block and one per worker: each thread writes only its own slots.
     final class BlockResults: @unchecked Sendable {
-        let lines: UnsafeMutableBufferPointer<(String, String)>
+        let lines: UnsafeMutableBufferPointer<(String, String, Bool)>
         let errors: UnsafeMutableBufferPointer<Error?>
 
         init(count: Int, workers: Int) {
             lines = .allocate(capacity: count)
-            lines.initialize(repeating: ("", ""))
+            lines.initialize(repeating: ("", "", false))
             errors = .allocate(capacity: workers)
             errors.initialize(repeating: nil)
         }
@@ -155,12 +164,45 @@ public enum ShapesImport {
         }
     }
 
-    /// Writes `bytes` to `path` (created or truncated), without fsync: a rebuild rewrites any file a crash left.
+    /// Writes `bytes` to `path` through a temporary file beside it (`.<name>.partial`, renamed into place), without
+    /// fsync: a file under its final name is always whole, so a resumed import can keep it. The temporary name is
+    /// the image's own, so one a kill left behind is overwritten when that image is drawn again. An error (a full
+    /// disk: "No space left on device") names `path` and leaves nothing under it.
     static func writeFile(_ bytes: [UInt8], to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial").path
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw DatasetImportError("\(path): cannot create: \(String(cString: strerror(errno)))") }
+        do {
+            try bytes.withUnsafeBytes { try AtomicFile.writeAll($0, to: fd, path: path) }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        guard close(fd) == 0 else {
+            let why = String(cString: strerror(errno))
+            unlink(temporary)
+            throw DatasetImportError("\(path): write failed: \(why)")
+        }
+        guard rename(temporary, path) == 0 else {
+            let why = String(cString: strerror(errno))
+            unlink(temporary)
+            throw DatasetImportError("\(path): cannot rename the temporary file into place: \(why)")
+        }
+    }
+
+    /// Whether `path` holds a whole PNG: the signature first and the IEND chunk last.
+    static func isCompletePNG(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return false }
         defer { close(fd) }
-        try bytes.withUnsafeBytes { try AtomicFile.writeAll($0, to: fd, path: path) }
+        var s = stat()
+        guard fstat(fd, &s) == 0, s.st_size >= 8 + 12 else { return false }
+        var head = [UInt8](repeating: 0, count: 8), tail = [UInt8](repeating: 0, count: 12)
+        guard pread(fd, &head, 8, 0) == 8, pread(fd, &tail, 12, off_t(s.st_size) - 12) == 12 else { return false }
+        return head == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+            && tail == [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82]
     }
 }
 

@@ -56,13 +56,15 @@ public enum WebDatasetImport {
         if let dup = Dictionary(grouping: stems, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw DatasetImportError("two shards are named \(dup).tar; their images would collide under images/\(dup)/")
         }
-        var samples: [CaptionedSample] = []
+        // Every shard is planned (and checked) before anything is written, then planned again and written, one
+        // shard at a time: memory holds one shard's samples, never the dataset's.
+        var total = 0
         var skipped: [String] = []
         for (url, stem) in zip(shardURLs, stems) {
             let archive = try TarArchive(contentsOf: url)
             let (s, k) = try plan(archive, shard: stem, options: options)
             log("\(url.lastPathComponent): \(archive.members.count) members, \(s.count) samples")
-            samples += s
+            total += s.count
             skipped += k
         }
         let settings: [String: Any] = ["sources": shardURLs.map(\.path), "skip_missing_captions": options.skipMissingCaptions,
@@ -71,17 +73,20 @@ public enum WebDatasetImport {
                                               settings: settings, force: options.force,
                                               entries: ["images"], log: log)
         if case .complete(let n) = state { return ImportSummary(images: n, alreadyComplete: true) }
-        let written = try SampleWriter.write(samples, to: options.output, strict: options.strict,
-                                             progressEvery: options.progressEvery, log: log)
-        skipped += written.skipped
-        guard written.images > 0 else { throw DatasetImportError("no usable sample in the shards (\(SampleWriter.summary(skipped)))") }
+        let writer = try SampleWriter(to: options.output, total: total, strict: options.strict,
+                                      progressEvery: options.progressEvery)
+        for (url, stem) in zip(shardURLs, stems) {
+            try writer.write(try plan(try TarArchive(contentsOf: url), shard: stem, options: options).0, log: log)
+        }
+        skipped += writer.skipped
+        guard writer.images > 0 else { throw DatasetImportError("no usable sample in the shards (\(SampleWriter.summary(skipped)))") }
         log(SampleWriter.summary(skipped))
-        try DatasetFolder.finish(options.output, dataset: name, settings: settings, images: written.images,
-                                 metadata: written.metadata, license: SampleWriter.license,
+        try DatasetFolder.finish(options.output, dataset: name, settings: settings, images: writer.images,
+                                 metadata: writer.metadata, license: SampleWriter.license,
                                  readme: SampleWriter.readme(title: "WebDataset import", command: "paris data import webdataset",
-                                                             sources: shardURLs.map(\.path), images: written.images,
+                                                             sources: shardURLs.map(\.path), images: writer.images,
                                                              skipped: skipped))
-        return ImportSummary(images: written.images, skipped: skipped)
+        return ImportSummary(images: writer.images, skipped: skipped)
     }
 
     /// Groups one shard's members into samples; samples without an image, or with an unsupported one, are skipped.

@@ -8,6 +8,12 @@ import Foundation
 /// label split; `split` is optional. Reading checks every line: malformed JSON, a missing key, a `file_name` that
 /// is absolute or leaves the folder (`..`), and a repeated `file_name` are errors naming `metadata.jsonl:<line>`.
 /// Whether the image files exist is checked when they are decoded (`Partitioner`).
+///
+/// Memory stays flat in the number of rows: `read` streams metadata.jsonl once in blocks (`LineFile`) and keeps, per
+/// row, the byte offset of its line, its line number and its label's id (16 bytes; the distinct labels are kept
+/// once each), never the file names or captions. `entries(_:)` and `Reader` read the lines of the rows wanted again.
+/// Repeated file names are found through a set of 64-bit hashes, with an exact comparison (a scan of the lines
+/// before) whenever a hash is seen twice, so a hash collision is never taken for a repeat.
 public struct ImageFolder: Sendable {
     public static let metadataName = "metadata.jsonl"
 
@@ -22,59 +28,153 @@ public struct ImageFolder: Sendable {
     }
 
     public let root: URL
-    public let entries: [Entry]
+    /// The rows kept (after `split` and `limit`), in file order.
+    public var count: Int { offsets.count }
+    /// The distinct labels, in order of first appearance; a row's label is one of them.
+    public let labels: [String]
+    /// Byte offset of each row's line in metadata.jsonl.
+    let offsets: [UInt64]
+    /// The 1-based line number of each row.
+    let lines: [UInt32]
+    /// Each row's label, an index into `labels`, or -1 for none.
+    let labelIDs: [Int32]
+    /// metadata.jsonl's size and modification time when it was read: a reader refuses a file that changed since.
+    let stamp: LineFile.Stamp
+
+    /// metadata.jsonl.
+    public var metadataURL: URL { root.appendingPathComponent(Self.metadataName) }
+
+    /// The label of row `row` (nil when its line has none).
+    public func label(ofRow row: Int) -> String? {
+        let id = labelIDs[row]
+        return id < 0 ? nil : labels[Int(id)]
+    }
+
+    /// The entries of `rows` (any order), read again from metadata.jsonl.
+    public func entries<Rows: Sequence<Int>>(_ rows: Rows) throws -> [Entry] {
+        let reader = try Reader(self)
+        return try rows.map { try reader.entry($0) }
+    }
+
+    /// The file of an entry.
+    public func url(of entry: Entry) -> URL { root.appendingPathComponent(entry.fileName) }
+
+    /// Reads rows' entries from an open metadata.jsonl; rows read in file order cost about one read per 64 KiB.
+    public final class Reader {
+        let folder: ImageFolder
+        let lines: LineFile.Reader
+
+        /// Opens metadata.jsonl; an error when it changed since `folder` was read.
+        public init(_ folder: ImageFolder) throws {
+            self.folder = folder
+            do {
+                lines = try LineFile.Reader(LineFile(url: folder.metadataURL), expected: folder.stamp)
+            } catch let error as DatasetImportError { throw PartitionError(error.message) }
+        }
+
+        /// Row `row`'s entry.
+        public func entry(_ row: Int) throws -> Entry {
+            let number = Int(folder.lines[row]), place = "\(folder.metadataURL.path):\(number)"
+            let object: [String: Any]
+            do {
+                object = try ImageFolder.object(try lines.line(at: folder.offsets[row]), place: place)
+            } catch let error as DatasetImportError { throw PartitionError(error.message) }
+            guard let fileName = object["file_name"] as? String, let text = object["text"] as? String else {
+                throw PartitionError("\(place): no longer the line that was read (metadata.jsonl changed?); run again")
+            }
+            return Entry(fileName: fileName, text: text, label: folder.label(ofRow: row), line: number)
+        }
+    }
 
     /// Reads `<root>/metadata.jsonl`. `split`: keep only lines whose "split" equals it (lines without one are kept);
     /// `limit`: at most this many entries, the first ones in file order.
     public static func read(_ root: URL, split: String? = nil, limit: Int? = nil) throws -> ImageFolder {
+        try read(root, split: split, limit: limit, hash: { var h = Hasher(); h.combine($0); return h.finalize() })
+    }
+
+    /// `read` with the file names' hash given (tests pass a poor one to make collisions).
+    static func read(_ root: URL, split: String?, limit: Int?, hash: (String) -> Int) throws -> ImageFolder {
         let url = root.appendingPathComponent(metadataName)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDir), isDir.boolValue else {
             throw PartitionError("\(root.path): no such dataset folder")
         }
-        guard let data = FileManager.default.contents(atPath: url.path) else {
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue,
+              FileManager.default.isReadableFile(atPath: url.path) else {
             throw PartitionError("\(url.path): missing; a dataset folder needs a metadata.jsonl "
                 + "(make one with `paris data import`)")
         }
-        var entries: [Entry] = []
-        var seen: [String: Int] = [:], interned: [String: String] = [:]
-        var lineNumber = 0
-        for raw in data.split(separator: 10, omittingEmptySubsequences: false) {
-            lineNumber += 1
-            let trimmed = raw.filter { $0 != 13 }
-            if trimmed.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
-            let place = "\(url.path):\(lineNumber)"
-            let object: [String: Any]
-            do {
-                guard let o = try JSONSerialization.jsonObject(with: Data(trimmed)) as? [String: Any] else {
-                    throw PartitionError("not a JSON object")
+        let file = LineFile(url: url)
+        let stamp = try file.stamp()
+        var offsets: [UInt64] = [], lines: [UInt32] = [], labelIDs: [Int32] = []
+        var labels: [String] = [], labelID: [String: Int32] = [:]
+        var seen = Set<Int>()
+        do {
+            try file.forEachLine { bytes, offset, number in
+                let place = "\(url.path):\(number)"
+                guard let object = try parse(bytes, place: place) else { return true }
+                guard let fileName = object["file_name"] as? String else {
+                    throw PartitionError("\(place): no \"file_name\" string")
                 }
-                object = o
-            } catch {
-                throw PartitionError("\(place): not a valid JSON object (\(error))")
+                guard object["text"] is String else { throw PartitionError("\(place): no \"text\" string") }
+                try checkRelative(fileName, place: place)
+                if !seen.insert(hash(fileName)).inserted,
+                   let first = try firstLine(of: fileName, before: number, in: file) {
+                    throw PartitionError("\(place): file_name '\(fileName)' repeats line \(first)")
+                }
+                if let wanted = split, let s = object["split"] as? String, s != wanted { return true }
+                if let limit, offsets.count >= limit { return true }
+                guard number <= UInt32.max else { throw PartitionError("\(place): more lines than a partition reads") }
+                var id: Int32 = -1
+                if let label = labelString(object["label"]) {
+                    if let known = labelID[label] {
+                        id = known
+                    } else {
+                        id = Int32(labels.count)
+                        labelID[label] = id
+                        labels.append(label)
+                    }
+                }
+                offsets.append(offset)
+                lines.append(UInt32(number))
+                labelIDs.append(id)
+                return true
             }
-            guard let fileName = object["file_name"] as? String else {
-                throw PartitionError("\(place): no \"file_name\" string")
-            }
-            guard let text = object["text"] as? String else { throw PartitionError("\(place): no \"text\" string") }
-            try checkRelative(fileName, place: place)
-            if let first = seen[fileName] {
-                throw PartitionError("\(place): file_name '\(fileName)' repeats line \(first)")
-            }
-            seen[fileName] = lineNumber
-            if let wanted = split, let s = object["split"] as? String, s != wanted { continue }
-            if let limit, entries.count >= limit { continue }
-            // One copy of each distinct caption and label (datasets repeat them: a million images may hold a few
-            // hundred captions), so the entries' memory is mostly their file names.
-            let caption = interned[text] ?? { interned[text] = text; return text }()
-            let label = labelString(object["label"]).map { l in interned[l] ?? { interned[l] = l; return l }() }
-            entries.append(Entry(fileName: fileName, text: caption, label: label, line: lineNumber))
-        }
-        return ImageFolder(root: root, entries: entries)
+        } catch let error as DatasetImportError { throw PartitionError(error.message) }
+        return ImageFolder(root: root, labels: labels, offsets: offsets, lines: lines, labelIDs: labelIDs, stamp: stamp)
     }
 
-    /// The file of an entry.
-    public func url(of entry: Entry) -> URL { root.appendingPathComponent(entry.fileName) }
+    /// The JSON object of a line, nil for a blank one ("\r" bytes dropped; only spaces and tabs left is blank).
+    static func parse(_ bytes: UnsafeRawBufferPointer, place: String) throws -> [String: Any]? {
+        if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return nil }
+        return try object(bytes, place: place)
+    }
+
+    /// The JSON object of a line ("\r" bytes dropped); an error naming `place` when it is not one.
+    static func object<Bytes: Sequence<UInt8>>(_ bytes: Bytes, place: String) throws -> [String: Any] {
+        do {
+            guard let o = try JSONSerialization.jsonObject(with: Data(bytes.filter { $0 != 13 })) as? [String: Any] else {
+                throw PartitionError("not a JSON object")
+            }
+            return o
+        } catch {
+            throw PartitionError("\(place): not a valid JSON object (\(error))")
+        }
+    }
+
+    /// The first line before line `before` whose file_name is `name` (exactly), or nil when a hash matched only.
+    static func firstLine(of name: String, before: Int, in file: LineFile) throws -> Int? {
+        var found: Int? = nil
+        try file.forEachLine { bytes, _, number in
+            guard number < before else { return false }
+            if let object = try? parse(bytes, place: ""), object["file_name"] as? String == name {
+                found = number
+                return false
+            }
+            return true
+        }
+        return found
+    }
 
     /// Refuses an empty, absolute or escaping path (`..` components, a leading `/` or `~`, a backslash).
     static func checkRelative(_ name: String, place: String) throws {

@@ -22,7 +22,7 @@ struct PartitionClustering {
     /// The features k-means sees for images `rows`: image and/or sentence features, each L2-normalised, joined.
     typealias Features = ([Int]) throws -> Tensor
 
-    static func run(config: PartitionConfig, rows n: Int, held: [Int], train: [Int], labels: [String?],
+    static func run(config: PartitionConfig, rows n: Int, held: [Int], train: [Int], labels: (Int) -> String?,
                     features: Features, chunks: OpenedChunks, device: Device,
                     log: (String) -> Void) throws -> PartitionClustering {
         let k = config.numClusters
@@ -34,9 +34,9 @@ struct PartitionClustering {
             place(train, try RandomSplit.balanced(count: train.count, clusters: k, seed: config.seed))
             place(held, HeldOut.randomClusters(count: held.count, clusters: k, seed: config.seed))
         case .label:
-            let split = try LabelSplit.split(labels: train.map { labels[$0] }, clusters: k)
+            let split = try LabelSplit.split(labels: train.map(labels), clusters: k)
             place(train, split.assignments)
-            place(held, try HeldOut.labelClusters(labels: held.map { labels[$0] }, groups: split.groups))
+            place(held, try HeldOut.labelClusters(labels: held.map(labels), groups: split.groups))
         case .kmeans:
             let full = train.count <= config.kmeansSample
             let sample = full ? train : ShardLoader.permutation(count: train.count, seed: sampleSeed &+ config.seed,

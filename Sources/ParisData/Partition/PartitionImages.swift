@@ -8,7 +8,7 @@ import Torch
 /// whatever the chunk size), and holds, for its n images that could be read:
 ///
 /// - `images` [n, C, S, S] uint8: RGB over white (or ITU-R 601 gray), centre-cropped and resized to the training size;
-/// - `entries` [n] int64: the images' indices in the folder's entries;
+/// - `entries` [n] int64: the images' rows in the folder (`ImageFolder`);
 /// - `features` [n, F] float32: image features of the file-size RGB images, when a feature extractor is given;
 /// - metadata `skipped`: a JSON list of "<file> (metadata.jsonl:<line>): <why>" for the images it skipped.
 ///
@@ -17,7 +17,7 @@ enum PartitionImages {
     /// What the chunks hold, once all are written.
     struct Decoded {
         let chunks: OpenedChunks
-        /// The folder entry of each row (the images that could be read, in metadata order).
+        /// The folder row of each row (the images that could be read, in metadata order).
         let kept: [Int]
         /// Every skipped image, in metadata order.
         let skipped: [String]
@@ -30,7 +30,7 @@ enum PartitionImages {
 
     static func decode(_ folder: ImageFolder, config: PartitionConfig, features: PartitionEncoders.ImageFeatures?,
                        into store: RowChunks, log: (String) -> Void) throws -> Decoded {
-        let total = folder.entries.count, size = chunkEntries(config)
+        let total = folder.count, size = chunkEntries(config)
         let count = (total + size - 1) / size
         let missing = store.missing(of: count)
         if missing.count < count { log("images: \(count - missing.count) of \(count) chunks already decoded; resuming") }
@@ -58,10 +58,11 @@ enum PartitionImages {
         return Decoded(chunks: opened, kept: kept, skipped: skipped)
     }
 
-    /// Decodes the entries `range` (batch by batch) and writes them as chunk i.
+    /// Decodes the entries `range` (batch by batch; their metadata lines read again) and writes them as chunk i.
     static func decodeChunk(_ i: Int, range: Range<Int>, folder: ImageFolder, config: PartitionConfig,
                             features: PartitionEncoders.ImageFeatures?, into store: RowChunks) throws {
         let s = config.imageSize, c = config.channels
+        let metadata = try folder.entries(range)
         var pixels: [UInt8] = []  // n × S × S × C, HWC per image
         pixels.reserveCapacity(range.count * s * s * c)
         var entries: [Int64] = [], skipped: [String] = [], featureBlocks: [Tensor] = []
@@ -70,7 +71,7 @@ enum PartitionImages {
             let batch = start..<min(range.upperBound, start + config.batchSize)
             var originals: [Image] = []
             for index in batch {
-                let entry = folder.entries[index]
+                let entry = metadata[index - range.lowerBound]
                 let image: Image
                 do {
                     image = try Image(contentsOf: folder.url(of: entry), alpha: .composite(over: .white))

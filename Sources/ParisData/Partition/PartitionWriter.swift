@@ -4,14 +4,16 @@ import Torch
 
 /// Writes a partition's shards and grids from the decoded chunks, one cluster at a time: cluster k's images are cut
 /// into parts of `partSize` (in metadata order), and each part is gathered from the chunks with its captions' tokens
-/// and handed to a `ShardWriter`, so memory holds one shard part, never a whole cluster. A shard whose `shard.json` is already there
-/// (written by a partition that was killed later) is kept; an unfinished one is rewritten.
+/// (and its items' file names and captions read again from metadata.jsonl) and handed to a `ShardWriter`, so memory
+/// holds one shard part, never a whole cluster. A shard whose `shard.json` is already there (written by a partition
+/// that was killed later) is kept; an unfinished one is rewritten.
 struct PartitionWriter {
     var folder: URL
     let config: PartitionConfig
     let dataset: URL
-    /// The entry of each row (the kept images, in metadata order).
-    let entries: [ImageFolder.Entry]
+    /// The image folder, and the folder row of each row (the kept images, in metadata order).
+    let images: ImageFolder
+    let kept: [Int]
     let chunks: OpenedChunks
     let captions: CaptionTable
     let captionEncoder: String
@@ -34,7 +36,7 @@ struct PartitionWriter {
             let name = Shard.folderName(cluster: cluster)
             let shardFolder = folder.appendingPathComponent(name)
             var labels: [String: Int] = [:]
-            for r in rows { if let l = entries[r].label { labels[l, default: 0] += 1 } }
+            for r in rows { if let l = images.label(ofRow: kept[r]) { labels[l, default: 0] += 1 } }
             if let done = try? Shard.info(at: shardFolder), done.count == rows.count {
                 clusters.append(.init(index: cluster, size: rows.count, shard: name, labels: labels,
                                       checksums: done.checksums))
@@ -45,11 +47,16 @@ struct PartitionWriter {
                                  imageSize: config.imageSize, captionCount: 0, textEncoder: captionEncoder,
                                  textLength: config.textLength, textDim: textDim, dataset: dataset.lastPathComponent,
                                  partitionMethod: config.method.rawValue)
-            let writer = try ShardWriter(folder: shardFolder, info: blank, partSize: partSize, overwrite: true)
-            for start in stride(from: 0, to: rows.count, by: partSize) {
-                try writer.append(try part(rows: Array(rows[start..<min(rows.count, start + partSize)])))
+            let info: ShardInfo
+            do {
+                let writer = try ShardWriter(folder: shardFolder, info: blank, partSize: partSize, overwrite: true)
+                for start in stride(from: 0, to: rows.count, by: partSize) {
+                    try writer.append(try part(rows: Array(rows[start..<min(rows.count, start + partSize)])))
+                }
+                info = try writer.finish()
+            } catch where !(error is PartitionError) {  // a write that failed: a full disk, a file-size limit
+                throw RowChunks.writeFailure(nil, error, kept: "the shards finished before it are kept")
             }
-            let info = try writer.finish()
             clusters.append(.init(index: cluster, size: rows.count, shard: name, labels: labels,
                                   checksums: info.checksums))
             log("shard \(cluster): \(rows.count) images, \(info.captionCount) captions in \(info.parts?.count ?? 1) parts")
@@ -60,17 +67,18 @@ struct PartitionWriter {
 
     /// The images `rows` with their own distinct captions, in order of first use: one shard part.
     func part(rows: [Int]) throws -> ShardPart {
-        let images = try chunks.gather("images", rows: rows)  // [n, C, S, S]
+        let pixels = try chunks.gather("images", rows: rows)  // [n, C, S, S]
         var local: [Int: Int] = [:], ids: [Int] = [], index: [Int64] = []
         for r in rows {
-            let g = captions.captionOf[r]
+            let g = captions.caption(ofRow: r)
             if local[g] == nil { local[g] = ids.count; ids.append(g) }
             index.append(Int64(local[g]!))
         }
         let (tokens, mask) = try captions.tokens(of: ids)  // [u, T, D], [u, T]
-        return ShardPart(images: images, captionIndex: try Tensor(index), textEmbeddings: tokens, textMask: mask,
-                         items: rows.map { Shard.Item(fileName: entries[$0].fileName, text: entries[$0].text,
-                                                      label: entries[$0].label) })
+        return ShardPart(images: pixels, captionIndex: try Tensor(index), textEmbeddings: tokens, textMask: mask,
+                         items: try images.entries(rows.map { kept[$0] }).map {
+                             Shard.Item(fileName: $0.fileName, text: $0.text, label: $0.label)
+                         })
     }
 
     /// `grid_<k>.png` (up to 64 images of cluster k, a seeded sample) and `grids.png` (16 per cluster, one row each).

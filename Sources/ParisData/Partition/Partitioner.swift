@@ -69,33 +69,33 @@ public enum Partitioner {
 
         var clock = StageClock()
         let folder = try ImageFolder.read(dataset, split: config.split, limit: config.limit)
-        guard !folder.entries.isEmpty else {
+        guard folder.count > 0 else {
             throw PartitionError("\(dataset.appendingPathComponent(ImageFolder.metadataName).path) lists no images"
                 + (config.split.map { " of split '\($0)'" } ?? "") + "; nothing to partition")
         }
         let k = config.numClusters
-        try checkK(k, images: folder.entries.count, dataset: dataset)
-        try HeldOut.check(count: config.heldOut, of: folder.entries.count, clusters: k)
+        try checkK(k, images: folder.count, dataset: dataset)
+        try HeldOut.check(count: config.heldOut, of: folder.count, clusters: k)
         let textModel = wantsText ? encoders.sentences?.name : nil
         let work = try PartitionWork.open(output: output, identity: try .init(
             dataset: dataset, config: config, imageModel: wantsImage ? encoders.image?.name : nil,
             textModel: textModel, captionEncoder: encoders.captions.name), log: log)
-        clock.done("metadata", "\(folder.entries.count) images", log: log)
+        clock.done("metadata", "\(folder.count) images", log: log)
 
         let decoded = try PartitionImages.decode(folder, config: config, features: wantsImage ? encoders.image : nil,
                                                  into: work.chunks, log: log)
-        let entries = decoded.kept.map { folder.entries[$0] }, n = entries.count
+        let kept = decoded.kept, n = kept.count
         guard n > 0 else {
-            throw PartitionError("\(dataset.path): none of the \(folder.entries.count) images could be read "
+            throw PartitionError("\(dataset.path): none of the \(folder.count) images could be read "
                 + "(first problem: \(decoded.skipped.first ?? "?"))")
         }
         try checkK(k, images: n, dataset: dataset)
         clock.done("images", "\(n) decoded\(wantsImage ? ", with image features" : "")", log: log)
         try after("images")
 
-        let captions = try CaptionTable.build(texts: entries.map(\.text), config: config, encoders: encoders,
+        let captions = try CaptionTable.build(images: folder, rows: kept, config: config, encoders: encoders,
                                               sentences: wantsText, folder: work.captions, log: log)
-        clock.done("captions", "\(captions.captions.count) distinct", log: log)
+        clock.done("captions", "\(captions.count) distinct", log: log)
         try after("captions")
 
         // Held-out rows (the same for every method and seed), then the clustering of the rest.
@@ -119,7 +119,7 @@ public enum Partitioner {
                 return parts.count == 1 ? parts[0] : try Tensor.cat(parts, dim: 1)  // [R, D]
             }
             clustered = try PartitionClustering.run(config: config, rows: n, held: heldRows, train: trainRows,
-                                                    labels: entries.map(\.label), features: features,
+                                                    labels: { folder.label(ofRow: kept[$0]) }, features: features,
                                                     chunks: decoded.chunks, device: device, log: log)
             try clustered.save(to: centroidsURL, config: config)
         }
@@ -133,13 +133,13 @@ public enum Partitioner {
                 + "points for K = \(k): use a smaller K")
         }
         log("cluster sizes: \(sizes)")
-        let metrics = try scores(entries: trainRows.map { entries[$0] }, assignments: trainRows.map { clustered.assignments[$0] },
-                                 sizes: sizes, seed: config.seed)
+        let metrics = try scores(labels: trainRows.map { folder.label(ofRow: kept[$0]) },
+                                 assignments: trainRows.map { clustered.assignments[$0] }, sizes: sizes, seed: config.seed)
         clock.done("clustering", clustered.clustering?.sample.map { "fitted on a sample of \($0)" } ?? "", log: log)
         try after("clustering")
 
         let textDim = try captions.textDim()
-        let writer = PartitionWriter(folder: work.result, config: config, dataset: dataset, entries: entries,
+        let writer = PartitionWriter(folder: work.result, config: config, dataset: dataset, images: folder, kept: kept,
                                      chunks: decoded.chunks, captions: captions, captionEncoder: encoders.captions.name,
                                      textDim: textDim)
         let clusters = try writer.writeShards(assignments: trainView, log: log, written: { try after("shard \($0)") })
@@ -177,10 +177,10 @@ public enum Partitioner {
     }
 
     /// Purity and NMI against the labels, and of a random split with the same sizes; nil when a label is missing.
-    static func scores(entries: [ImageFolder.Entry], assignments: [Int], sizes: [Int],
+    static func scores(labels: [String?], assignments: [Int], sizes: [Int],
                        seed: UInt64) throws -> PartitionManifest.Metrics? {
-        let labels = entries.compactMap(\.label)
-        guard labels.count == entries.count else { return nil }
+        let labels = labels.compactMap { $0 }
+        guard labels.count == assignments.count else { return nil }
         let real = try ClusterMetrics.scores(assignments: assignments, labels: labels)
         let random = try ClusterMetrics.scores(
             assignments: try RandomSplit.withSizes(sizes, seed: seed &+ 0x5EED), labels: labels)

@@ -28,9 +28,16 @@ struct RowChunks {
         do {
             try SafeTensors.save(tensors, to: url(i), metadata: metadata)
         } catch {
-            throw PartitionError("cannot write \(url(i).path): \(error) (is the disk full?); the chunks written "
-                + "before it are kept, and running the same command again resumes from them")
+            throw Self.writeFailure(url(i), error, kept: "the chunks written before it are kept")
         }
+    }
+
+    /// A write that failed (a full disk, a file-size limit): the file and the OS's reason ("<path>: write failed: No
+    /// space left on device"), what was kept, and that running the same command again resumes.
+    static func writeFailure(_ url: URL?, _ error: Error, kept: String) -> PartitionError {
+        let why = "\(error)"
+        let named = url.map { why.hasPrefix($0.path) ? why : "\($0.path): \(why)" } ?? why
+        return PartitionError("\(named); \(kept), and running the same command again resumes from them")
     }
 
     /// Chunks 0..<count, every one of which must be written, with their rows numbered through: chunk i holds rows
