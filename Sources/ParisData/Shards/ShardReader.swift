@@ -76,18 +76,21 @@ public final class ShardReader: @unchecked Sendable {
     public var info: ShardInfo { infos[0] }
 
     /// Part i, checked against its checksums the first time this reader reads it, and against the shard's shapes.
-    public func part(_ i: Int) throws -> ShardPart {
+    /// `items`: false maps only the tensors and leaves the items unread (`items` is empty; its file is still
+    /// verified), for a consumer that keeps many parts open and needs no provenance (the router's data).
+    public func part(_ i: Int, items: Bool = true) throws -> ShardPart {
         let ref = parts[i], info = infos[ref.shard]
         lock.lock()
         let check = verifyChecksums && !verified.contains(i)
         lock.unlock()
-        let part = try ShardPart.read(folder: ref.folder, name: ref.name, checksums: check ? info.checksums : nil)
+        let part = try ShardPart.read(folder: ref.folder, name: ref.name, checksums: check ? info.checksums : nil,
+                                      items: items)
         let origin = ref.folder.appendingPathComponent(ref.name.map(ShardPart.tensorsName) ?? Shard.imagesName).path
-        guard part.count == ref.count else {
+        guard !items || part.count == ref.count else {
             throw DatasetImportError("\(origin): holds \(part.count) images, \(Shard.infoName) says \(ref.count)")
         }
         try part.validate(channels: info.channels, imageSize: info.imageSize, textLength: info.textLength,
-                          textDim: info.textDim, dtype: info.dataType, origin: origin)
+                          textDim: info.textDim, dtype: info.dataType, count: ref.count, origin: origin)
         if check {
             lock.lock()
             verified.insert(i)
@@ -96,8 +99,8 @@ public final class ShardReader: @unchecked Sendable {
         return part
     }
 
-    /// Every part joined into one (for the small consumers that hold a shard in memory: the router's data, the
-    /// evaluation, a LoRA's shard).
+    /// Every part joined into one (`Shard.load`, and a one-part shard's sample-grid captions). The router's data and
+    /// the evaluation read parts instead (`part(_:items:)`), so that their memory does not grow with the shard.
     public func readAll() throws -> ShardPart {
         guard !parts.isEmpty else {
             let i = info
