@@ -112,3 +112,48 @@ public final class ShardReader: @unchecked Sendable {
         return try ShardPart.concatenated(try parts.indices.map { try part($0) })
     }
 }
+
+/// A reader's rows visited in increasing order, one part at a time: only the part holding the current row is held
+/// (with its items), parts that hold none of the rows visited are never read, and the rows taken are kept.
+public final class ShardRowWalk {
+    public let reader: ShardReader
+    private var index = -1, start = 0, end = 0  // the current part and its rows [start, end)
+    private var current: ShardPart?
+    private var taken: [Int] = []  // rows of the current part taken so far
+    private var pieces: [ShardPart] = []
+
+    public init(_ reader: ShardReader) { self.reader = reader }
+
+    /// The part holding `row` (of all the reader's rows) and the row in it. Rows must not decrease from call to call.
+    public func seek(_ row: Int) throws -> (part: ShardPart, row: Int) {
+        guard row >= start else {
+            throw DatasetImportError("row \(row) comes before the walk's part (rows \(start)..<\(end)); rows must not decrease")
+        }
+        while row >= end {
+            guard index + 1 < reader.parts.count else {
+                throw DatasetImportError("row \(row) is outside the \(reader.count) rows of the shard")
+            }
+            try flush()
+            index += 1
+            start = end
+            end += reader.parts[index].count
+        }
+        if current == nil { current = try reader.part(index) }
+        return (current!, row - start)
+    }
+
+    /// Keeps `row` (rows in increasing order, each once) for `takenRows()`.
+    public func take(_ row: Int) throws { taken.append(try seek(row).row) }
+
+    /// The rows taken, in order, as one part (only the captions they use), or nil if none was taken.
+    public func takenRows() throws -> ShardPart? {
+        try flush()
+        return pieces.isEmpty ? nil : try ShardPart.concatenated(pieces)
+    }
+
+    private func flush() throws {
+        if let current, !taken.isEmpty { pieces.append(try current.rows(taken)) }
+        current = nil
+        taken = []
+    }
+}
