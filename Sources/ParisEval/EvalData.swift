@@ -33,46 +33,54 @@ public struct EvalData {
     public var count: Int { clusters.count }
 
     /// Loads every shard of `partition` (K of them), at most `limitPerCluster` images each (a seeded choice), in
-    /// file-name order, so two partitions of the same images (other clusters) give the same rows.
+    /// file-name order, so two partitions of the same images (other clusters) give the same rows. Only the chosen
+    /// rows are kept: the shards are read part by part (mapped), and a part none of whose rows is chosen is not read.
     ///
     /// A latent partition's shards give the latents; `pixels` (the pixel partition it was encoded from, with the
     /// same rows) gives the images, which is what samples are compared with. A latent partition without `pixels`
-    /// is an error.
+    /// is an error, and so is a pixel partition whose shards hold other items (checked row by row, a part of each
+    /// at a time).
     public static func load(partition: URL, numClusters k: Int, limitPerCluster: Int? = nil,
                             seed: UInt64 = 0, pixels: URL? = nil) throws -> EvalData {
         var images: [Tensor] = [], text: [Tensor] = [], masks: [Tensor] = [], latents: [Tensor] = []
         var captions: [String] = [], fileNames: [String] = [], labels: [String?] = [], clusters: [Int] = []
         for c in 0..<k {
-            let shard = try Shard.load(from: partition.appendingPathComponent(Shard.folderName(cluster: c)),
-                                       expectedCluster: c, verifyChecksums: false)
-            var rows = ShardLoader.permutation(count: shard.info.count, seed: seed &+ UInt64(c), epoch: 0)
+            let reader = try ShardReader(folder: partition.appendingPathComponent(Shard.folderName(cluster: c)),
+                                         expectedCluster: c, verifyChecksums: false)
+            let info = reader.info
+            var rows = ShardLoader.permutation(count: info.count, seed: seed &+ UInt64(c), epoch: 0)
             if let limit = limitPerCluster { rows = Array(rows.prefix(limit)) }
             rows.sort()
             guard !rows.isEmpty else { continue }
-            let index = try Tensor(rows.map { Int64($0) })
-            if shard.info.kind == .latents {
+            let shard = ShardRowWalk(reader)
+            let chosen: ShardPart
+            if info.kind == .latents {
                 guard let pixels else {
-                    throw EvalError("\(partition.path) holds latents (\(shard.info.contentSummary)) and no pixel "
+                    throw EvalError("\(partition.path) holds latents (\(info.contentSummary)) and no pixel "
                         + "partition to compare samples with; encode it again with `paris encode`")
                 }
-                let real = try Shard.load(from: pixels.appendingPathComponent(Shard.folderName(cluster: c)),
-                                          expectedCluster: c, verifyChecksums: false)
-                guard real.items == shard.items else {
+                let real = ShardRowWalk(try ShardReader(
+                    folder: pixels.appendingPathComponent(Shard.folderName(cluster: c)), expectedCluster: c,
+                    verifyChecksums: false))
+                guard try sameItems(shard, real, taking: rows) else {
                     throw EvalError("\(pixels.path) is not the pixel partition \(partition.path) was encoded from "
                         + "(shard \(c) holds other images)")
                 }
-                latents.append(try shard.images.indexSelect(dim: 0, index: index))
-                images.append(try real.images.indexSelect(dim: 0, index: index))
+                chosen = try shard.takenRows()!
+                latents.append(chosen.images)  // [n, L, s, s] float16
+                images.append(try real.takenRows()!.images)  // [n, C, S, S] uint8
             } else {
-                images.append(try shard.images.indexSelect(dim: 0, index: index))
+                for r in rows { try shard.take(r) }
+                chosen = try shard.takenRows()!
+                images.append(chosen.images)
             }
-            let captionRows = try shard.captionIndex.indexSelect(dim: 0, index: index)
-            text.append(try shard.textEmbeddings.indexSelect(dim: 0, index: captionRows).to(dtype: .float32))
-            masks.append(try shard.textMask.indexSelect(dim: 0, index: captionRows))
-            for r in rows {
-                captions.append(shard.items[r].text)
-                fileNames.append(shard.items[r].fileName)
-                labels.append(shard.items[r].label)
+            // Each chosen row's caption tokens [n, T, D] float32 and mask [n, T].
+            text.append(try chosen.textEmbeddings.indexSelect(dim: 0, index: chosen.captionIndex).to(dtype: .float32))
+            masks.append(try chosen.textMask.indexSelect(dim: 0, index: chosen.captionIndex))
+            for item in chosen.items {
+                captions.append(item.text)
+                fileNames.append(item.fileName)
+                labels.append(item.label)
                 clusters.append(c)
             }
         }
@@ -82,6 +90,23 @@ public struct EvalData {
                               labels: labels, clusters: clusters, numClusters: k, source: partition.path)
         loaded.latents = latents.isEmpty ? nil : try Tensor.cat(latents)
         return try loaded.subset(fileNames.indices.sorted { fileNames[$0] < fileNames[$1] })
+    }
+
+    /// Whether the shards of `a` and `b` hold the same items in the same order (compared row by row, one part of
+    /// each held at a time); takes the rows `rows` (increasing) of both on the way.
+    static func sameItems(_ a: ShardRowWalk, _ b: ShardRowWalk, taking rows: [Int]) throws -> Bool {
+        guard a.reader.count == b.reader.count else { return false }
+        var next = 0
+        for r in 0..<a.reader.count {
+            let (pa, ra) = try a.seek(r), (pb, rb) = try b.seek(r)
+            guard pa.items[ra] == pb.items[rb] else { return false }
+            if next < rows.count, rows[next] == r {
+                try a.take(r)
+                try b.take(r)
+                next += 1
+            }
+        }
+        return true
     }
 
     /// The rows `rows` of everything.

@@ -88,39 +88,75 @@ public struct RouterEvaluation: Codable, Sendable, Equatable {
                                 sampling: TimeSampling = .uniform, samplingName: String = "uniform", step: Int = 0,
                                 seed: UInt64 = 0, batchSize: Int = 256, device: Device = .cpu) throws
         -> RouterEvaluation {
-        let k = router.config.numExperts, n = clusters.count
+        let n = clusters.count
         guard x0.rank == 4, x0.size(0) == n else {
             throw RunError("router evaluation: \(n) clusters for images of shape \(x0.shape)")
         }
+        let images = try x0.to(device: .cpu, dtype: .float32)
+        let captions = router.config.kind == .textConditioned ? text : nil                // [N, D] or nil
+        if let captions, captions.rank != 2 || captions.size(0) != n {
+            throw RunError("router evaluation: captions of shape \(captions.shape) for \(n) images")
+        }
+        return try evaluate(router: router, clusters: clusters, withCaptions: captions != nil, times: times,
+                            sampling: sampling, samplingName: samplingName, step: step, seed: seed,
+                            batchSize: batchSize, device: device) { r in
+            (try images.slice(0, r.lowerBound, r.upperBound), try captions?.slice(0, r.lowerBound, r.upperBound))
+        }
+    }
+
+    /// The same evaluation of `clusters.count` images that are read a window of rows at a time (the router's
+    /// held-out split, gathered from the shards' parts), so that no tensor of all N images (nor of their noise) is
+    /// ever made: `rows(range)` gives images [r, C, H, W] float32 (pixels in [−1, 1]) and, when `withCaptions`
+    /// (a text-conditioned router), pooled captions [r, D]. The results are those of one tensor of all N images:
+    /// the noise of each window is drawn in order from the same generator, windows hold whole batches, and each
+    /// pass keeps only the per-row log-probabilities [N, K].
+    public static func evaluate(router: Router, clusters: [Int], withCaptions: Bool, times: [Double] = defaultTimes,
+                                sampling: TimeSampling = .uniform, samplingName: String = "uniform", step: Int = 0,
+                                seed: UInt64 = 0, batchSize: Int = 256, device: Device = .cpu,
+                                rows: (Range<Int>) throws -> (images: Tensor, text: Tensor?)) throws
+        -> RouterEvaluation {
+        let k = router.config.numExperts, n = clusters.count
         guard clusters.allSatisfy({ (0..<k).contains($0) }) else {
             throw RunError("router evaluation: a cluster index is outside 0..<\(k)")
         }
         guard times.allSatisfy({ $0.isFinite && (0...1).contains($0) }) else {
             throw RunError("router evaluation: times must lie in [0, 1], got \(times)")
         }
+        guard batchSize >= 1 else { throw RunError("router evaluation: batch size \(batchSize) must be positive") }
         let wasTraining = router.isTraining
         router.train(false)
         defer { router.train(wasTraining) }
-        let images = try x0.to(device: .cpu, dtype: .float32)
         let truth = try Tensor(clusters.map { Int64($0) })                                // [N]
         let kind = router.config.kind
-        let captions = kind == .textConditioned ? text : nil                             // [N, D] or nil
-        if let captions, captions.rank != 2 || captions.size(0) != n {
-            throw RunError("router evaluation: captions of shape \(captions.shape) for \(n) images")
-        }
+        let withText = kind == .textConditioned && withCaptions
+        let sample = [router.config.inChannels, router.config.inputSize, router.config.inputSize]
+        let window = noiseWindow(batchSize: batchSize, elements: sample.reduce(1, *), count: n)
 
-        /// log p(k | x_t, t[, c]) [N, K] (float64, CPU) for x_t = (1 − t)·x0 + t·noise, t: [N]; `c` nil: the
-        /// null caption (text-conditioned) or no caption input (text-free).
-        func logProbabilities(t: Tensor, noise: Tensor, text c: Tensor? = captions) throws -> Tensor {
+        /// log p(k | x_t, t[, c]) [N, K] (float64, CPU) for x_t = (1 − t)·x0 + t·ε, t: [N], with ε drawn window by
+        /// window from the generator as it stands; `text` false: the null caption (text-conditioned) or no caption
+        /// input (text-free).
+        func logProbabilities(t: Tensor, text: Bool = withText) throws -> Tensor {
             var parts: [Tensor] = []
-            for s in stride(from: 0, to: n, by: batchSize) {
-                let e = min(n, s + batchSize)
-                let tb = try t.slice(0, s, e).to(device: device)
-                let xt = try FlowPath.interpolate(x0: images.slice(0, s, e).to(device: device),
-                                                  noise: noise.slice(0, s, e).to(device: device), t: tb)
-                let cb = try c.map { try $0.slice(0, s, e).to(device: device) }                 // [b, D]
-                let logits = try router(x: xt, t: FlowPath.networkTime(tb), text: cb).to(dtype: .float32)  // [b, K]
-                parts.append(try logits.logSoftmax(dim: -1).to(device: .cpu, dtype: .float64))
+            for w in stride(from: 0, to: n, by: window) {
+                let we = min(n, w + window)
+                let (x0, c) = try rows(w..<we)                                           // [w, C, H, W], [w, D]
+                guard x0.shape == [we - w] + sample else {
+                    throw RunError("router evaluation: images of shape \(x0.shape) for a router of \(sample) inputs")
+                }
+                if text, let c, c.rank != 2 || c.size(0) != we - w {
+                    throw RunError("router evaluation: captions of shape \(c.shape) for \(we - w) images")
+                }
+                let images = try x0.to(device: .cpu, dtype: .float32)
+                let noise = try Tensor.randn(images.shape)                                 // [w, C, H, W]
+                for s in stride(from: 0, to: we - w, by: batchSize) {
+                    let e = min(we - w, s + batchSize)
+                    let tb = try t.slice(0, w + s, w + e).to(device: device)
+                    let xt = try FlowPath.interpolate(x0: images.slice(0, s, e).to(device: device),
+                                                      noise: noise.slice(0, s, e).to(device: device), t: tb)
+                    let cb = text ? try c.map { try $0.slice(0, s, e).to(device: device) } : nil  // [b, D]
+                    let logits = try router(x: xt, t: FlowPath.networkTime(tb), text: cb).to(dtype: .float32)  // [b, K]
+                    parts.append(try logits.logSoftmax(dim: -1).to(device: .cpu, dtype: .float64))
+                }
             }
             return try Tensor.cat(parts)
         }
@@ -129,19 +165,19 @@ public struct RouterEvaluation: Codable, Sendable, Equatable {
         return try withNoGrad {
             var points: [RouterPoint] = [], unconditional: [RouterPoint] = []
             if n > 0 {
-                Runtime.manualSeed(seed)
-                let noise = try Tensor.randn(images.shape)
                 func point(_ t: Double, _ logp: Tensor) throws -> RouterPoint {
                     RouterPoint(
                         t: t, accuracy: try logp.argmax(dim: 1).eq(truth).to(dtype: .float64).mean().item(),
                         entropy: try entropy(logp).mean().item(),
                         trueClusterProbability: try logp.gather(dim: 1, index: truth.unsqueeze(1)).exp().mean().item())
                 }
+                // The same ε at every t: each pass draws it again from the same seed.
                 for t in times {
-                    points.append(try point(t, try logProbabilities(t: try Tensor.full([n], t), noise: noise)))
+                    Runtime.manualSeed(seed)
+                    points.append(try point(t, try logProbabilities(t: try Tensor.full([n], t))))
                     if kind == .textConditioned {
-                        unconditional.append(try point(t, try logProbabilities(t: try Tensor.full([n], t), noise: noise,
-                                                                                text: nil)))
+                        Runtime.manualSeed(seed)
+                        unconditional.append(try point(t, try logProbabilities(t: try Tensor.full([n], t), text: false)))
                     }
                 }
             }
@@ -150,8 +186,7 @@ public struct RouterEvaluation: Codable, Sendable, Equatable {
             if n > 0 {
                 Runtime.manualSeed(seed &+ 1)
                 let t = try sampling.sample(batch: n)
-                let noise = try Tensor.randn(images.shape)
-                let logp = try logProbabilities(t: t, noise: noise)
+                let logp = try logProbabilities(t: t)
                 let predicted = try logp.argmax(dim: 1).toArray(as: Int64.self)
                 for (c, p) in zip(clusters, predicted) { confusion[c][Int(p)] += 1 }
                 entropySum = try entropy(logp).sum().item()
@@ -163,9 +198,20 @@ public struct RouterEvaluation: Codable, Sendable, Equatable {
                 accuracy: ratio(Double(correct), n), entropy: ratio(entropySum, n), maxEntropy: log(Double(k)),
                 confusion: confusion,
                 perClusterAccuracy: (0..<k).map { c in ratio(Double(confusion[c][c]), confusion[c].reduce(0, +)) },
-                points: points, kind: kind, withCaptions: kind == .textConditioned ? captions != nil : nil,
+                points: points, kind: kind, withCaptions: kind == .textConditioned ? withText : nil,
                 unconditionalPoints: kind == .textConditioned ? unconditional : nil)
         }
+    }
+
+    /// Rows per noise window: whole batches whose noise has a multiple of 16 values. libtorch fills a normal
+    /// tensor 16 values at a time (Box–Muller on 16 uniforms drawn in order) and redraws the last 16 of a tensor
+    /// whose size is not a multiple of 16, so windows of that size, drawn one after another, give exactly the
+    /// numbers of one draw of all N; a sample of fewer than 16 values is drawn in one window.
+    static func noiseWindow(batchSize b: Int, elements e: Int, count n: Int) -> Int {
+        guard e >= 16 else { return max(1, n) }
+        var m = 1
+        while (b * m * e) % 16 != 0 { m *= 2 }
+        return b * m
     }
 
     /// The point nearest to flow time t.

@@ -31,7 +31,7 @@ public struct ShardIdentity: Codable, Sendable, Equatable {
     }
 
     /// What the partition folder holds now for `clusters`, from each `shard_<k>/shard.json` (no data file is read or
-    /// hashed; `Shard.load` checks those against the checksums). A shard without a readable `shard.json` is left out.
+    /// hashed; `ShardReader` checks those against the checksums). A shard without a readable `shard.json` is left out.
     public static func current(partition: URL, clusters: [Int]) -> ShardIdentity {
         /// The one key of `shard.json` (ParisData's `ShardInfo`) that the identity needs.
         struct Checksums: Decodable { let checksums: [String: String] }

@@ -3,7 +3,8 @@ import Torch
 
 /// One cluster's shard held in memory: everything an expert needs and nothing else. On disk a shard is a folder of
 /// parts (`ShardInfo`, `ShardPart`), written by `ShardWriter` and read part by part by `ShardReader`; this type is
-/// the whole shard at once, for the small consumers (tests, the router's data, evaluation, a LoRA's shard).
+/// the whole shard at once, for small shards (the tests write and check shards with it). Every job reads parts: the
+/// experts stream them (`ShardLoader`), the router and the evaluation gather rows from them.
 ///
 /// ```
 /// shard_<k>/
@@ -94,8 +95,9 @@ public struct Shard {
         }
     }
 
-    /// Loads and checks a whole shard (every part, joined). `expectedCluster`: refuse a shard that belongs to another
-    /// cluster. `verifyChecksums`: hash every data file against `shard.json` first (catches corruption and tampering).
+    /// Loads and checks a whole shard (every part, joined; only tests use it). `expectedCluster`: refuse a shard that
+    /// belongs to another cluster. `verifyChecksums`: hash every data file against `shard.json` first (catches
+    /// corruption and tampering).
     public static func load(from folder: URL, expectedCluster: Int? = nil, verifyChecksums: Bool = true) throws -> Shard {
         let reader = try ShardReader(folder: folder, expectedCluster: expectedCluster, verifyChecksums: verifyChecksums)
         let all = try reader.readAll()

@@ -232,29 +232,16 @@ public final class ShardLoader: @unchecked Sendable {
         let needed = Set(picks.map(\.part))
         let touched = Set(windows.filter { win in win.parts.contains { needed.contains($0) } }.flatMap(\.parts))
         openParts = openParts.filter { touched.contains($0.key) }
-        var pieces: [(images: Tensor, text: Tensor, mask: Tensor)] = [], slot = [Int](repeating: 0, count: batchSize)
-        var done = 0
-        for p in picks.map(\.part).uniqued() {
+        let rows = try ShardPart.gather(picks.map { (part: $0.part, row: $0.row) }, text: true) { p in
             if openParts[p] == nil { openParts[p] = try source.part(p) }
-            let part = openParts[p]!
-            let positions = picks.indices.filter { picks[$0].part == p }
-            let rows = try Tensor(positions.map { Int64(picks[$0].row) })
-            let captions = try part.captionIndex.indexSelect(dim: 0, index: rows)
-            pieces.append((try part.images.indexSelect(dim: 0, index: rows),
-                           try part.textEmbeddings.indexSelect(dim: 0, index: captions),
-                           try part.textMask.indexSelect(dim: 0, index: captions)))
-            for (k, i) in positions.enumerated() { slot[i] = done + k }
-            done += positions.count
+            return openParts[p]!
         }
-        let order = try Tensor(slot.map { Int64($0) })
         var after = LoaderCursor(epoch: cursor.epoch, position: cursor.position + batchSize)
         if after.position + batchSize > n { after = LoaderCursor(epoch: cursor.epoch + 1, position: 0) }
         // images: [B, C, H, W] uint8 -> float32 in [-1, 1] (latents: float16 -> float32); text: [B, T, D]; mask: [B, T]
-        let stored = try Tensor.cat(pieces.map(\.images), dim: 0).indexSelect(dim: 0, index: order)
-        let images = try ShardPart.modelInput(stored)
-        let text = try Tensor.cat(pieces.map(\.text), dim: 0).indexSelect(dim: 0, index: order).to(dtype: .float32)
-        let mask = try Tensor.cat(pieces.map(\.mask), dim: 0).indexSelect(dim: 0, index: order)
-        return ShardBatch(images: images, text: text, textMask: mask, indices: picks.map(\.global), cursor: after)
+        let images = try ShardPart.modelInput(rows.images)
+        let text = try rows.tokens!.to(dtype: .float32)
+        return ShardBatch(images: images, text: text, textMask: rows.mask!, indices: picks.map(\.global), cursor: after)
     }
 
     /// The parts open now (for tests of the memory bound).

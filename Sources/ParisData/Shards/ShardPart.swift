@@ -52,10 +52,11 @@ public struct ShardPart {
     }
 
     /// Checks that the tensors agree with the shard's shapes and with each other.
-    /// `dtype`: uint8 for pixels, float16 for latents (`ShardInfo.dataType`).
+    /// `dtype`: uint8 for pixels, float16 for latents (`ShardInfo.dataType`). `count`: the images expected (nil: one
+    /// per item; a part read without its items passes its shard.json count).
     public func validate(channels c: Int, imageSize s: Int, textLength t: Int, textDim d: Int, dtype: DType = .uint8,
-                         origin: String) throws {
-        let n = items.count, u = textEmbeddings.rank == 3 ? textEmbeddings.size(0) : -1
+                         count: Int? = nil, origin: String) throws {
+        let n = count ?? items.count, u = textEmbeddings.rank == 3 ? textEmbeddings.size(0) : -1
         func fail(_ why: String) -> DatasetImportError { DatasetImportError("\(origin): \(why)") }
         guard images.shape == [n, c, s, s], images.dtype == dtype else {
             let what = dtype == .uint8 ? "images" : "latents"
@@ -95,6 +96,32 @@ public struct ShardPart {
                          items: rows.map { items[$0] })
     }
 
+    /// Rows of several parts in the order given: `picks[i]` is (part, row in that part). Each part is fetched once
+    /// (`part(p)`, in order of first use), its rows taken with one index_select, and the pieces put back in pick
+    /// order. Returns the stored images [B, C, H, W] (uint8 pixels or float16 latents) and, when `text`, each row's
+    /// caption tokens [B, T, D] float16 and mask [B, T] bool.
+    public static func gather(_ picks: [(part: Int, row: Int)], text: Bool, from part: (Int) throws -> ShardPart)
+        throws -> (images: Tensor, tokens: Tensor?, mask: Tensor?) {
+        var images: [Tensor] = [], tokens: [Tensor] = [], masks: [Tensor] = []
+        var slot = [Int](repeating: 0, count: picks.count), done = 0
+        for p in picks.map(\.part).uniqued() {
+            let source = try part(p)
+            let positions = picks.indices.filter { picks[$0].part == p }
+            let rows = try Tensor(positions.map { Int64(picks[$0].row) })  // [b_p] int64
+            images.append(try source.images.indexSelect(dim: 0, index: rows))  // [b_p, C, H, W]
+            if text {
+                let captions = try source.captionIndex.indexSelect(dim: 0, index: rows)  // [b_p] rows of its table
+                tokens.append(try source.textEmbeddings.indexSelect(dim: 0, index: captions))  // [b_p, T, D]
+                masks.append(try source.textMask.indexSelect(dim: 0, index: captions))  // [b_p, T]
+            }
+            for (k, i) in positions.enumerated() { slot[i] = done + k }
+            done += positions.count
+        }
+        let order = try Tensor(slot.map { Int64($0) })  // [B]: pick i is row slot[i] of the joined pieces
+        func joined(_ pieces: [Tensor]) throws -> Tensor { try Tensor.cat(pieces, dim: 0).indexSelect(dim: 0, index: order) }
+        return (try joined(images), text ? try joined(tokens) : nil, text ? try joined(masks) : nil)
+    }
+
     /// The parts one after another: images and items appended, caption tables stacked, indices shifted.
     public static func concatenated(_ parts: [ShardPart]) throws -> ShardPart {
         guard let first = parts.first else { throw DatasetImportError("no parts to join") }
@@ -121,8 +148,9 @@ public struct ShardPart {
     }
 
     /// Reads the part `name` of the shard in `folder` (`nil`: the v1 single-file layout). `checksums`: verify each
-    /// file against these first (a mismatch names the file).
-    static func read(folder: URL, name: String?, checksums: [String: String]?) throws -> ShardPart {
+    /// file against these first (a mismatch names the file). `items`: false leaves the part's items unread (`items`
+    /// is then empty; the tensors are mapped all the same).
+    static func read(folder: URL, name: String?, checksums: [String: String]?, items: Bool = true) throws -> ShardPart {
         let tensorFiles = name.map { [Self.tensorsName($0)] } ?? [Shard.imagesName, Shard.textName]
         let itemsFile = name.map(Self.itemsName) ?? Shard.itemsName
         if let checksums {
@@ -138,7 +166,7 @@ public struct ShardPart {
         let hasLatents = files.contains { $0.tensors[latentsKey] != nil }
         return ShardPart(images: try tensor(hasLatents ? latentsKey : pixelsKey), captionIndex: try tensor("caption_index"),
                          textEmbeddings: try tensor("text_embeddings"), textMask: try tensor("text_mask"),
-                         items: try decodeItems(folder.appendingPathComponent(itemsFile)))
+                         items: items ? try decodeItems(folder.appendingPathComponent(itemsFile)) : [])
     }
 
     static func verify(_ url: URL, _ want: String?) throws {

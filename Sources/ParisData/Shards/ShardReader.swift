@@ -76,18 +76,21 @@ public final class ShardReader: @unchecked Sendable {
     public var info: ShardInfo { infos[0] }
 
     /// Part i, checked against its checksums the first time this reader reads it, and against the shard's shapes.
-    public func part(_ i: Int) throws -> ShardPart {
+    /// `items`: false maps only the tensors and leaves the items unread (`items` is empty; its file is still
+    /// verified), for a consumer that keeps many parts open and needs no provenance (the router's data).
+    public func part(_ i: Int, items: Bool = true) throws -> ShardPart {
         let ref = parts[i], info = infos[ref.shard]
         lock.lock()
         let check = verifyChecksums && !verified.contains(i)
         lock.unlock()
-        let part = try ShardPart.read(folder: ref.folder, name: ref.name, checksums: check ? info.checksums : nil)
+        let part = try ShardPart.read(folder: ref.folder, name: ref.name, checksums: check ? info.checksums : nil,
+                                      items: items)
         let origin = ref.folder.appendingPathComponent(ref.name.map(ShardPart.tensorsName) ?? Shard.imagesName).path
-        guard part.count == ref.count else {
+        guard !items || part.count == ref.count else {
             throw DatasetImportError("\(origin): holds \(part.count) images, \(Shard.infoName) says \(ref.count)")
         }
         try part.validate(channels: info.channels, imageSize: info.imageSize, textLength: info.textLength,
-                          textDim: info.textDim, dtype: info.dataType, origin: origin)
+                          textDim: info.textDim, dtype: info.dataType, count: ref.count, origin: origin)
         if check {
             lock.lock()
             verified.insert(i)
@@ -96,8 +99,8 @@ public final class ShardReader: @unchecked Sendable {
         return part
     }
 
-    /// Every part joined into one (for the small consumers that hold a shard in memory: the router's data, the
-    /// evaluation, a LoRA's shard).
+    /// Every part joined into one (`Shard.load`, and a one-part shard's sample-grid captions). The router's data and
+    /// the evaluation read parts instead (`part(_:items:)`), so that their memory does not grow with the shard.
     public func readAll() throws -> ShardPart {
         guard !parts.isEmpty else {
             let i = info
@@ -107,5 +110,50 @@ public final class ShardReader: @unchecked Sendable {
                              textMask: try Tensor.zeros([0, i.textLength], dtype: .bool), items: [])
         }
         return try ShardPart.concatenated(try parts.indices.map { try part($0) })
+    }
+}
+
+/// A reader's rows visited in increasing order, one part at a time: only the part holding the current row is held
+/// (with its items), parts that hold none of the rows visited are never read, and the rows taken are kept.
+public final class ShardRowWalk {
+    public let reader: ShardReader
+    private var index = -1, start = 0, end = 0  // the current part and its rows [start, end)
+    private var current: ShardPart?
+    private var taken: [Int] = []  // rows of the current part taken so far
+    private var pieces: [ShardPart] = []
+
+    public init(_ reader: ShardReader) { self.reader = reader }
+
+    /// The part holding `row` (of all the reader's rows) and the row in it. Rows must not decrease from call to call.
+    public func seek(_ row: Int) throws -> (part: ShardPart, row: Int) {
+        guard row >= start else {
+            throw DatasetImportError("row \(row) comes before the walk's part (rows \(start)..<\(end)); rows must not decrease")
+        }
+        while row >= end {
+            guard index + 1 < reader.parts.count else {
+                throw DatasetImportError("row \(row) is outside the \(reader.count) rows of the shard")
+            }
+            try flush()
+            index += 1
+            start = end
+            end += reader.parts[index].count
+        }
+        if current == nil { current = try reader.part(index) }
+        return (current!, row - start)
+    }
+
+    /// Keeps `row` (rows in increasing order, each once) for `takenRows()`.
+    public func take(_ row: Int) throws { taken.append(try seek(row).row) }
+
+    /// The rows taken, in order, as one part (only the captions they use), or nil if none was taken.
+    public func takenRows() throws -> ShardPart? {
+        try flush()
+        return pieces.isEmpty ? nil : try ShardPart.concatenated(pieces)
+    }
+
+    private func flush() throws {
+        if let current, !taken.isEmpty { pieces.append(try current.rows(taken)) }
+        current = nil
+        taken = []
     }
 }

@@ -15,6 +15,10 @@ import Torch
 ///   is seen with probability N_k / N. That is what the mixture needs: the router must estimate the posterior
 ///   p(k | x_t) = p(k)·p_t(x_t | k) / p_t(x_t), prior included (DDM eq. 7); balanced sampling would learn a
 ///   uniform prior instead and over-weight the small clusters' experts at sampling time.
+/// - Memory: nothing is loaded up front. Each batch's rows (training or held-out) are gathered from the shards'
+///   parts, which are memory-mapped the first time a batch touches them and checked against their checksums then;
+///   captions are pooled per batch. What grows with the shards is the row maps (8 bytes per row of each split),
+///   the current epoch's permutation (8 bytes per training row) and the list of parts (`rowMapBytes`).
 public final class RouterDataset {
     /// K.
     public let numClusters: Int
@@ -22,25 +26,29 @@ public final class RouterDataset {
     public let imageSize: Int
     /// Per cluster: (training rows, held-out rows).
     public let counts: [(train: Int, heldOut: Int)]
-    /// Training images [N_train, C, H, W] uint8 and labels [N_train] int64.
-    public let trainImages: Tensor
-    public let trainLabels: Tensor
-    /// Held-out images [N_eval, C, H, W] uint8 and labels [N_eval] int64.
-    public let heldOutImages: Tensor
-    public let heldOutLabels: Tensor
-    /// The pooled embeddings [U, D] float32 of every shard's distinct captions (shard 0's first), and the row of
-    /// each training image's [N_train] and held-out image's [N_eval] caption in it (int64).
-    public let captionEmbeddings: Tensor
-    public let trainCaptions: Tensor
-    public let heldOutCaptions: Tensor
     /// Every shard's info, index k = cluster k.
     public let infos: [ShardInfo]
 
-    public var trainCount: Int { trainImages.size(0) }
-    public var heldOutCount: Int { heldOutImages.size(0) }
+    private let rows: RouterRows
+    /// Training rows: each cluster's in increasing row order, cluster 0's first; held-out rows likewise.
+    private let train: RouterRows.RowMap
+    private let heldOutRows: RouterRows.RowMap
+    /// The permutation of the training rows of the epoch last read (drawn again only when the epoch changes).
+    private var order: (epoch: Int, seed: UInt64, rows: [Int])?
 
-    /// Loads shards `shard_0 … shard_{K-1}` of `partition`, checking that there are exactly K of them, that each
-    /// belongs to its cluster and says K clusters, and that all hold images of the same shape.
+    public var trainCount: Int { train.count }
+    public var heldOutCount: Int { heldOutRows.count }
+    /// The cluster of each held-out row, in held-out order.
+    public var heldOutClusters: [Int] { counts.indices.flatMap { Array(repeating: $0, count: counts[$0].heldOut) } }
+    /// The bytes of the row maps and of the epoch's permutation (drawn by the first batch): the only memory that
+    /// grows with the shards (besides the list of parts).
+    public var rowMapBytes: Int { train.bytes + heldOutRows.bytes + trainCount * MemoryLayout<Int>.size }
+    /// The parts mapped so far (a part is mapped by the first batch that reads a row of it).
+    public var mappedParts: Int { rows.openCount }
+
+    /// Opens shards `shard_0 … shard_{K-1}` of `partition` (their `shard.json` only), checking that there are
+    /// exactly K of them, that each belongs to its cluster and says K clusters, and that all hold images of the
+    /// same shape. Parts are read, and verified, by the batches.
     public init(partition: URL, numClusters k: Int, heldOutFraction: Double, seed: UInt64,
                 verifyChecksums: Bool = true) throws {
         guard k >= 1 else { throw RunError("the router needs at least one cluster, not \(k)") }
@@ -58,20 +66,18 @@ public final class RouterDataset {
             throw RunError("run.json says num_experts = \(k), but \(partition.path) holds shard_\(first) "
                 + "(\(extra.count + k) shards found); the partition was made for another K")
         }
-        var infos: [ShardInfo] = [], trainX: [Tensor] = [], trainY: [Tensor] = [], evalX: [Tensor] = []
-        var evalY: [Tensor] = [], counts: [(Int, Int)] = []
-        var captionTables: [Tensor] = [], trainC: [Tensor] = [], evalC: [Tensor] = [], captionOffset = 0
+        var infos: [ShardInfo] = [], readers: [ShardReader] = []
         for c in 0..<k {
             let folder = partition.appendingPathComponent(Shard.folderName(cluster: c))
             guard fm.fileExists(atPath: folder.appendingPathComponent(Shard.infoName).path) else {
                 throw RunError("shard \(c) is missing: \(folder.path) has no \(Shard.infoName) "
                     + "(run.json says num_experts = \(k), so the router needs shard_0 … shard_\(k - 1))")
             }
-            let shard: Shard
-            do { shard = try Shard.load(from: folder, expectedCluster: c, verifyChecksums: verifyChecksums) } catch {
+            let reader: ShardReader
+            do { reader = try ShardReader(folder: folder, expectedCluster: c, verifyChecksums: verifyChecksums) } catch {
                 throw RunError("shard \(c): \(error)")
             }
-            let info = shard.info
+            let info = reader.info
             guard info.numClusters == k else {
                 throw RunError("\(folder.path) belongs to a partition into \(info.numClusters) clusters, but run.json "
                     + "says num_experts = \(k)")
@@ -85,72 +91,61 @@ public final class RouterDataset {
                     + "needs one kind of data")
             }
             guard info.count >= 1 else { throw RunError("shard \(c) (\(folder.path)) holds no images") }
+            infos.append(info)
+            readers.append(reader)
+        }
+        rows = RouterRows(readers: readers)
+        var train = RouterRows.RowMap(), heldOut = RouterRows.RowMap(), counts: [(Int, Int)] = []
+        for (c, info) in infos.enumerated() {
             let n = info.count
             let held = n < 2 ? 0 : min(n - 1, max(heldOutFraction > 0 ? 1 : 0, Int((heldOutFraction * Double(n)).rounded(.up))))
-            let perm = ShardLoader.permutation(count: n, seed: seed ^ 0x5EED_4E1D_0000_0000, epoch: c)
-            let evalRows = perm.prefix(held).sorted(), trainRows = perm.dropFirst(held).sorted()
-            trainX.append(try shard.images.indexSelect(dim: 0, index: Tensor(trainRows.map { Int64($0) })))
-            trainY.append(try Tensor.full([trainRows.count], Double(c), dtype: .int64))
-            // The shard's distinct captions pooled [U_k, D]; image rows → rows of the joint table.
-            captionTables.append(try TextCondition(tokens: shard.textEmbeddings, mask: shard.textMask).pooled())
-            let captionRow = try shard.captionIndex + captionOffset  // [N_k] int64
-            captionOffset += shard.textEmbeddings.size(0)
-            trainC.append(try captionRow.indexSelect(dim: 0, index: Tensor(trainRows.map { Int64($0) })))
-            if held > 0 {
-                evalX.append(try shard.images.indexSelect(dim: 0, index: Tensor(evalRows.map { Int64($0) })))
-                evalY.append(try Tensor.full([held], Double(c), dtype: .int64))
-                evalC.append(try captionRow.indexSelect(dim: 0, index: Tensor(evalRows.map { Int64($0) })))
+            // The first `held` rows of the shard's permutation are held out; both splits keep increasing row order.
+            var isHeld = [Bool](repeating: false, count: n)
+            for r in ShardLoader.permutation(count: n, seed: seed ^ 0x5EED_4E1D_0000_0000, epoch: c).prefix(held) {
+                isHeld[r] = true
             }
-            counts.append((trainRows.count, held))
-            infos.append(info)
+            rows.appendRows(of: c, to: &train) { !isHeld[$0] }
+            rows.appendRows(of: c, to: &heldOut) { isHeld[$0] }
+            counts.append((n - held, held))
         }
-        let first = infos[0]
         numClusters = k
-        channels = first.channels
-        imageSize = first.imageSize
+        channels = infos[0].channels
+        imageSize = infos[0].imageSize
         self.counts = counts.map { (train: $0.0, heldOut: $0.1) }
         self.infos = infos
-        trainImages = try Tensor.cat(trainX, dim: 0)
-        trainLabels = try Tensor.cat(trainY, dim: 0)
-        let empty = try Tensor.zeros([0, first.channels, first.imageSize, first.imageSize], dtype: first.dataType)
-        heldOutImages = try evalX.isEmpty ? empty : Tensor.cat(evalX, dim: 0)
-        heldOutLabels = try evalY.isEmpty ? Tensor.zeros([0], dtype: .int64) : Tensor.cat(evalY, dim: 0)
-        captionEmbeddings = try Tensor.cat(captionTables, dim: 0)
-        trainCaptions = try Tensor.cat(trainC, dim: 0)
-        heldOutCaptions = try evalC.isEmpty ? Tensor.zeros([0], dtype: .int64) : Tensor.cat(evalC, dim: 0)
+        self.train = train
+        heldOutRows = heldOut
     }
 
     /// The training batch at `cursor` (whole batches only, like `ShardLoader`): images [B, C, H, W] float32 in
-    /// [-1, 1], labels [B] int64 and pooled captions [B, D] float32, on `device`, and the cursor after it.
-    public func batch(at cursor: LoaderCursor, size b: Int, seed: UInt64, device: Device) throws
-        -> (images: Tensor, labels: Tensor, text: Tensor, next: LoaderCursor) {
+    /// [-1, 1], labels [B] int64 and, when `captions`, pooled captions [B, D] float32, on `device`, and the cursor
+    /// after it. Its rows are gathered from the parts they live in.
+    public func batch(at cursor: LoaderCursor, size b: Int, seed: UInt64, device: Device, captions: Bool = true) throws
+        -> (images: Tensor, labels: Tensor, text: Tensor?, next: LoaderCursor) {
         let n = trainCount
         guard b >= 1, b <= n else {
             throw RunError("the router's batch size \(b) does not fit its \(n) training images; lower batch_size")
         }
-        let perm = ShardLoader.permutation(count: n, seed: seed, epoch: cursor.epoch)
+        if order?.epoch != cursor.epoch || order?.seed != seed {
+            order = (cursor.epoch, seed, ShardLoader.permutation(count: n, seed: seed, epoch: cursor.epoch))
+        }
         guard cursor.position >= 0, cursor.position + b <= n else {
             throw RunError("loader cursor \(cursor) does not fit \(n) training images")
         }
-        let rows = try Tensor(perm[cursor.position..<(cursor.position + b)].map { Int64($0) })
+        let picked = Array(order!.rows[cursor.position..<(cursor.position + b)])
         var next = LoaderCursor(epoch: cursor.epoch, position: cursor.position + b)
         if next.position + b > n { next = LoaderCursor(epoch: cursor.epoch + 1, position: 0) }
-        // [B, C, H, W] uint8 → float32 in [-1, 1] (float16 latents → float32)
-        let images = try ShardPart.modelInput(trainImages.indexSelect(dim: 0, index: rows))
-            .to(device: device)
-        let labels = try trainLabels.indexSelect(dim: 0, index: rows).to(device: device)
-        let text = try captionEmbeddings.indexSelect(dim: 0, index: trainCaptions.indexSelect(dim: 0, index: rows))
-            .to(device: device)  // [B, D]
+        let (images, labels, text) = try rows.gather(picked, of: train, captions: captions, device: device)
         return (images, labels, text, next)
     }
 
-    /// Held-out rows `range` as images [n, C, H, W] float32 in [-1, 1], labels [n] int64 and pooled captions
-    /// [n, D] float32 on `device`.
-    public func heldOut(_ range: Range<Int>, device: Device) throws -> (images: Tensor, labels: Tensor, text: Tensor) {
-        let rows = try Tensor(range.map { Int64($0) })
-        let images = try ShardPart.modelInput(heldOutImages.indexSelect(dim: 0, index: rows))
-            .to(device: device)
-        let text = try captionEmbeddings.indexSelect(dim: 0, index: heldOutCaptions.indexSelect(dim: 0, index: rows))
-        return (images, try heldOutLabels.indexSelect(dim: 0, index: rows).to(device: device), try text.to(device: device))
+    /// Held-out rows `range` as images [n, C, H, W] float32 in [-1, 1], labels [n] int64 and, when `captions`,
+    /// pooled captions [n, D] float32 on `device`, gathered from the parts.
+    public func heldOut(_ range: Range<Int>, device: Device, captions: Bool = true) throws
+        -> (images: Tensor, labels: Tensor, text: Tensor?) {
+        guard range.lowerBound >= 0, range.upperBound <= heldOutCount else {
+            throw RunError("held-out rows \(range) outside 0..<\(heldOutCount)")
+        }
+        return try rows.gather(Array(range), of: heldOutRows, captions: captions, device: device)
     }
 }

@@ -9,13 +9,17 @@ import Torch
 /// evaluates on the held-out split of `RouterDataset` and draws the confusion matrix.
 extension RouterEvaluation {
     /// Evaluates `router` on `data`'s held-out images (and their captions, for a text-conditioned router), with t
-    /// drawn from `sampling` in the overall pass.
+    /// drawn from `sampling` in the overall pass. The held-out rows are gathered from the shards' parts a window at
+    /// a time, never all at once.
     static func evaluate(router: Router, data: RouterDataset, sampling: TimeSampling, samplingName: String,
                          step: Int, seed: UInt64, device: Device, batchSize: Int) throws -> RouterEvaluation {
-        let (images, labels, text) = try data.heldOut(0..<data.heldOutCount, device: .cpu)
-        return try evaluate(router: router, images: images, clusters: try labels.toArray(as: Int64.self).map { Int($0) },
-                            text: text, sampling: sampling, samplingName: samplingName, step: step, seed: seed,
-                            batchSize: batchSize, device: device)
+        let captions = router.config.kind == .textConditioned
+        return try evaluate(router: router, clusters: data.heldOutClusters, withCaptions: captions,
+                            sampling: sampling, samplingName: samplingName, step: step, seed: seed,
+                            batchSize: batchSize, device: device) { range in
+            let rows = try data.heldOut(range, device: .cpu, captions: captions)
+            return (rows.images, rows.text)
+        }
     }
 
     /// Writes `confusion.png`: each row coloured by its share (so small clusters show as clearly as big ones),

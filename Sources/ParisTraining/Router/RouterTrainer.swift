@@ -146,7 +146,8 @@ public final class RouterTrainer: TrainingJob {
     var settings: TrainJobConfig { job }
     var summary: String {
         "\(job.model) (\(config.kind), \(config.parameterCount) parameters), K = \(run.numExperts), "
-            + "\(data.trainCount) training / \(data.heldOutCount) held-out images, t ~ \(samplingNote)"
+            + "\(data.trainCount) training / \(data.heldOutCount) held-out images (read per batch from the shards' "
+            + String(format: "parts; row maps %.2f MiB), ", Double(data.rowMapBytes) / 1_048_576) + "t ~ \(samplingNote)"
             + (config.kind == .textConditioned ? ", caption dropout \(job.captionDropout)" : "")
     }
     var outputs: [String] {
@@ -183,13 +184,13 @@ public final class RouterTrainer: TrainingJob {
     func step(_ step: Int, at cursor: LoaderCursor, lr: Double) throws -> StepMetrics {
         let router: Router = self.router
         let (x0, labels, captions, next) = try data.batch(at: cursor, size: job.batchSize, seed: job.seed,
-                                                          device: device)
+                                                          device: device, captions: dropout != nil)
         let t = try sampling.sample(batch: job.batchSize, device: device)         // [B]
         let noise = try Tensor.randn(x0.shape, device: device)                    // [B, C, H, W]
         let xt = try FlowPath.interpolate(x0: x0, noise: noise, t: t)             // [B, C, H, W]
         var text: Tensor? = nil                                                    // [B, D]: caption or null caption
         if let dropout, let null = router.nullTextEmbedding {
-            text = try dropout.apply(to: captions, null: .embedding(null)).condition
+            text = try dropout.apply(to: captions!, null: .embedding(null)).condition
         }
         let logits = try withAutocast(device: device, enabled: job.precision == .bf16 && device.isCUDA) {
             try router(x: xt, t: FlowPath.networkTime(t), text: text)
