@@ -23,7 +23,7 @@ struct ExportDiffusers: ParsableCommand {
             autoencoder its latents came from (the partition's autoencoder/, or --vae, which must be that one), \
             rescaled to the release's vae.decode(x / 0.18215) when its scaling_factor differs. Every expert and the \
             router must be there and finished, the experts flow matching and the router text-free. OUT appears whole or not at all; an existing OUT is refused unless --force. \
-            `paris sample --release OUT` and `paris serve --release OUT` then run it. docs/models.md has the details.
+            `paris sample --release OUT` and `paris serve --release OUT` then run it. docs/release.md has the details.
             """)
 
     @Option(name: .customLong("run"), help: "The run folder.")
