@@ -77,7 +77,7 @@ public enum ImageFolderImport {
 
     /// Parses and checks every line of `metadata` in one streamed pass, handing the samples to `batch` in order, at
     /// most `batchSize` at a time; returns how many there were and the lines skipped. A repeated file name is found
-    /// through a set of hashes, confirmed by comparing with the earlier lines exactly (`firstLine`); two lines whose
+    /// through a set of hashes, confirmed by comparing with the earlier lines exactly (`LineFile.firstLine`); two lines whose
     /// outputs collide share an output folder (`BoundedFolders`), so the outputs are compared within a folder.
     static func plan(_ metadata: LineFile, source: URL, options: Options, batchSize: Int = 1000,
                      _ batch: ([CaptionedSample]) throws -> Void) throws -> (samples: Int, skipped: [String]) {
@@ -97,7 +97,11 @@ public enum ImageFolderImport {
                 throw DatasetImportError("\(source.path)/\(where_): no file_name")
             }
             let rel = try checkedPath(file, root: root, source: source, where_: where_)
-            if !seen.insert(rel.hashValue).inserted, let first = try firstLine(of: rel, before: n, in: metadata) {
+            if !seen.insert(rel.hashValue).inserted, let first = try metadata.firstLine(before: n, where: { bytes in
+                let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+                return (obj?["file_name"] as? String).map(normalised) == rel
+            }) {
                 throw DatasetImportError("\(source.path)/\(where_): duplicate file_name '\(file)' (also on line \(first))")
             }
             guard let text = obj["text"] as? String, !text.trimmingCharacters(in: .whitespaces).isEmpty else {
@@ -131,22 +135,6 @@ public enum ImageFolderImport {
         }
         if !samples.isEmpty { try batch(samples) }
         return (count, skipped)
-    }
-
-    /// The first line before line `before` whose file_name is `rel` once normalised, or nil when only a hash matched.
-    static func firstLine(of rel: String, before: Int, in metadata: LineFile) throws -> Int? {
-        var found: Int? = nil
-        try metadata.forEachLine { bytes, _, n in
-            guard n < before else { return false }
-            let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            if let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-               let file = obj["file_name"] as? String, normalised(file) == rel {
-                found = n
-                return false
-            }
-            return true
-        }
-        return found
     }
 
     /// `file` without "." components: the relative path `checkedPath` returns for a path it accepts.

@@ -73,6 +73,21 @@ struct LineFile {
         }
     }
 
+    /// The number of the first line before line `before` for which `matches` holds, or nil. This is the exact
+    /// check behind a set of hashes of what was seen: a hash seen twice is a repeat only if an earlier line matches.
+    func firstLine(before: Int, where matches: (UnsafeRawBufferPointer) -> Bool) throws -> Int? {
+        var found: Int? = nil
+        try forEachLine { bytes, _, number in
+            guard number < before else { return false }
+            if matches(bytes) {
+                found = number
+                return false
+            }
+            return true
+        }
+        return found
+    }
+
     /// The file's size and modification time now, to tell whether it changed since it was read.
     func stamp() throws -> Stamp {
         var s = stat()

@@ -118,8 +118,9 @@ public struct ImageFolder: Sendable {
                 }
                 guard object["text"] is String else { throw PartitionError("\(place): no \"text\" string") }
                 try checkRelative(fileName, place: place)
-                if !seen.insert(hash(fileName)).inserted,
-                   let first = try firstLine(of: fileName, before: number, in: file) {
+                if !seen.insert(hash(fileName)).inserted, let first = try file.firstLine(before: number, where: {
+                    (try? parse($0, place: ""))?["file_name"] as? String == fileName
+                }) {
                     throw PartitionError("\(place): file_name '\(fileName)' repeats line \(first)")
                 }
                 if let wanted = split, let s = object["split"] as? String, s != wanted { return true }
@@ -160,20 +161,6 @@ public struct ImageFolder: Sendable {
         } catch {
             throw PartitionError("\(place): not a valid JSON object (\(error))")
         }
-    }
-
-    /// The first line before line `before` whose file_name is `name` (exactly), or nil when a hash matched only.
-    static func firstLine(of name: String, before: Int, in file: LineFile) throws -> Int? {
-        var found: Int? = nil
-        try file.forEachLine { bytes, _, number in
-            guard number < before else { return false }
-            if let object = try? parse(bytes, place: ""), object["file_name"] as? String == name {
-                found = number
-                return false
-            }
-            return true
-        }
-        return found
     }
 
     /// Refuses an empty, absolute or escaping path (`..` components, a leading `/` or `~`, a backslash).
