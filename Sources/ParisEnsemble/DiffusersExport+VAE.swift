@@ -84,11 +84,7 @@ extension DiffusersExport {
         let file: SafeTensorsFile
         do { file = try SafeTensors.load(weights) } catch { throw EnsembleError("\(error)") }
         let (config, rescaled) = try AutoencoderKL.rescaled(file.tensors, config: c, to: target)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var data = try encoder.encode(config)
-        data.append(0x0A)
-        try data.write(to: folder.appendingPathComponent(LatentEncoding.configName), options: .atomic)
+        try config.save(to: folder.appendingPathComponent(LatentEncoding.configName))
         try SafeTensors.save(rescaled, to: folder.appendingPathComponent(ParisRelease.vaeWeights))
         log("vae: from \(source.folder.path), latents ×\(c.scalingFactor)"
             + (c.shiftFactor.map { " shift \($0)" } ?? "") + " rescaled to the release's ×\(target) "

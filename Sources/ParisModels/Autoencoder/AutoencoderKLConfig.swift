@@ -198,6 +198,14 @@ public struct AutoencoderKLConfig: PresetConfig, Codable, Equatable, Hashable, S
         return config
     }
 
+    /// Writes it as diffusers' `config.json` (pretty-printed, sorted keys, a final newline), atomically: what
+    /// `load(from:)` and `AutoencoderKL.from_pretrained` read.
+    public func save(to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write([UInt8](try encoder.encode(self)) + [10], to: url)
+    }
+
     /// The ResNet blocks' nonlinearity, or nil for an unsupported `act_fn`.
     var activation: VAEActivation? { VAEActivation(actFn: actFn) }
 

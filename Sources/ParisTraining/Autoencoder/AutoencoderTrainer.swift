@@ -139,10 +139,7 @@ final class AutoencoderTrainer: TrainingJob {
         try fm.createDirectory(at: folder, withIntermediateDirectories: true)
         try SafeTensors.save(try model.stateDict(), to: folder.appendingPathComponent(LatentEncoding.weightsName),
                              metadata: ["paris_class": "AutoencoderKL", "steps": String(step)])
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write([UInt8](try encoder.encode(published)) + [10],
-                             to: folder.appendingPathComponent(LatentEncoding.configName))
+        try published.save(to: folder.appendingPathComponent(LatentEncoding.configName))
     }
 
     /// LDM's rescaling: 1 / std of the posterior means of the first `scale_images` images, so the latents a
